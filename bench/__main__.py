@@ -1,0 +1,150 @@
+"""aebench command line: `python -m bench {run,list,report,speed}`.
+
+argparse lives here only; every `run` option maps one to one onto a `RunConfig` field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _check_datasets_package() -> None:
+    """Stop with a clear message if `import datasets` finds a foreign package (e.g. Hugging
+    Face's `datasets`) instead of aebench's own."""
+    try:
+        import datasets
+    except ImportError as exc:
+        sys.exit(f"aebench: cannot import its `datasets` package ({exc}). Run from the "
+                 f"repository root or install it with `pip install -e .`.")
+    if not getattr(datasets, "AEBENCH", False):
+        where = getattr(datasets, "__file__", "?")
+        sys.exit(f"aebench: `import datasets` resolved to {where}, which is not aebench's "
+                 f"datasets package (probably Hugging Face's `datasets`). Run `python -m bench` "
+                 f"from the aebench repository root, or `pip install -e .` in a virtual "
+                 f"environment without the other package.")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train and evaluate models x datasets x devices")
+    run.add_argument("--all", action="store_true",
+                     help="every registered variant x ml-100k and ml-1m x every available device")
+    run.add_argument("-m", "--models", nargs="+", help="fnmatch patterns, e.g. 'sae-*'")
+    run.add_argument("-d", "--datasets", nargs="+", help="ml-100k, ml-1m, synthetic[-UxI]")
+    run.add_argument("--split", help="split protocol (default: u1 for ml-100k, "
+                                     "random-90-10 otherwise)")
+    run.add_argument("--devices", nargs="+", help="cpu, cuda (default: cpu; --all: all available)")
+    run.add_argument("--mode", default="batched", choices=["batched", "per-user"])
+    run.add_argument("--epochs", type=int, help="override the variant's default for the mode")
+    run.add_argument("--lr", type=float, help="override the learning rate")
+    run.add_argument("--weight-decay", type=float, help="override the weight decay")
+    run.add_argument("--batch-size", type=int, help="override the batch size (batched mode)")
+    run.add_argument("--eval-every", type=int, help="test RMSE every N epochs in the history")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--data-dir", help="folder with ml-100k/, ml-1m/ or their zips "
+                                        "(default: BENCH_DATA_DIR, then the cache)")
+    run.add_argument("--out", help="run folder (default: results/runs/<UTC timestamp>)")
+
+    sub.add_parser("list", help="show registered variants, datasets and split protocols")
+
+    rep = sub.add_parser("report", help="regenerate tables and plots from a run folder")
+    rep.add_argument("dir", help="a run folder holding runs.jsonl")
+    return p
+
+
+def _cmd_run(args) -> int:
+    from tqdm.auto import tqdm
+
+    from . import records, report
+    from .runner import SplitCache, available_devices, grid, run_one
+
+    if args.all:
+        patterns, names = args.models or ["*"], args.datasets or ["ml-100k", "ml-1m"]
+        devices = args.devices or available_devices()
+    else:
+        if not args.models:
+            sys.exit("aebench: give -m/--models PATTERN (or --all)")
+        patterns, names, devices = args.models, args.datasets or ["ml-100k"], args.devices or ["cpu"]
+    for dev in devices:
+        if dev not in ("cpu", "cuda"):
+            sys.exit(f"aebench: --devices: unknown device {dev!r} (cpu, cuda)")
+        if dev == "cuda" and "cuda" not in available_devices():
+            sys.exit("aebench: --devices cuda: no CUDA device is available on this machine")
+    try:
+        cells = grid(patterns, names, devices, split=args.split, mode=args.mode,
+                     seed=args.seed, epochs=args.epochs, lr=args.lr,
+                     weight_decay=args.weight_decay, batch_size=args.batch_size,
+                     eval_every=args.eval_every, data_dir=args.data_dir)
+    except KeyError as exc:
+        sys.exit(f"aebench: -m/--models: {exc.args[0]}")
+    out = Path(args.out or f"results/runs/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
+    out.mkdir(parents=True, exist_ok=True)
+    cache = SplitCache(args.data_dir)
+    failed = 0
+    with tqdm(cells, desc="grid", unit="run") as bar:
+        for cell in bar:
+            label = f"{cell.model} {cell.dataset} {cell.device} {cell.mode}"
+            bar.set_postfix_str(label)
+            with tqdm(desc=label, unit="epoch", leave=False) as ebar:
+                def on_epoch(row, ebar=ebar):
+                    ebar.update(1)
+                    ebar.set_postfix(loss=f"{row['train_loss']:.4f}",
+                                     **({"rmse": f"{row['rmse']:.4f}"} if "rmse" in row else {}))
+                rec = run_one(cell, cache, out, on_epoch)
+            records.append(out / "runs.jsonl", rec)
+            if rec["status"] == "ok":
+                m = rec["metrics"]
+                tqdm.write(f"{label}: rmse {m['rmse']:.4f}  mae {m['mae']:.4f}  legacy "
+                           f"{m['legacy_loss']:.4f}  epoch {rec['timings']['epoch_s_median']:.3f}s")
+            else:
+                failed += 1
+                tqdm.write(f"{label}: FAILED {rec['error']}")
+    written = report.write(out)
+    print(f"{len(cells) - failed}/{len(cells)} runs ok; records in {out / 'runs.jsonl'}")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 1 if failed else 0
+
+
+def _cmd_list(args) -> int:
+    import datasets
+    import models
+    from tabulate import tabulate
+
+    rows = []
+    for name in models.list():
+        v = models.get(name)
+        c = v.config
+        rows.append([name, "-".join(map(str, c.hidden)), c.activation,
+                     f"{c.per_user.optimizer} lr {c.per_user.lr:g} wd {c.per_user.weight_decay:g}"
+                     f" x{c.per_user.epochs}",
+                     f"{c.batched.optimizer} lr {c.batched.lr:g} wd {c.batched.weight_decay:g} "
+                     f"bs {c.batched.batch_size} x{c.batched.epochs}", v.source])
+    print(tabulate(rows, headers=["model", "hidden", "act", "per-user", "batched", "source"],
+                   tablefmt="github"))
+    print()
+    print("datasets: " + ", ".join(datasets.names()) + " (synthetic-<users>x<items> too)")
+    print("splits:   " + ", ".join(datasets.PROTOCOLS))
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from . import report
+
+    written = report.write(Path(args.dir))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    _check_datasets_package()
+    args = _parser().parse_args(argv)
+    return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Comparison tables (tabulate) and plots (seaborn), rendered from run records alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from . import records
+
+METRIC_COLUMNS = ["rmse", "mae", "rmse_raw", "legacy_loss", "train_rmse"]
+TABLES = [  # (title, column, how to format)
+    ("Test RMSE (predictions clamped to [1, 5])", "rmse", ".4f"),
+    ("Test MAE", "mae", ".4f"),
+    ("Legacy loss (the classic notebooks' figure: mean over users of per-user RMSE, unclamped)",
+     "legacy_loss", ".4f"),
+    ("Median epoch seconds", "epoch_s", ".3f"),
+]
+
+
+def frame(recs: list[dict]) -> pd.DataFrame:
+    """One row per successful run with its headline figures."""
+    rows = []
+    for r in recs:
+        if r.get("status") != "ok":
+            continue
+        row = {"model": r["model"], "dataset": r["dataset"], "split": r["split"]["name"],
+               "mode": r["mode"], "device": r["device"], "epochs": r["epochs"],
+               "device_name": r["env"]["device_name"], "fingerprint": r["split"]["fingerprint"][:12]}
+        row.update({k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))})
+        row["epoch_s"] = r["timings"]["epoch_s_median"]
+        row["fit_s"] = r["timings"]["fit_s"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pivot(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """variants x (dataset, device, mode) for one column; the last run of a cell wins."""
+    cols = ["dataset", "device", "mode"]
+    table = df.pivot_table(index="model", columns=cols, values=column, aggfunc="last")
+    table.columns = [" ".join(c) for c in table.columns]
+    return table
+
+
+def markdown(df: pd.DataFrame, failed: list[dict]) -> str:
+    parts = ["# aebench results", ""]
+    if df.empty:
+        parts.append("No successful runs.")
+    for title, column, fmt in TABLES:
+        if column not in df or df[column].isna().all():
+            continue
+        parts += [f"## {title}", "", tabulate(pivot(df, column), headers="keys",
+                                              tablefmt="github", floatfmt=fmt), ""]
+    if not df.empty:
+        splits = df[["dataset", "split", "fingerprint"]].drop_duplicates()
+        parts += ["## Splits", "", tabulate(splits, headers="keys", tablefmt="github",
+                                            showindex=False), ""]
+        devices = df[["device", "device_name"]].drop_duplicates()
+        parts += ["## Devices", "", tabulate(devices, headers="keys", tablefmt="github",
+                                             showindex=False), ""]
+    if failed:
+        parts += ["## Failed runs", ""]
+        parts += [f"- {r['model']} / {r['dataset']} / {r['device']} / {r['mode']}: "
+                  f"{r.get('error')}" for r in failed]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def history_frame(recs: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in recs:
+        if r.get("status") != "ok":
+            continue
+        for h in r["history"]:
+            if h.get("rmse") is not None:
+                rows.append({"model": r["model"], "dataset": r["dataset"], "device": r["device"],
+                             "mode": r["mode"], "epoch": h["epoch"], "rmse": h["rmse"]})
+    return pd.DataFrame(rows)
+
+
+def plots(df: pd.DataFrame, hist: pd.DataFrame, out: Path) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")
+    written = []
+    if not hist.empty:
+        g = sns.relplot(data=hist, x="epoch", y="rmse", hue="model", style="device",
+                        col="dataset", kind="line", marker="o", facet_kws={"sharey": False,
+                                                                         "sharex": False})
+        g.set_axis_labels("epoch", "test RMSE")
+        written.append(out / "rmse_by_epoch.png")
+        g.savefig(written[-1], dpi=110)
+        plt.close(g.figure)
+    if not df.empty:
+        g = sns.catplot(data=df, x="model", y="rmse", hue="device", col="dataset", kind="bar",
+                        sharey=False)
+        g.set_axis_labels("", "final test RMSE")
+        for ax in g.axes.flat:
+            ax.tick_params(axis="x", rotation=30)
+            lo = df["rmse"].min()
+            ax.set_ylim(max(0.0, lo - 0.1), None)
+        written.append(out / "final_rmse.png")
+        g.savefig(written[-1], dpi=110)
+        plt.close(g.figure)
+        g = sns.catplot(data=df, x="model", y="epoch_s", hue="device", col="dataset", kind="bar",
+                        sharey=False)
+        g.set_axis_labels("", "median epoch seconds")
+        for ax in g.axes.flat:
+            ax.tick_params(axis="x", rotation=30)
+        written.append(out / "epoch_seconds.png")
+        g.savefig(written[-1], dpi=110)
+        plt.close(g.figure)
+    return written
+
+
+def write(run_dir: Path) -> list[Path]:
+    """Regenerate tables.md, tables.csv and the plots of a run folder from its runs.jsonl."""
+    run_dir = Path(run_dir)
+    recs = records.load(run_dir)
+    df = frame(recs)
+    failed = [r for r in recs if r.get("status") != "ok"]
+    (run_dir / "tables.md").write_text(markdown(df, failed), encoding="utf-8")
+    df.to_csv(run_dir / "tables.csv", index=False)
+    return [run_dir / "tables.md", run_dir / "tables.csv",
+            *plots(df, history_frame(recs), run_dir)]

@@ -1,0 +1,167 @@
+"""Named, seeded, fingerprinted train/test protocols.
+
+Every variant in a comparison sees the identical split: a split is determined by
+(dataset, protocol name, seed), and its fingerprint, the sha256 of its sorted
+(user, item, rating) triples in original ids, is stored with every result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .dataset import Dataset
+from .fetch import DatasetError
+from .parse import read_ratings
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Train and test ratings as users x items CSR matrices over contiguous indices.
+
+    `user_ids[u]` / `item_ids[i]` map an index back to the original MovieLens id. The index
+    covers every user and item appearing in train or test, so test ratings of users or items
+    absent from train are kept (and counted as cold) rather than silently dropped.
+    """
+
+    dataset: str
+    name: str
+    seed: int | None
+    train: sp.csr_matrix
+    test: sp.csr_matrix
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    fingerprint: str
+
+    @property
+    def n_users(self) -> int:
+        return self.train.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self.train.shape[1]
+
+    def describe(self) -> dict:
+        return {"dataset": self.dataset, "name": self.name, "seed": self.seed,
+                "fingerprint": self.fingerprint, "n_users": self.n_users,
+                "n_items": self.n_items, "n_train": int(self.train.nnz),
+                "n_test": int(self.test.nnz)}
+
+    def item_index(self, item_id: int) -> int:
+        pos = int(np.searchsorted(self.item_ids, item_id))
+        if pos >= len(self.item_ids) or self.item_ids[pos] != item_id:
+            raise KeyError(f"item id {item_id} is not in {self.dataset}")
+        return pos
+
+    def user_index(self, user_id: int) -> int:
+        pos = int(np.searchsorted(self.user_ids, user_id))
+        if pos >= len(self.user_ids) or self.user_ids[pos] != user_id:
+            raise KeyError(f"user id {user_id} is not in {self.dataset}")
+        return pos
+
+
+Protocol = Callable[[Dataset, int], tuple[pd.DataFrame, pd.DataFrame]]
+PROTOCOLS: dict[str, Protocol] = {}
+SEEDED: set[str] = set()
+
+
+def protocol(name: str, seeded: bool):
+    def wrap(fn: Protocol) -> Protocol:
+        PROTOCOLS[name] = fn
+        if seeded:
+            SEEDED.add(name)
+        return fn
+    return wrap
+
+
+def _official(part: str) -> Protocol:
+    def split(ds: Dataset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if ds.spec is None or part not in ds.spec.official_splits:
+            raise DatasetError(f"split {part!r} is one of ml-100k's official files; "
+                               f"{ds.name} has none (use random-90-10 or random-75-25)")
+        sep = ds.spec.ratings_sep
+        return (read_ratings(ds.folder / f"{part}.base", sep),
+                read_ratings(ds.folder / f"{part}.test", sep))
+    split.__doc__ = f"GroupLens' own {part}.base / {part}.test files (ml-100k only)."
+    return split
+
+
+for _part in ("u1", "u2", "u3", "u4", "u5", "ua", "ub"):
+    protocol(_part, seeded=False)(_official(_part))
+
+
+def _random(test_fraction: float) -> Protocol:
+    def split(ds: Dataset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        n = len(ds.ratings)
+        order = np.random.default_rng(seed).permutation(n)
+        n_test = int(round(n * test_fraction))
+        test = np.zeros(n, dtype=bool)
+        test[order[:n_test]] = True
+        return ds.ratings[~test], ds.ratings[test]
+    split.__doc__ = (f"A seeded uniform random {100 - 100 * test_fraction:.0f}/"
+                     f"{100 * test_fraction:.0f} split of all ratings.")
+    return split
+
+
+protocol("random-90-10", seeded=True)(_random(0.10))  # AutoRec (Sedhain et al., 2015)
+protocol("random-75-25", seeded=True)(_random(0.25))  # the ML-1M SAE notebook
+
+
+@protocol("temporal-80-20", seeded=False)
+def _temporal(ds: Dataset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The earliest 80% of ratings by timestamp train, the latest 20% test."""
+    ts = ds.ratings["timestamp"]
+    missing = int(ts.isna().sum())
+    if missing:
+        raise DatasetError(f"split 'temporal-80-20' needs a timestamp on every rating; "
+                           f"{ds.name} has {missing:,} ratings without one "
+                           f"(use random-90-10 or random-75-25)")
+    order = np.argsort(ts.to_numpy(np.int64), kind="stable")
+    cut = int(round(len(order) * 0.8))
+    return ds.ratings.iloc[order[:cut]], ds.ratings.iloc[order[cut:]]
+
+
+def _triples(df: pd.DataFrame) -> np.ndarray:
+    arr = np.stack([df["user"].to_numpy(np.int64), df["item"].to_numpy(np.int64),
+                    df["rating"].to_numpy(np.float64).round().astype(np.int64)], axis=1)
+    arr = arr[np.lexsort((arr[:, 1], arr[:, 0]))]
+    return np.ascontiguousarray(arr.astype("<i8"))
+
+
+def fingerprint(train: pd.DataFrame, test: pd.DataFrame) -> str:
+    """sha256 over the sorted (user, item, rating) triples of train, then of test."""
+    h = hashlib.sha256()
+    for tag, df in ((b"train", train), (b"test", test)):
+        h.update(tag)
+        h.update(_triples(df).tobytes())
+    return h.hexdigest()
+
+
+def make_split(ds: Dataset, name: str, seed: int = 0) -> Split:
+    """Apply protocol `name` to `ds`. `seed` only matters for seeded protocols."""
+    if name not in PROTOCOLS:
+        raise DatasetError(f"unknown split {name!r}; choose from {', '.join(PROTOCOLS)}")
+    train, test = PROTOCOLS[name](ds, seed)
+    overlap = pd.merge(train[["user", "item"]], test[["user", "item"]], how="inner")
+    if len(overlap):
+        raise DatasetError(f"split {name!r} of {ds.name}: {len(overlap)} (user, item) pairs "
+                           f"are in both train and test")
+    both = pd.concat([train, test])
+    user_ids = np.unique(both["user"].to_numpy(np.int64))
+    item_ids = np.unique(both["item"].to_numpy(np.int64))
+
+    def matrix(df: pd.DataFrame) -> sp.csr_matrix:
+        rows = np.searchsorted(user_ids, df["user"].to_numpy(np.int64))
+        cols = np.searchsorted(item_ids, df["item"].to_numpy(np.int64))
+        m = sp.csr_matrix((df["rating"].to_numpy(np.float32), (rows, cols)),
+                          shape=(len(user_ids), len(item_ids)), dtype=np.float32)
+        m.sort_indices()
+        return m
+
+    return Split(ds.name, name, seed if name in SEEDED else None, matrix(train), matrix(test),
+                 user_ids, item_ids, fingerprint(train, test))
