@@ -69,7 +69,8 @@ def _cmd_run(args) -> int:
     else:
         if not args.models:
             sys.exit("aebench: give -m/--models PATTERN (or --all)")
-        patterns, names, devices = args.models, args.datasets or ["ml-100k"], args.devices or ["cpu"]
+        patterns, names = args.models, args.datasets or ["ml-100k"]
+        devices = args.devices or ["cpu"]
     for dev in devices:
         if dev not in ("cpu", "cuda"):
             sys.exit(f"aebench: --devices: unknown device {dev!r} (cpu, cuda)")
@@ -111,9 +112,10 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_list(args) -> int:
+    from tabulate import tabulate
+
     import datasets
     import models
-    from tabulate import tabulate
 
     rows = []
     for name in models.list():

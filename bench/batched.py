@@ -3,10 +3,10 @@
 Each epoch draws a user permutation on the host, turns it into one gather index over the
 training nonzeros and sends that to the device once; batches are then slices of it, with
 boundaries known on the host, so nothing inside the epoch waits for the device. The first
-layer reads a batch as an `embedding_bag` over its (item, rating) pairs instead of a dense
-users x items block, and for the masked loss the decoder is evaluated only at the observed
-(user, item) pairs (`SAE.decode_at`) when that is cheaper than the full-width output
-(`output="auto"` picks by the share of observed entries; see `DENSE_OUTPUT_ABOVE`).
+layer reads a batch as CSR (`SAE.encode_sparse`) instead of a dense users x items block, and
+for the masked loss the decoder is evaluated only at the observed (user, item) pairs
+(`SAE.decode_at`, an SDDMM) rather than at full item width (`output="dense"`, kept for
+comparison and used on CUDA, where the sparse kernels have not been measured yet).
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ import torch
 
 from models.sae import SAE, Recipe
 
-# Above this share of observed entries per batch, one dense (B x h) @ (h x I) product beats
-# gathering h-wide decoder rows per rating on CPU. Measured by `python -m bench speed`.
-DENSE_OUTPUT_ABOVE = 0.02
+OUTPUTS = ("sparse", "dense")
 
 
 def make_optimizer(params, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
@@ -35,6 +33,8 @@ def make_optimizer(params, recipe: Recipe, device: torch.device) -> torch.optim.
 class BatchedEngine:
     def __init__(self, model: SAE, train: sp.csr_matrix, recipe: Recipe, device: torch.device,
                  generator: torch.Generator, seed: int, output: str = "auto"):
+        """`output`: `sparse` (decoder at observed pairs), `dense` (full width, then gather),
+        or `auto` (sparse on CPU, dense on CUDA)."""
         self.model, self.recipe, self.device = model, recipe, device
         self.opt = make_optimizer(model.parameters(), recipe, device)
         self.indptr = train.indptr.astype(np.int64)
@@ -42,42 +42,41 @@ class BatchedEngine:
         self.values = torch.as_tensor(train.data, device=device)
         self.users = np.flatnonzero(np.diff(self.indptr) > 0)
         self.rng = np.random.default_rng(seed)
-        density = train.nnz / max(1, train.shape[0] * train.shape[1])
         if output == "auto":
-            output = "dense" if density > DENSE_OUTPUT_ABOVE else "gather"
-        if output not in ("dense", "gather"):
-            raise ValueError(f"output must be auto, dense or gather, got {output!r}")
+            output = "sparse" if device.type == "cpu" else "dense"
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be auto, sparse or dense, got {output!r}")
         self.output = output
 
     def _epoch_plan(self):
-        """Host-side layout of one epoch: gather positions, per-batch offsets and rows."""
+        """Host-side layout of one epoch: gather positions into the training nonzeros, the
+        permuted row pointers, and batch boundaries (as user positions)."""
         perm = self.rng.permutation(self.users)
         counts = self.indptr[perm + 1] - self.indptr[perm]
-        ends = np.cumsum(counts)
-        starts = ends - counts
-        pos = np.repeat(self.indptr[perm] - starts, counts) + np.arange(ends[-1])
+        ptr = np.zeros(len(perm) + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        pos = np.repeat(self.indptr[perm] - ptr[:-1], counts) + np.arange(ptr[-1])
         bs = self.recipe.batch_size
         bounds = [(i, min(i + bs, len(perm))) for i in range(0, len(perm), bs)]
-        local_row = np.repeat(np.arange(len(perm)) % bs, counts)
         dev = self.device
-        return (torch.as_tensor(pos, device=dev), torch.as_tensor(starts, device=dev),
-                torch.as_tensor(local_row, device=dev), starts, ends, bounds)
+        return torch.as_tensor(pos, device=dev), torch.as_tensor(ptr, device=dev), ptr, bounds
 
     def epoch(self) -> float:
         """One pass over all users with ratings; returns the mean squared error per rating."""
         model, opt = self.model, self.opt
         model.train()
-        pos, starts_d, rows_d, starts, ends, bounds = self._epoch_plan()
+        pos, ptr_d, ptr, bounds = self._epoch_plan()
         items, values = self.items[pos], self.values[pos]
         total = torch.zeros((), device=self.device)
         for a, b in bounds:
-            lo, hi = int(starts[a]), int(ends[b - 1])
-            it, val = items[lo:hi], values[lo:hi]
-            h = model.encode_sparse(it, val, starts_d[a:b] - lo)
-            rows = rows_d[lo:hi]
-            if self.output == "gather":
-                pred = model.decode_at(h, rows, it)
+            lo, hi = int(ptr[a]), int(ptr[b])
+            it, val, crow = items[lo:hi], values[lo:hi], ptr_d[a:b + 1] - lo
+            h = model.encode_sparse(crow, it, val)
+            if self.output == "sparse":
+                pred = model.decode_at(h, crow, it)
             else:
+                rows = torch.repeat_interleave(torch.arange(b - a, device=self.device),
+                                               crow.diff(), output_size=hi - lo)
                 pred = model.decode(h)[rows, it]
             se = (pred - val).square().sum()
             loss = se / (hi - lo)
@@ -85,4 +84,4 @@ class BatchedEngine:
             loss.backward()
             opt.step()
             total += se.detach()
-        return float(total) / int(ends[-1])
+        return float(total) / int(ptr[-1])

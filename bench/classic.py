@@ -31,7 +31,7 @@ class ClassicSAE(nn.Module):
         x = self.fc4(x)
         return x
 
-    def load_from(self, model: nn.Module) -> "ClassicSAE":
+    def load_from(self, model: nn.Module) -> ClassicSAE:
         """Copy the weights of an aebench `SAE` with the same shape (for trajectory checks)."""
         for mine, theirs in zip((self.fc1, self.fc2, self.fc3, self.fc4), model.layers):
             mine.load_state_dict(theirs.state_dict())

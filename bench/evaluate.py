@@ -27,8 +27,8 @@ def score_batches(model, inputs: sp.csr_matrix, device: torch.device, batch_user
     for a in range(0, n, batch_users):
         b = min(a + batch_users, n)
         lo, hi = int(indptr[a]), int(indptr[b])
-        offsets = torch.as_tensor(indptr[a:b] - lo, device=device)
-        h = model.encode_sparse(items[lo:hi], values[lo:hi], offsets)
+        crow = torch.as_tensor(indptr[a:b + 1] - lo, device=device)
+        h = model.encode_sparse(crow, items[lo:hi], values[lo:hi])
         yield a, model.decode(h)
 
 

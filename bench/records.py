@@ -7,7 +7,6 @@ import math
 import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np

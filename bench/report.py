@@ -27,7 +27,8 @@ def frame(recs: list[dict]) -> pd.DataFrame:
             continue
         row = {"model": r["model"], "dataset": r["dataset"], "split": r["split"]["name"],
                "mode": r["mode"], "device": r["device"], "epochs": r["epochs"],
-               "device_name": r["env"]["device_name"], "fingerprint": r["split"]["fingerprint"][:12]}
+               "device_name": r["env"]["device_name"],
+               "fingerprint": r["split"]["fingerprint"][:12]}
         row.update({k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))})
         row["epoch_s"] = r["timings"]["epoch_s_median"]
         row["fit_s"] = r["timings"]["fit_s"]

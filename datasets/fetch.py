@@ -32,7 +32,8 @@ def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None = None,
     base = Path(data_dir) if data_dir is not None else settings.data_dir()
     if base is not None:
         if not base.is_dir():
-            raise DatasetError(f"data dir {base} does not exist (from --data-dir or BENCH_DATA_DIR)")
+            raise DatasetError(
+                f"data dir {base} does not exist (from --data-dir or BENCH_DATA_DIR)")
         found = _folder_or_zip(spec, base)
         if found is not None:
             return found

@@ -54,7 +54,7 @@ def read_ratings(path: str | Path, sep: str) -> pd.DataFrame:
     bad = ~df["rating"].between(1, 5)
     if bad.any():
         i = int(np.argmax(bad.to_numpy()))
-        raise DatasetError(f"{path}:{i + 1}: rating {df['rating'].iat[i]} outside 1..5")
+        raise DatasetError(f"{path}:{i + 1}: rating {df['rating'].iat[i]:g} outside 1..5")
     bad = (df["user"] < 1) | (df["item"] < 1)
     if bad.any():
         i = int(np.argmax(bad.to_numpy()))
@@ -81,7 +81,7 @@ def _require_integers(col: pd.Series, path: Path, name: str, sep: str,
     bad |= values.notna() & (values != np.floor(values.fillna(0)))
     if bad.any():
         i = int(np.argmax(bad.to_numpy()))
-        raise DatasetError(f"{path}:{i + 1}: {name} {col.iat[i]!r} is not an integer "
+        raise DatasetError(f"{path}:{i + 1}: {name} {str(col.iat[i])!r} is not an integer "
                            f"(expected 4 fields separated by {sep!r})")
     if not allow_missing and values.isna().any():
         i = int(np.argmax(values.isna().to_numpy()))

@@ -8,8 +8,8 @@ Every variant in a comparison sees the identical split: a split is determined by
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd

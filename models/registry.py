@@ -12,8 +12,9 @@ import builtins
 import dataclasses
 import fnmatch
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -29,7 +30,8 @@ class Variant:
 _REGISTRY: dict[str, Variant] = {}
 
 
-def register(name: str, build: Callable[[int, Any], nn.Module], config: Any, source: str) -> Variant:
+def register(name: str, build: Callable[[int, Any], nn.Module], config: Any,
+             source: str) -> Variant:
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     variant = Variant(name, build, config, source)

@@ -1,0 +1,64 @@
+"""Metrics on cases worked by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from bench import metrics
+from bench.evaluate import rating_errors
+
+
+def test_rmse_mae_by_hand():
+    pred = np.array([3.0, 4.0, 1.0])
+    true = np.array([4.0, 4.0, 3.0])
+    # errors -1, 0, -2: squared 1, 0, 4 -> mean 5/3
+    assert metrics.rmse(pred, true) == pytest.approx(math.sqrt(5 / 3))
+    assert metrics.mae(pred, true) == pytest.approx(1.0)
+    assert math.isnan(metrics.rmse(np.array([]), np.array([])))
+
+
+def test_clamp():
+    assert list(metrics.clamp(np.array([0.2, 3.0, 6.5]))) == [1.0, 3.0, 5.0]
+
+
+def test_legacy_loss_is_mean_of_per_user_rmse():
+    # user 0: errors 1, 1 -> sqrt(2/2)=1 ; user 1: error 3 -> 3 ; user 2: no ratings (skipped)
+    pred = np.array([4.0, 2.0, 5.0])
+    true = np.array([3.0, 3.0, 2.0])
+    users = np.array([0, 0, 1])
+    sse, n = metrics.per_user_sse(pred, true, users, 3)
+    assert list(sse) == [2.0, 9.0, 0.0] and list(n) == [2, 1, 0]
+    assert metrics.legacy_loss(sse, n) == pytest.approx(2.0)
+    # whereas global RMSE weights ratings, not users: sqrt(11/3)
+    assert metrics.rmse(pred, true) == pytest.approx(math.sqrt(11 / 3))
+
+
+def test_legacy_loss_equals_classic_formula():
+    """sqrt(MSELoss(masked row) * n_items / n_rated) per user, averaged over users."""
+    rng = np.random.default_rng(0)
+    n_items, classic, preds, trues, users = 7, [], [], [], []
+    for u in range(4):
+        target = np.where(rng.random(n_items) < 0.5, rng.integers(1, 6, n_items), 0).astype(float)
+        target[0] = 3.0
+        out = rng.normal(3, 1, n_items)
+        mask = target > 0
+        mse = np.mean((out * mask - target) ** 2)  # the classic masks unobserved outputs to 0
+        classic.append(math.sqrt(mse * n_items / mask.sum()))
+        preds.append(out[mask])
+        trues.append(target[mask])
+        users.append(np.full(mask.sum(), u))
+    sse, n = metrics.per_user_sse(np.concatenate(preds), np.concatenate(trues),
+                                  np.concatenate(users), 4)
+    assert metrics.legacy_loss(sse, n) == pytest.approx(np.mean(classic))
+
+
+def test_rating_errors_clamps_headline_only():
+    target = sp.csr_matrix(np.array([[5.0, 0.0], [0.0, 1.0]], dtype=np.float32))
+    pred = np.array([6.0, 0.0], dtype=np.float32)  # both outside [1, 5] by 1
+    out = rating_errors(pred, target)
+    assert out["rmse"] == pytest.approx(0.0)
+    assert out["mae"] == pytest.approx(0.0)
+    assert out["rmse_raw"] == pytest.approx(1.0)
+    assert out["legacy_loss"] == pytest.approx(1.0)

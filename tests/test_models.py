@@ -1,0 +1,119 @@
+import pytest
+import torch
+
+import models
+from models.sparse_ops import sampled_linear, sparse_linear
+
+
+def test_list_patterns_and_natural_names():
+    assert models.list() == ["sae-20-10-20", "sae-200-100-200", "sae-denoising", "sae-dropout"]
+    assert models.list("sae-2*") == ["sae-20-10-20", "sae-200-100-200"]
+    assert models.list(["*drop*", "*noising"]) == ["sae-denoising", "sae-dropout"]
+    assert models.list("nothing*") == []
+
+
+def test_every_variant_documents_its_source():
+    for name in models.list():
+        assert len(models.get(name).source) > 20
+
+
+def test_unknown_model_is_an_error():
+    with pytest.raises(KeyError, match="unknown model 'sae-9'.*sae-20-10-20"):
+        models.create("sae-9", 10)
+
+
+def test_overrides_are_checked():
+    with pytest.raises(KeyError, match="no option 'dropuot'"):
+        models.config("sae-dropout", dropuot=0.5)
+    with pytest.raises(TypeError, match="'dropout' must be float"):
+        models.config("sae-dropout", dropout="high")
+    with pytest.raises(TypeError, match="'epochs' must be int"):
+        models.config("sae-20-10-20", **{"per_user.epochs": 2.5})
+    with pytest.raises(KeyError, match="no section 'adam'"):
+        models.config("sae-20-10-20", **{"adam.lr": 1.0})
+
+
+def test_none_overrides_keep_defaults():
+    base = models.config("sae-200-100-200")
+    same = models.config("sae-200-100-200", dropout=None, **{"batched.lr": None})
+    assert same == base
+    changed = models.config("sae-200-100-200", **{"per_user.lr": 1, "hidden": [8, 4, 8]})
+    assert changed.per_user.lr == 1.0 and isinstance(changed.per_user.lr, float)
+    assert changed.hidden == (8, 4, 8)
+    assert changed.batched == base.batched
+
+
+def test_classic_recipes():
+    c = models.config("sae-20-10-20")
+    assert c.hidden == (20, 10, 20) and c.activation == "sigmoid"
+    assert (c.per_user.optimizer, c.per_user.lr, c.per_user.weight_decay) == ("rmsprop", 0.01, 0.5)
+    assert c.per_user.zero_grad is False
+    w = models.config("sae-200-100-200")
+    assert w.hidden == (200, 100, 200)
+    assert (w.per_user.lr, w.per_user.weight_decay) == (0.005, 1.0)
+
+
+def test_duplicate_registration_is_refused():
+    v = models.get("sae-20-10-20")
+    with pytest.raises(ValueError, match="already registered"):
+        models.register("sae-20-10-20", v.build, v.config, v.source)
+
+
+def _batch(n_rows=5, n_cols=9, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    dense = torch.randint(1, 6, (n_rows, n_cols), generator=g).float()
+    dense *= torch.rand(n_rows, n_cols, generator=g) < 0.4
+    dense[2] = 0  # an empty row
+    csr = dense.to_sparse_csr()
+    return dense, csr.crow_indices(), csr.col_indices(), csr.values()
+
+
+def test_sparse_linear_matches_dense_forward_and_gradients():
+    dense, crow, cols, vals = _batch()
+    w = torch.randn(4, 9, dtype=torch.float32, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    z = sparse_linear(w, b, crow, cols, vals)
+    ref = dense @ w.t() + b
+    torch.testing.assert_close(z, ref)
+    up = torch.randn_like(z)
+    gw, gb = torch.autograd.grad((z * up).sum(), (w, b))
+    rw, rb = torch.autograd.grad((ref * up).sum(), (w, b))
+    torch.testing.assert_close(gw, rw)
+    torch.testing.assert_close(gb, rb)
+
+
+def test_sampled_linear_matches_dense_at_observed_pairs():
+    dense, crow, cols, _ = _batch(seed=1)
+    rows = torch.repeat_interleave(torch.arange(5), crow.diff())
+    h = torch.randn(5, 3, requires_grad=True)
+    w = torch.randn(9, 3, requires_grad=True)
+    b = torch.randn(9, requires_grad=True)
+    out = sampled_linear(h, w, b, crow, cols)
+    ref = (h @ w.t() + b)[rows, cols]
+    torch.testing.assert_close(out, ref)
+    up = torch.randn_like(out)
+    got = torch.autograd.grad((out * up).sum(), (h, w, b))
+    want = torch.autograd.grad((ref * up).sum(), (h, w, b))
+    for g1, g2 in zip(got, want):
+        torch.testing.assert_close(g1, g2)
+
+
+def test_sae_sparse_and_dense_paths_agree():
+    model, _ = models.create("sae-200-100-200", 9)
+    model.eval()
+    dense, crow, cols, vals = _batch(seed=2)
+    h = model.encode_sparse(crow, cols, vals)
+    torch.testing.assert_close(model.decode(h), model(dense))
+    rows = torch.repeat_interleave(torch.arange(5), crow.diff())
+    torch.testing.assert_close(model.decode_at(h, crow, cols), model(dense)[rows, cols])
+
+
+def test_denoising_corrupts_only_in_training():
+    model, _ = models.create("sae-denoising", 9, corruption=0.5)
+    dense, crow, cols, vals = _batch(seed=3)
+    model.eval()
+    a, b = model.encode_sparse(crow, cols, vals), model.encode_sparse(crow, cols, vals)
+    torch.testing.assert_close(a, b)
+    model.train()
+    torch.manual_seed(0)
+    assert not torch.allclose(model.encode_sparse(crow, cols, vals), a)

@@ -1,0 +1,93 @@
+"""Training engines: the faithful per-user engine follows the classic loop; batched learns."""
+
+import math
+
+import pytest
+import torch
+
+import datasets
+import models
+from bench import classic
+from bench.optim import rmsprop_, rmsprop_torch
+from bench.train import fit
+
+
+def _classic_vs_fast(split, name, epochs, **overrides):
+    torch.manual_seed(0)
+    model, cfg = models.create(name, split.n_items, **overrides)
+    ref = classic.ClassicSAE(split.n_items, cfg.hidden).load_from(model)
+    opt = classic.make_optimizer(ref, cfg.per_user.lr, cfg.per_user.weight_decay)
+    train = torch.tensor(split.train.toarray())
+    test = torch.tensor(split.test.toarray())
+    classic_losses = [classic.train_epoch(ref, opt, train) for _ in range(epochs)]
+    result = fit(model, split, cfg, "per-user", torch.device("cpu"), 0, epochs)
+    fast = classic.ClassicSAE(split.n_items, cfg.hidden).load_from(model)
+    return (classic_losses, [h["train_loss"] for h in result.history],
+            classic.test_loss(ref, train, test), classic.test_loss(fast, train, test))
+
+
+def test_per_user_follows_classic_trajectory_on_synthetic():
+    split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
+    want, got, want_test, got_test = _classic_vs_fast(split, "sae-20-10-20", 4)
+    assert got == pytest.approx(want, abs=1e-4)
+    assert got_test == pytest.approx(want_test, abs=1e-4)
+
+
+@pytest.mark.realdata
+def test_per_user_follows_classic_trajectory_on_u1(ml100k):
+    """The faithful engine's legacy loss stays within 0.005 of the classic loop's."""
+    split = datasets.make_split(ml100k, "u1")
+    want, got, want_test, got_test = _classic_vs_fast(split, "sae-20-10-20", 4)
+    assert got[-1] == pytest.approx(want[-1], abs=0.005)
+    assert got_test == pytest.approx(want_test, abs=0.005)
+
+
+def test_zero_grad_option_changes_the_trajectory():
+    split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
+    cfg = models.config("sae-20-10-20", **{"per_user.epochs": 2})
+    runs = []
+    for zero in (False, True):
+        torch.manual_seed(0)
+        c = models.config("sae-20-10-20", **{"per_user.zero_grad": zero})
+        model = models.get("sae-20-10-20").build(split.n_items, c)
+        runs.append(fit(model, split, c, "per-user", torch.device("cpu"), 0, 2).history[-1])
+    assert cfg.per_user.zero_grad is False
+    assert runs[0]["train_loss"] != pytest.approx(runs[1]["train_loss"], abs=1e-3)
+
+
+def test_fused_rmsprop_matches_torch_optimizer():
+    torch.manual_seed(0)
+    p = torch.randn(1000)
+    ref = p.clone().requires_grad_()
+    opt = torch.optim.RMSprop([ref], lr=0.01, weight_decay=0.5)
+    g, v = torch.zeros(1000), torch.zeros(1000)
+    v2, p2 = torch.zeros(1000), p.clone()
+    for _ in range(5):
+        step = torch.randn(1000)
+        g += step
+        ref.grad = g.clone()
+        opt.step()
+        rmsprop_(p, g, v, 0.01, 0.5)
+        rmsprop_torch(p2, g, v2, 0.01, 0.5)
+    torch.testing.assert_close(p, ref.detach())
+    torch.testing.assert_close(p2, ref.detach())
+
+
+@pytest.mark.parametrize("name", models.list())
+@pytest.mark.parametrize("mode", ["batched", "per-user"])
+def test_every_variant_trains_in_both_modes(name, mode):
+    split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
+    torch.manual_seed(0)
+    cfg = models.config(name)
+    model = models.get(name).build(split.n_items, cfg)
+    hist = fit(model, split, cfg, mode, torch.device("cpu"), 0, 3).history
+    assert all(math.isfinite(h["train_loss"]) and h["epoch_s"] > 0 for h in hist)
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+
+
+def test_nonfinite_loss_raises():
+    split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
+    cfg = models.config("sae-20-10-20", **{"batched.lr": 1e30})
+    model = models.get("sae-20-10-20").build(split.n_items, cfg)
+    with pytest.raises(FloatingPointError, match="training loss is nan"):
+        fit(model, split, cfg, "batched", torch.device("cpu"), 0, 5)
