@@ -52,6 +52,17 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="show registered variants, datasets and split protocols")
 
+    sp = sub.add_parser("speed", help="time one epoch: classic loop vs per-user vs batched")
+    sp.add_argument("-m", "--models", nargs="+", default=["sae-20-10-20", "sae-200-100-200"])
+    sp.add_argument("-d", "--dataset", default="ml-1m")
+    sp.add_argument("--split", help="default: random-90-10 (u1 for ml-100k)")
+    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--paths", nargs="+", default=["classic", "per-user", "batched"],
+                    choices=["classic", "per-user", "batched"])
+    sp.add_argument("--repeats", type=int, default=3, help="timed batched epochs (median)")
+    sp.add_argument("--data-dir")
+    sp.add_argument("--out", help="also write the rows as JSON here")
+
     rep = sub.add_parser("report", help="regenerate tables and plots from a run folder")
     rep.add_argument("dir", help="a run folder holding runs.jsonl")
     return p
@@ -142,10 +153,52 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_speed(args) -> int:
+    import json
+
+    import torch
+    from tabulate import tabulate
+
+    from . import records, speed
+    from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT, SplitCache
+
+    device = torch.device(args.device)
+    split_name = args.split or DEFAULT_SPLIT.get(args.dataset, FALLBACK_SPLIT)
+    split = SplitCache(args.data_dir).split(args.dataset, split_name, 0)
+    peak = speed.matmul_peak_gflops(device)
+    rows = []
+    for name in models_list(args.models):
+        rows += speed.measure(name, split, device, tuple(args.paths), args.repeats)
+    for r in rows:
+        r["pct_of_peak"] = 100 * r["gflops"] / peak
+    print(f"{args.dataset} {split_name}, {records.device_name(device)}, "
+          f"{torch.get_num_threads()} threads; measured fp32 matmul peak {peak:.1f} GFLOP/s")
+    print(tabulate([[r["model"], r["path"], r["epoch_s"], r["speedup_vs_classic"],
+                     r["gflop_per_epoch"], r["gflops"], r["pct_of_peak"]] for r in rows],
+                   headers=["model", "path", "epoch s (median)", "x classic", "GFLOP/epoch",
+                            "GFLOP/s", "% of peak"], tablefmt="github", floatfmt=".3g"))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump({"dataset": args.dataset, "split": split.describe(),
+                       "env": records.environment(device), "matmul_peak_gflops": peak,
+                       "rows": rows}, fh, indent=1)
+    return 0
+
+
+def models_list(patterns):
+    import models
+
+    names = models.list(patterns)
+    if not names:
+        sys.exit(f"aebench: -m/--models: no registered model matches {patterns}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     _check_datasets_package()
     args = _parser().parse_args(argv)
-    return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report}[args.command](args)
+    return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report,
+            "speed": _cmd_speed}[args.command](args)
 
 
 if __name__ == "__main__":
