@@ -33,16 +33,22 @@ _DERIVATIVE = {
 }
 
 
+def _views(flat: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Slices of `flat` shaped like `params`, in order."""
+    out, offset = [], 0
+    for p in params:
+        out.append(flat[offset:offset + p.numel()].view_as(p))
+        offset += p.numel()
+    return out
+
+
 def _flatten(model: SAE) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Move every parameter into one flat buffer; parameters become views of it."""
     params = list(model.parameters())
     flat = torch.cat([p.detach().reshape(-1) for p in params])
-    views, offset = [], 0
-    for p in params:
-        n = p.numel()
-        p.data = flat[offset:offset + n].view_as(p)
-        views.append(p.data)
-        offset += n
+    views = _views(flat, params)
+    for p, v in zip(params, views):
+        p.data = v
     return flat, views
 
 
@@ -60,7 +66,7 @@ class PerUserEngine:
         self.flat, views = _flatten(model)
         self.weights, self.biases = views[0::2], views[1::2]
         self.grad = torch.zeros_like(self.flat)
-        _, gviews = self._views(self.grad)
+        gviews = _views(self.grad, list(model.parameters()))
         self.gw, self.gb = gviews[0::2], gviews[1::2]
         self.square_avg = torch.zeros_like(self.flat)
         self.indptr = train.indptr.astype(np.int64)
@@ -68,13 +74,6 @@ class PerUserEngine:
         self.values = torch.as_tensor(train.data, device=device)
         self.users = np.flatnonzero(np.diff(self.indptr) > 0)
         self.n_items = train.shape[1]
-
-    def _views(self, flat: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        out, offset = [], 0
-        for p in self.model.parameters():
-            out.append(flat[offset:offset + p.numel()].view_as(p))
-            offset += p.numel()
-        return flat, out
 
     def epoch(self) -> float:
         """One pass over users; returns the classic printed loss, mean of sqrt(SE / n_rated)."""
