@@ -9,6 +9,7 @@ import scipy.sparse as sp
 import torch
 
 from datasets import Split
+from models.sparse_ops import CSRBatch
 
 from . import metrics
 
@@ -28,7 +29,7 @@ def score_batches(model, inputs: sp.csr_matrix, device: torch.device, batch_user
         b = min(a + batch_users, n)
         lo, hi = int(indptr[a]), int(indptr[b])
         crow = torch.as_tensor(indptr[a:b + 1] - lo, device=device)
-        h = model.encode_sparse(crow, items[lo:hi], values[lo:hi])
+        h = model.encode_sparse(CSRBatch(crow, items[lo:hi], inputs.shape[1]), values[lo:hi])
         yield a, model.decode(h)
 
 

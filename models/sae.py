@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import register
-from .sparse_ops import sampled_linear, sparse_linear
+from .sparse_ops import CSRBatch, sampled_linear, sparse_linear
 
 
 @dataclass(frozen=True)
@@ -95,21 +95,20 @@ class SAE(nn.Module):
         """Dense rating rows (B, n_items), 0 = unobserved -> last hidden layer (B, h)."""
         return self._hidden_from_first(self.layers[0](self._corrupt(x)))
 
-    def encode_sparse(self, crow: torch.Tensor, items: torch.Tensor,
-                      values: torch.Tensor) -> torch.Tensor:
-        """Rows given as CSR pieces (row pointers, item indices, ratings) -> (B, h)."""
+    def encode_sparse(self, batch: CSRBatch, values: torch.Tensor) -> torch.Tensor:
+        """Rows given as a CSR pattern (users x items) and their ratings -> (B, h)."""
         first = self.layers[0]
-        z = sparse_linear(first.weight, first.bias, crow, items, self._corrupt(values))
+        z = sparse_linear(first.weight, first.bias, batch, self._corrupt(values))
         return self._hidden_from_first(z)
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         return self.layers[-1](h)
 
-    def decode_at(self, h: torch.Tensor, crow: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Output only at the (row, item) pairs of a CSR pattern (row pointers, item indices):
-        what a loss masked to observed ratings needs, at O(nnz x h) instead of O(B x I x h)."""
+    def decode_at(self, h: torch.Tensor, batch: CSRBatch) -> torch.Tensor:
+        """Output only at the (row, item) pairs of a CSR pattern: what a loss masked to
+        observed ratings needs, at O(nnz x h) instead of O(B x I x h)."""
         out = self.layers[-1]
-        return sampled_linear(h, out.weight, out.bias, crow, items)
+        return sampled_linear(h, out.weight, out.bias, batch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))

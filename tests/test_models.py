@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import models
-from models.sparse_ops import sampled_linear, sparse_linear
+from models.sparse_ops import CSRBatch, sampled_linear, sparse_linear
 
 
 def test_list_patterns_and_natural_names():
@@ -59,20 +59,21 @@ def test_duplicate_registration_is_refused():
         models.register("sae-20-10-20", v.build, v.config, v.source)
 
 
-def _batch(n_rows=5, n_cols=9, seed=0):
+def _batch(n_rows=5, n_cols=9, seed=0) -> tuple[torch.Tensor, CSRBatch, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     dense = torch.randint(1, 6, (n_rows, n_cols), generator=g).float()
     dense *= torch.rand(n_rows, n_cols, generator=g) < 0.4
     dense[2] = 0  # an empty row
     csr = dense.to_sparse_csr()
-    return dense, csr.crow_indices(), csr.col_indices(), csr.values()
+    batch = CSRBatch(csr.crow_indices(), csr.col_indices(), n_cols)
+    return dense, batch, csr.values()
 
 
 def test_sparse_linear_matches_dense_forward_and_gradients():
-    dense, crow, cols, vals = _batch()
+    dense, batch, vals = _batch()
     w = torch.randn(4, 9, dtype=torch.float32, requires_grad=True)
     b = torch.randn(4, requires_grad=True)
-    z = sparse_linear(w, b, crow, cols, vals)
+    z = sparse_linear(w, b, batch, vals)
     ref = dense @ w.t() + b
     torch.testing.assert_close(z, ref)
     up = torch.randn_like(z)
@@ -83,13 +84,13 @@ def test_sparse_linear_matches_dense_forward_and_gradients():
 
 
 def test_sampled_linear_matches_dense_at_observed_pairs():
-    dense, crow, cols, _ = _batch(seed=1)
-    rows = torch.repeat_interleave(torch.arange(5), crow.diff())
+    dense, batch, _ = _batch(seed=1)
+    rows = torch.repeat_interleave(torch.arange(5), batch.crow.diff())
     h = torch.randn(5, 3, requires_grad=True)
     w = torch.randn(9, 3, requires_grad=True)
     b = torch.randn(9, requires_grad=True)
-    out = sampled_linear(h, w, b, crow, cols)
-    ref = (h @ w.t() + b)[rows, cols]
+    out = sampled_linear(h, w, b, batch)
+    ref = (h @ w.t() + b)[rows, batch.cols]
     torch.testing.assert_close(out, ref)
     up = torch.randn_like(out)
     got = torch.autograd.grad((out * up).sum(), (h, w, b))
@@ -101,19 +102,43 @@ def test_sampled_linear_matches_dense_at_observed_pairs():
 def test_sae_sparse_and_dense_paths_agree():
     model, _ = models.create("sae-200-100-200", 9)
     model.eval()
-    dense, crow, cols, vals = _batch(seed=2)
-    h = model.encode_sparse(crow, cols, vals)
+    dense, batch, vals = _batch(seed=2)
+    h = model.encode_sparse(batch, vals)
     torch.testing.assert_close(model.decode(h), model(dense))
-    rows = torch.repeat_interleave(torch.arange(5), crow.diff())
-    torch.testing.assert_close(model.decode_at(h, crow, cols), model(dense)[rows, cols])
+    rows = torch.repeat_interleave(torch.arange(5), batch.crow.diff())
+    torch.testing.assert_close(model.decode_at(h, batch), model(dense)[rows, batch.cols])
 
 
 def test_denoising_corrupts_only_in_training():
     model, _ = models.create("sae-denoising", 9, corruption=0.5)
-    dense, crow, cols, vals = _batch(seed=3)
+    dense, batch, vals = _batch(seed=3)
     model.eval()
-    a, b = model.encode_sparse(crow, cols, vals), model.encode_sparse(crow, cols, vals)
+    a, b = model.encode_sparse(batch, vals), model.encode_sparse(batch, vals)
     torch.testing.assert_close(a, b)
     model.train()
     torch.manual_seed(0)
-    assert not torch.allclose(model.encode_sparse(crow, cols, vals), a)
+    assert not torch.allclose(model.encode_sparse(batch, vals), a)
+
+
+def test_planned_column_order_gives_the_same_gradients():
+    """The batched engine's per-epoch column-order plan against the CSR-transpose fallback."""
+    import dataclasses
+
+    import datasets
+    from bench.batched import BatchedEngine
+
+    split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
+    model, cfg = models.create("sae-200-100-200", split.n_items, **{"batched.batch_size": 32})
+    engine = BatchedEngine(model, split.train, cfg.batched, torch.device("cpu"), None, 0)
+    pos, plan = engine._epoch_plan()
+    values = engine.values[pos]
+    assert sum(hi - lo for lo, hi, _ in plan) == split.train.nnz
+    for lo, hi, batch in plan[:3]:
+        grads = []
+        for b in (batch, dataclasses.replace(batch, t_perm=None, t_rows=None, t_ptr=None)):
+            model.zero_grad()
+            h = model.encode_sparse(b, values[lo:hi])
+            (model.decode_at(h, b) - values[lo:hi]).square().sum().backward()
+            grads.append([p.grad.clone() for p in model.parameters()])
+        for g1, g2 in zip(*grads):
+            torch.testing.assert_close(g1, g2)
