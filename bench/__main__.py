@@ -1,4 +1,4 @@
-"""aebench command line: `python -m bench {run,list,report,speed}`.
+"""aebench command line: `python -m bench {run,list,report,speed,recommend}`.
 
 argparse lives here only; every `run` option maps one to one onto a `RunConfig` field.
 """
@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--weight-decay", type=float, help="override the weight decay")
     run.add_argument("--batch-size", type=int, help="override the batch size (batched mode)")
     run.add_argument("--eval-every", type=int, help="test RMSE every N epochs in the history")
+    run.add_argument("--ks", type=int, nargs="+", default=[5, 10, 20],
+                     help="cut-offs of the ranking metrics")
+    run.add_argument("--relevance", type=float, default=4.0,
+                     help="test ratings >= this count as relevant for ranking")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--data-dir", help="folder with ml-100k/, ml-1m/ or their zips "
                                         "(default: BENCH_DATA_DIR, then the cache)")
@@ -62,6 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--repeats", type=int, default=3, help="timed batched epochs (median)")
     sp.add_argument("--data-dir")
     sp.add_argument("--out", help="also write the rows as JSON here")
+
+    rec = sub.add_parser("recommend", help="top-k unrated movies for one user")
+    rec.add_argument("--model", required=True)
+    rec.add_argument("--dataset", required=True)
+    rec.add_argument("--user", type=int, required=True, help="original MovieLens user id")
+    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument("--split", help="used only when a model must be trained")
+    rec.add_argument("--mode", default="batched", choices=["batched", "per-user"],
+                     help="used only when a model must be trained")
+    rec.add_argument("--retrain", action="store_true", help="train even if weights exist")
+    rec.add_argument("--runs", nargs="+", default=["results/runs", "results/published"],
+                     help="folders searched for saved weights")
+    rec.add_argument("--data-dir")
 
     rep = sub.add_parser("report", help="regenerate tables and plots from a run folder")
     rep.add_argument("dir", help="a run folder holding runs.jsonl")
@@ -91,7 +108,8 @@ def _cmd_run(args) -> int:
         cells = grid(patterns, names, devices, split=args.split, mode=args.mode,
                      seed=args.seed, epochs=args.epochs, lr=args.lr,
                      weight_decay=args.weight_decay, batch_size=args.batch_size,
-                     eval_every=args.eval_every, data_dir=args.data_dir)
+                     eval_every=args.eval_every, ks=tuple(args.ks), relevance=args.relevance,
+                     data_dir=args.data_dir)
     except KeyError as exc:
         sys.exit(f"aebench: -m/--models: {exc.args[0]}")
     out = Path(args.out or f"results/runs/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
@@ -111,8 +129,10 @@ def _cmd_run(args) -> int:
             records.append(out / "runs.jsonl", rec)
             if rec["status"] == "ok":
                 m = rec["metrics"]
+                ndcg = m.get(f"ndcg@{10 if 10 in cell.ks else cell.ks[0]}")
                 tqdm.write(f"{label}: rmse {m['rmse']:.4f}  mae {m['mae']:.4f}  legacy "
-                           f"{m['legacy_loss']:.4f}  epoch {rec['timings']['epoch_s_median']:.3f}s")
+                           f"{m['legacy_loss']:.4f}  ndcg {ndcg:.4f}  "
+                           f"epoch {rec['timings']['epoch_s_median']:.3f}s")
             else:
                 failed += 1
                 tqdm.write(f"{label}: FAILED {rec['error']}")
@@ -185,6 +205,41 @@ def _cmd_speed(args) -> int:
     return 0
 
 
+def _cmd_recommend(args) -> int:
+    from tabulate import tabulate
+
+    from . import recommend, records
+    from .runner import RunConfig, SplitCache, run_one
+
+    cache = SplitCache(args.data_dir)
+    path = None if args.retrain else recommend.find_weights(
+        args.model, args.dataset, [Path(r) for r in args.runs])
+    if path is None:
+        out = Path(args.runs[0]) / f"recommend-{args.model}-{args.dataset}"
+        print(f"no saved {args.model} model for {args.dataset} under {', '.join(args.runs)}; "
+              f"training one ({args.mode}) into {out}")
+        rec = run_one(RunConfig(model=args.model, dataset=args.dataset, split=args.split,
+                                mode=args.mode, data_dir=args.data_dir), cache, out)
+        records.append(out / "runs.jsonl", rec)
+        if rec["status"] != "ok":
+            sys.exit(f"aebench: training failed: {rec['error']}")
+        path = out / rec["weights"]
+    else:
+        print(f"using the saved model {path}")
+    model, split, ckpt = recommend.load(
+        path, lambda name, seed: cache.split(args.dataset, name, seed))
+    try:
+        table = recommend.recommend(model, split, cache.dataset(args.dataset).items,
+                                    args.user, args.k)
+    except KeyError as exc:
+        sys.exit(f"aebench: --user: {exc.args[0]}")
+    print(f"top {args.k} for user {args.user} ({args.model}, {args.dataset} "
+          f"{ckpt['split']['name']}), excluding the {split.train[split.user_index(args.user)].nnz}"
+          f" + {split.test[split.user_index(args.user)].nnz} movies the user rated:")
+    print(tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".3f"))
+    return 0
+
+
 def models_list(patterns):
     import models
 
@@ -198,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     _check_datasets_package()
     args = _parser().parse_args(argv)
     return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report,
-            "speed": _cmd_speed}[args.command](args)
+            "speed": _cmd_speed, "recommend": _cmd_recommend}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -44,3 +44,62 @@ def legacy_loss(sse_per_user: np.ndarray, n_per_user: np.ndarray) -> float:
     if not has.any():
         return float("nan")
     return float(np.mean(np.sqrt(sse_per_user[has] / n_per_user[has])))
+
+
+# Ranking metrics over a hit matrix: hits[u, r] is True when the item at rank r (0-based) of
+# user u's ranking is relevant; n_relevant[u] counts u's relevant items (all > 0). Definitions
+# follow RecBole's (evaluator/metrics.py): binary gains, ideal DCG over min(k, n_relevant).
+
+def precision_at_k(hits: np.ndarray, k: int) -> np.ndarray:
+    return hits[:, :k].sum(1) / k
+
+
+def recall_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    return hits[:, :k].sum(1) / n_relevant
+
+
+def hit_at_k(hits: np.ndarray, k: int) -> np.ndarray:
+    return hits[:, :k].any(1).astype(np.float64)
+
+
+def mrr_at_k(hits: np.ndarray, k: int) -> np.ndarray:
+    """Reciprocal rank of the first hit within the top k, else 0."""
+    top = hits[:, :k]
+    first = top.argmax(1)
+    return np.where(top.any(1), 1.0 / (first + 1), 0.0)
+
+
+def ndcg_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (hits[:, :k] * discount[: hits[:, :k].shape[1]]).sum(1)
+    ideal = np.cumsum(discount)[np.minimum(n_relevant, k) - 1]
+    return dcg / ideal
+
+
+RANKING = {"precision": lambda h, n, k: precision_at_k(h, k),
+           "recall": recall_at_k,
+           "ndcg": ndcg_at_k,
+           "hit": lambda h, n, k: hit_at_k(h, k),
+           "mrr": lambda h, n, k: mrr_at_k(h, k)}
+
+
+def ranking_per_user(hits: np.ndarray, n_relevant: np.ndarray,
+                     ks: tuple[int, ...] = (5, 10, 20)) -> dict[str, np.ndarray]:
+    """Every ranking metric at every k, one value per user: keys like `ndcg@10`."""
+    return {f"{name}@{k}": fn(hits, n_relevant, k) for name, fn in RANKING.items() for k in ks}
+
+
+def legacy_topk_acc(scores: list[np.ndarray], ratings: list[np.ndarray], k: int,
+                    liked: float = 4.0) -> float:
+    """The ML-1M notebook's "top-k accuracy" (leaky: the scores come from the test vector).
+
+    Per user: rank only the user's test items by score, take the top k (all of them when
+    fewer), and count the share rated >= `liked`; the mean over users with test ratings.
+    """
+    shares = []
+    for s, r in zip(scores, ratings):
+        if len(r) == 0:
+            continue
+        top = np.argsort(-s, kind="stable")[:k]
+        shares.append(np.mean(r[top] >= liked))
+    return float(np.mean(shares)) if shares else float("nan")

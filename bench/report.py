@@ -15,8 +15,16 @@ TABLES = [  # (title, column, how to format)
     ("Test MAE", "mae", ".4f"),
     ("Legacy loss (the classic notebooks' figure: mean over users of per-user RMSE, unclamped)",
      "legacy_loss", ".4f"),
+    ("NDCG@10 (full ranking of all unrated items; relevant = test rating >= 4)", "ndcg@10",
+     ".4f"),
+    ("Recall@10", "recall@10", ".4f"),
+    ("LEAKY legacy top-k accuracy@10 (the ML-1M notebook's figure: test row in, only test "
+     "items ranked; not a valid protocol, shown to compare with its published 77.50)",
+     "legacy_topk_acc@10", ".4f"),
     ("Median epoch seconds", "epoch_s", ".3f"),
 ]
+PER_DATASET = ["rmse", "mae", "ndcg@10", "recall@10", "precision@10", "mrr@10", "hit@10",
+               "epoch_s"]
 
 
 def frame(recs: list[dict]) -> pd.DataFrame:
@@ -53,6 +61,12 @@ def markdown(df: pd.DataFrame, failed: list[dict]) -> str:
             continue
         parts += [f"## {title}", "", tabulate(pivot(df, column), headers="keys",
                                               tablefmt="github", floatfmt=fmt), ""]
+    for (dataset, device, mode), part in ([] if df.empty else
+                                          df.groupby(["dataset", "device", "mode"])):
+        cols = [c for c in PER_DATASET if c in part and part[c].notna().any()]
+        table = part.groupby("model")[cols].last()
+        parts += [f"## {dataset}, {device}, {mode}: all headline metrics", "",
+                  tabulate(table, headers="keys", tablefmt="github", floatfmt=".4f"), ""]
     if not df.empty:
         splits = df[["dataset", "split", "fingerprint"]].drop_duplicates()
         parts += ["## Splits", "", tabulate(splits, headers="keys", tablefmt="github",
@@ -113,6 +127,13 @@ def plots(df: pd.DataFrame, hist: pd.DataFrame, out: Path) -> list[Path]:
         for ax in g.axes.flat:
             ax.tick_params(axis="x", rotation=30)
         written.append(out / "epoch_seconds.png")
+        g.savefig(written[-1], dpi=110)
+        plt.close(g.figure)
+    if not df.empty and "ndcg@10" in df and df["ndcg@10"].notna().any():
+        g = sns.relplot(data=df, x="rmse", y="ndcg@10", hue="model", style="device",
+                        col="dataset", s=90, facet_kws={"sharex": False, "sharey": False})
+        g.set_axis_labels("test RMSE (lower is better)", "NDCG@10 (higher is better)")
+        written.append(out / "ndcg_vs_rmse.png")
         g.savefig(written[-1], dpi=110)
         plt.close(g.figure)
     return written

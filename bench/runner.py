@@ -11,13 +11,14 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import datasets
 import models
 
 from . import records
-from .evaluate import evaluate_ratings
+from .evaluate import evaluate_ranking, evaluate_ratings, legacy_topk, per_user_errors
 from .train import fit, recipe_for
 
 DEFAULT_SPLIT = {"ml-100k": "u1", "ml-1m": "random-90-10"}
@@ -39,6 +40,8 @@ class RunConfig:
     weight_decay: float | None = None
     batch_size: int | None = None
     eval_every: int | None = None   # test RMSE every N epochs (default: 10 points per run)
+    ks: tuple[int, ...] = (5, 10, 20)  # cut-offs of the ranking metrics
+    relevance: float = 4.0          # test ratings >= this are relevant for ranking
     data_dir: str | None = None
 
     @property
@@ -106,6 +109,9 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
         record["history"] = result.history
         t0 = time.perf_counter()
         record["metrics"] = evaluate_ratings(model, split, device)
+        ranking, per_user = evaluate_ranking(model, split, device, cfg.ks, cfg.relevance)
+        record["metrics"].update(ranking)
+        record["metrics"].update(legacy_topk(model, split, device))
         eval_s = time.perf_counter() - t0
         epoch_s = sorted(h["epoch_s"] for h in result.history)
         record["timings"] = {
@@ -118,6 +124,9 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
         }
         if out_dir is not None:
             record["weights"] = save_weights(model, record, out_dir)
+            record["per_user"] = save_per_user(split, per_user,
+                                               per_user_errors(model, split, device),
+                                               record, out_dir)
         record["status"] = "ok"
     except (Exception, torch.OutOfMemoryError) as exc:  # a failed cell must not stop the grid
         record["status"] = "failed"
@@ -126,14 +135,24 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
     return record
 
 
-def weights_path(out_dir: Path, model: str, dataset: str, split: str, mode: str,
-                 device: str, seed: int) -> Path:
-    return out_dir / "weights" / f"{model}__{dataset}__{split}__{mode}__{device}__s{seed}.pt"
+def cell_name(record: dict) -> str:
+    return (f"{record['model']}__{record['dataset']}__{record['split']['name']}__"
+            f"{record['mode']}__{record['device']}__s{record['seed']}")
+
+
+def save_per_user(split, ranking: dict, errors: dict, record: dict, out_dir: Path) -> str:
+    """Per-user values (original user ids) for paired comparisons between variants."""
+    path = out_dir / "per_user" / f"{cell_name(record)}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ranking = dict(ranking)
+    ranked_users = split.user_ids[ranking.pop("user")]
+    np.savez_compressed(path, user_id=split.user_ids, **errors, ranked_user_id=ranked_users,
+                        **{k.replace("@", "_at_"): v for k, v in ranking.items()})
+    return str(path.relative_to(out_dir))
 
 
 def save_weights(model, record: dict, out_dir: Path) -> str:
-    path = weights_path(out_dir, record["model"], record["dataset"], record["split"]["name"],
-                        record["mode"], record["device"], record["seed"])
+    path = out_dir / "weights" / f"{cell_name(record)}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                 "config": record["config"], "split": record["split"], "model": record["model"]},

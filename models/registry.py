@@ -101,3 +101,14 @@ def config(name: str, **overrides: Any) -> Any:
 def create(name: str, n_items: int, **overrides: Any) -> tuple[nn.Module, Any]:
     cfg = config(name, **overrides)
     return get(name).build(n_items, cfg), cfg
+
+
+def config_from_dict(name: str, values: dict[str, Any]) -> Any:
+    """Rebuild a variant's config from its recorded `dataclasses.asdict` form."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return override(get(name).config, **flat)

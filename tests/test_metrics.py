@@ -62,3 +62,51 @@ def test_rating_errors_clamps_headline_only():
     assert out["mae"] == pytest.approx(0.0)
     assert out["rmse_raw"] == pytest.approx(1.0)
     assert out["legacy_loss"] == pytest.approx(1.0)
+
+
+# ---- ranking, worked by hand -------------------------------------------------------------
+# user 0: ranking hits at ranks 2 and 4 (1-based), 3 relevant items in all
+# user 1: first item is a hit, 1 relevant item
+HITS = np.array([[0, 1, 0, 1, 0], [1, 0, 0, 0, 0]], dtype=bool)
+NREL = np.array([3, 1])
+
+
+def test_precision_recall_hit_by_hand():
+    assert list(metrics.precision_at_k(HITS, 5)) == [2 / 5, 1 / 5]
+    assert list(metrics.precision_at_k(HITS, 2)) == [1 / 2, 1 / 2]
+    assert list(metrics.recall_at_k(HITS, NREL, 5)) == [2 / 3, 1.0]
+    assert list(metrics.recall_at_k(HITS, NREL, 1)) == [0.0, 1.0]
+    assert list(metrics.hit_at_k(HITS, 1)) == [0.0, 1.0]
+    assert list(metrics.hit_at_k(HITS, 2)) == [1.0, 1.0]
+
+
+def test_mrr_by_hand():
+    assert list(metrics.mrr_at_k(HITS, 5)) == [1 / 2, 1.0]
+    assert list(metrics.mrr_at_k(HITS, 1)) == [0.0, 1.0]
+
+
+def test_ndcg_by_hand():
+    # user 0 at k=5: DCG = 1/log2(3) + 1/log2(5); ideal = 1/log2(2) + 1/log2(3) + 1/log2(4)
+    dcg = 1 / math.log2(3) + 1 / math.log2(5)
+    idcg = 1 + 1 / math.log2(3) + 1 / 2
+    got = metrics.ndcg_at_k(HITS, NREL, 5)
+    assert got[0] == pytest.approx(dcg / idcg)
+    assert got[1] == pytest.approx(1.0)
+    # at k=2 the ideal covers min(2, 3) = 2 items
+    assert metrics.ndcg_at_k(HITS, NREL, 2)[0] == pytest.approx((1 / math.log2(3)) /
+                                                                 (1 + 1 / math.log2(3)))
+
+
+def test_ranking_per_user_names():
+    out = metrics.ranking_per_user(HITS, NREL, ks=(1, 5))
+    assert set(out) == {f"{m}@{k}" for m in ("precision", "recall", "ndcg", "hit", "mrr")
+                        for k in (1, 5)}
+
+
+def test_legacy_topk_acc_by_hand():
+    # user 0: scores rank items (r=5, r=2, r=4); top 2 -> ratings 5, 2 -> share 1/2
+    # user 1: one test item rated 4 -> top 2 is just it -> share 1; user 2: none (skipped)
+    scores = [np.array([0.9, 0.1, 0.5]), np.array([0.3]), np.array([])]
+    ratings = [np.array([5.0, 4.0, 2.0]), np.array([4.0]), np.array([])]
+    assert metrics.legacy_topk_acc(scores, ratings, 2) == pytest.approx(0.75)
+    assert metrics.legacy_topk_acc(scores, ratings, 1) == pytest.approx(1.0)

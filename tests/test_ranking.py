@@ -1,0 +1,89 @@
+"""The full-ranking protocol against a brute-force per-user computation."""
+
+import numpy as np
+import pytest
+import torch
+
+import datasets
+import models
+from bench import metrics
+from bench.evaluate import evaluate_ranking, legacy_topk, ranking_hits
+
+
+@pytest.fixture(scope="module")
+def setup():
+    split = datasets.make_split(datasets.load("synthetic-120x80"), "random-75-25", seed=4)
+    torch.manual_seed(0)
+    model, _ = models.create("sae-20-10-20", split.n_items)
+    with torch.no_grad():  # spread the scores so the ranking is not near-constant
+        model.layers[-1].weight.mul_(50)
+    model.eval()
+    return split, model
+
+
+def brute_force(model, split, k, relevance):
+    dense_train = torch.tensor(split.train.toarray())
+    with torch.no_grad():
+        scores = model(dense_train).numpy()
+    rows = []
+    for u in range(split.n_users):
+        test_items = split.test.indices[split.test.indptr[u]:split.test.indptr[u + 1]]
+        test_r = split.test.data[split.test.indptr[u]:split.test.indptr[u + 1]]
+        relevant = set(test_items[test_r >= relevance])
+        if not relevant:
+            continue
+        rated = set(split.train.indices[split.train.indptr[u]:split.train.indptr[u + 1]])
+        candidates = [i for i in range(split.n_items) if i not in rated]
+        # highest score first, ties to the lower item index
+        ranked = sorted(candidates, key=lambda i: (-scores[u, i], i))[:k]
+        rows.append((u, [i in relevant for i in ranked], len(relevant)))
+    return rows
+
+
+def test_ranking_matches_brute_force(setup):
+    split, model = setup
+    users, hits, n_rel = ranking_hits(model, split, torch.device("cpu"), 10, 4.0,
+                                      batch_users=17)
+    want = brute_force(model, split, 10, 4.0)
+    assert list(users) == [u for u, _, _ in want]
+    assert hits.tolist() == [h for _, h, _ in want]
+    assert list(n_rel) == [n for _, _, n in want]
+    assert hits.any()
+
+
+def test_summary_is_mean_of_per_user_values(setup):
+    split, model = setup
+    summary, per_user = evaluate_ranking(model, split, torch.device("cpu"), ks=(5, 10),
+                                         relevance=4.0)
+    assert summary["ndcg@10"] == pytest.approx(per_user["ndcg@10"].mean())
+    assert len(per_user["user"]) == summary["n_users_ranked"]
+    has_test = (np.diff(split.test.indptr) > 0).sum()
+    assert summary["n_users_ranked"] + summary["n_users_no_relevant"] == has_test
+    want = brute_force(model, split, 10, 4.0)
+    hits = np.array([h for _, h, _ in want])
+    n = np.array([n for _, _, n in want])
+    assert summary["recall@5"] == pytest.approx(metrics.recall_at_k(hits, n, 5).mean())
+
+
+def test_relevance_threshold_changes_the_relevant_set(setup):
+    split, model = setup
+    s4, _ = evaluate_ranking(model, split, torch.device("cpu"), ks=(5,), relevance=4.0)
+    s5, _ = evaluate_ranking(model, split, torch.device("cpu"), ks=(5,), relevance=5.0)
+    assert s5["n_users_ranked"] < s4["n_users_ranked"]
+
+
+def test_legacy_topk_uses_test_rows(setup):
+    split, model = setup
+    out = legacy_topk(model, split, torch.device("cpu"), ks=(5, 10))
+    dense_test = torch.tensor(split.test.toarray())
+    with torch.no_grad():
+        scores = model(dense_test).numpy()
+    shares = []
+    for u in range(split.n_users):
+        items = split.test.indices[split.test.indptr[u]:split.test.indptr[u + 1]]
+        if len(items) == 0:
+            continue
+        r = split.test.data[split.test.indptr[u]:split.test.indptr[u + 1]]
+        top = sorted(range(len(items)), key=lambda j: (-scores[u, items[j]], j))[:5]
+        shares.append(np.mean(r[top] >= 4))
+    assert out["legacy_topk_acc@5"] == pytest.approx(np.mean(shares))
