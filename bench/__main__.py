@@ -1,4 +1,4 @@
-"""aebench command line: `python -m bench {run,list,report,speed,recommend}`.
+"""aebench command line: `python -m bench {run,list,report,speed,perf-check,timings,recommend}`.
 
 argparse lives here only; every `run` option maps one to one onto a `RunConfig` field.
 """
@@ -67,6 +67,21 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--data-dir")
     sp.add_argument("--out", help="also write the rows as JSON here")
 
+    pc = sub.add_parser("perf-check", help="same-run speedup gate: batched and per-user vs "
+                                           "the classic loop; exit 1 below a floor")
+    pc.add_argument("--dataset", default="synthetic-ml1m")
+    pc.add_argument("--slice-users", type=int, default=300)
+    pc.add_argument("--repeats", type=int, default=3)
+    pc.add_argument("--data-dir")
+
+    tm = sub.add_parser("timings", help="pytest-benchmark suite (tests/bench): save, compare")
+    tm.add_argument("--storage", default=".benchmarks")
+    tm.add_argument("--save", help="save this run under a name (e.g. a commit) for --compare")
+    tm.add_argument("--compare", help="compare with the saved run of this name "
+                                      "(default: the newest saved run, if any)")
+    tm.add_argument("--fail", default="median:25%",
+                    help="pytest-benchmark --benchmark-compare-fail expression")
+
     rec = sub.add_parser("recommend", help="top-k unrated movies for one user")
     rec.add_argument("--model", required=True)
     rec.add_argument("--dataset", required=True)
@@ -82,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="regenerate tables and plots from a run folder")
     rep.add_argument("dir", help="a run folder holding runs.jsonl")
+    rep.add_argument("--readme", help="also rewrite the headline table block of this README "
+                                      "from the folder's records (cpu, batched)")
+    rep.add_argument("--reference", default="results/reference-per-user",
+                     help="with --readme: run folder of the per-user reference runs")
     return p
 
 
@@ -155,8 +174,9 @@ def _cmd_list(args) -> int:
         rows.append([name, "-".join(map(str, c.hidden)), c.activation,
                      f"{c.per_user.optimizer} lr {c.per_user.lr:g} wd {c.per_user.weight_decay:g}"
                      f" x{c.per_user.epochs}",
-                     f"{c.batched.optimizer} lr {c.batched.lr:g} wd {c.batched.weight_decay:g} "
-                     f"bs {c.batched.batch_size} x{c.batched.epochs}", v.source])
+                     f"{c.batched.optimizer} lr {c.batched.lr:g} ({c.batched.schedule}) wd "
+                     f"{c.batched.weight_decay:g} bs {c.batched.batch_size} x{c.batched.epochs}",
+                     v.source])
     print(tabulate(rows, headers=["model", "hidden", "act", "per-user", "batched", "source"],
                    tablefmt="github"))
     print()
@@ -169,6 +189,17 @@ def _cmd_report(args) -> int:
     from . import report
 
     written = report.write(Path(args.dir))
+    if args.readme:
+        from . import records
+
+        recs = records.load(Path(args.dir))
+        readme = Path(args.readme)
+        text = report.replace_block(readme.read_text(encoding="utf-8"), report.START,
+                                    report.END, report.headline(report.frame(recs)))
+        text = report.replace_block(text, report.REF_START, report.REF_END,
+                                    report.reference(records.load(Path(args.reference)), recs))
+        readme.write_text(text, encoding="utf-8")
+        written.append(readme)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
@@ -240,6 +271,31 @@ def _cmd_recommend(args) -> int:
     return 0
 
 
+def _cmd_perf_check(args) -> int:
+    import torch
+    from tabulate import tabulate
+
+    from . import speed
+    from .runner import SplitCache
+
+    split = SplitCache(args.data_dir).split(args.dataset, "random-90-10", 0)
+    rows = speed.same_run_ratios(split, sorted({m for m, _ in speed.FLOORS}),
+                                 torch.device("cpu"), args.slice_users, args.repeats)
+    print(f"perf-check on {args.dataset} ({split.train.nnz:,} training ratings), "
+          f"{torch.get_num_threads()} threads; speedups over the classic loop, same run:")
+    print(tabulate([[r["model"], r["path"], r["epoch_s"], r["classic_epoch_s"], r["speedup"],
+                     r["floor"], "ok" if r["ok"] else "FAIL"] for r in rows],
+                   headers=["model", "path", "epoch s", "classic epoch s", "speedup", "floor",
+                            ""], tablefmt="github", floatfmt=".3g"))
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+def _cmd_timings(args, extra) -> int:
+    from . import timings
+
+    return timings.main(args.storage, args.save, args.compare, args.fail, extra)
+
+
 def models_list(patterns):
     import models
 
@@ -251,9 +307,13 @@ def models_list(patterns):
 
 def main(argv: list[str] | None = None) -> int:
     _check_datasets_package()
-    args = _parser().parse_args(argv)
-    return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report,
-            "speed": _cmd_speed, "recommend": _cmd_recommend}[args.command](args)
+    args, extra = _parser().parse_known_args(argv)
+    if args.command == "timings":
+        return _cmd_timings(args, extra)
+    if extra:
+        _parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report, "speed": _cmd_speed,
+            "recommend": _cmd_recommend, "perf-check": _cmd_perf_check}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,14 @@ class BatchedEngine:
         or `auto` (sparse on CPU, dense on CUDA)."""
         self.model, self.recipe, self.device = model, recipe, device
         self.opt = make_optimizer(model.parameters(), recipe, device)
+        schedules = {"constant": None,
+                     "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(
+                         self.opt, T_max=max(1, recipe.epochs))}
+        if recipe.schedule not in schedules:
+            raise ValueError(f"schedule {recipe.schedule!r} unknown; "
+                             f"choose from {', '.join(schedules)}")
+        make = schedules[recipe.schedule]
+        self.scheduler = make() if make else None
         self.indptr = train.indptr.astype(np.int64)
         self.items = torch.as_tensor(train.indices.astype(np.int64), device=device)
         self.values = torch.as_tensor(train.data, device=device)
@@ -114,4 +122,6 @@ class BatchedEngine:
             loss.backward()
             opt.step()
             total += se.detach()
+        if self.scheduler is not None:
+            self.scheduler.step()
         return float(total) / max(1, plan[-1][1])

@@ -52,6 +52,80 @@ def pivot(df: pd.DataFrame, column: str) -> pd.DataFrame:
     return table
 
 
+HEADLINE = [("RMSE", "rmse", ".4f"), ("MAE", "mae", ".4f"), ("NDCG@10", "ndcg@10", ".4f"),
+            ("epoch s", "epoch_s", ".3f")]
+START, END = "<!-- headline:start -->", "<!-- headline:end -->"
+
+
+def headline(df: pd.DataFrame, device: str = "cpu", mode: str = "batched") -> str:
+    """Variants x datasets: RMSE, MAE, NDCG@10 and median epoch seconds (one device, mode)."""
+    part = df[(df["device"] == device) & (df["mode"] == mode)]
+    datasets = sorted(part["dataset"].unique())
+    rows = []
+    for model, group in part.groupby("model"):
+        row = [model]
+        for ds in datasets:
+            cell = group[group["dataset"] == ds]
+            for _, col, fmt in HEADLINE:
+                value = cell[col].iloc[-1] if len(cell) and col in cell else float("nan")
+                row.append(format(value, fmt))
+        rows.append(row)
+    headers = ["model"] + [f"{ds} {title}" for ds in datasets for title, _, _ in HEADLINE]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+# Figures the classic notebooks report, to set beside aebench's reproductions.
+# (model, dataset, split, metric, figure, where it comes from)
+REFERENCE = [
+    ("sae-20-10-20", "ml-100k", "u1", "legacy_loss", 0.957,
+     "classic notebook code, 200 epochs, on this 2-core machine (issue #2)"),
+    ("sae-20-10-20", "ml-100k", "u1", "rmse_raw", 0.982,
+     "the same run's global test RMSE (issue #2)"),
+    ("sae-200-100-200", "ml-1m", "random-75-25", "legacy_topk_acc@5", 0.6987,
+     "ML-1M notebook, published (LEAKY: test rows as input)"),
+    ("sae-200-100-200", "ml-1m", "random-75-25", "legacy_topk_acc@10", 0.7750,
+     "ML-1M notebook, published (LEAKY: test rows as input)"),
+]
+REF_START, REF_END = "<!-- reference:start -->", "<!-- reference:end -->"
+
+
+def reference(per_user: list[dict], batched: list[dict]) -> str:
+    """The notebooks' figures beside aebench per-user (faithful) and batched results."""
+    def lookup(recs, model, dataset, split, metric):
+        hits = [r["metrics"].get(metric) for r in recs if r.get("status") == "ok"
+                and (r["model"], r["dataset"], r["split"]["name"]) == (model, dataset, split)]
+        return "—" if not hits or hits[-1] is None else format(hits[-1], ".4f")
+
+    rows = [[f"{model} {dataset} {split}", metric, format(figure, ".4f"),
+             lookup(per_user, model, dataset, split, metric),
+             lookup(batched, model, dataset, split, metric), source]
+            for model, dataset, split, metric, figure, source in REFERENCE]
+    return tabulate(rows, headers=["run", "metric", "notebook", "aebench per-user",
+                                   "aebench batched", "source of the notebook figure"],
+                    tablefmt="github", disable_numparse=True)
+
+
+def replace_block(text: str, start: str, end: str, body: str) -> str:
+    if start not in text or end not in text:
+        raise ValueError(f"no {start} ... {end} block to replace")
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}"
+
+
+def block(text: str, start: str, end: str) -> str:
+    return text.split(start, 1)[1].split(end, 1)[0].strip()
+
+
+def environment_md(recs: list[dict]) -> str:
+    """Where the records came from: one row per distinct environment."""
+    keys = ["git_commit", "device_name", "cpu", "cpu_count", "torch_threads", "torch", "numpy",
+            "python", "platform"]
+    envs = pd.DataFrame([{k: r.get("env", {}).get(k) for k in keys} for r in recs
+                         if r.get("env")]).drop_duplicates()
+    return "# Environment of these records\n\n" + tabulate(envs, headers="keys",
+                                                           tablefmt="github", showindex=False)
+
+
 def markdown(df: pd.DataFrame, failed: list[dict]) -> str:
     parts = ["# aebench results", ""]
     if df.empty:
@@ -147,5 +221,6 @@ def write(run_dir: Path) -> list[Path]:
     failed = [r for r in recs if r.get("status") != "ok"]
     (run_dir / "tables.md").write_text(markdown(df, failed), encoding="utf-8")
     df.to_csv(run_dir / "tables.csv", index=False)
-    return [run_dir / "tables.md", run_dir / "tables.csv",
+    (run_dir / "environment.md").write_text(environment_md(recs) + "\n", encoding="utf-8")
+    return [run_dir / "tables.md", run_dir / "tables.csv", run_dir / "environment.md",
             *plots(df, history_frame(recs), run_dir)]

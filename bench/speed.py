@@ -90,3 +90,45 @@ def measure(model_name: str, split: Split, device: torch.device, paths: tuple[st
     for r in rows:
         r["speedup_vs_classic"] = base / r["epoch_s"] if base else None
     return rows
+
+
+# Same-run gate: minimum speedups over the classic loop, measured in one process on the
+# ML-1M-shaped synthetic matrix. Each floor is about 55% of what this 2-core CI machine
+# measured (see README), so a change that halves a speedup fails while run-to-run noise
+# (within +-25% on these shared machines) does not.
+FLOORS = {
+    ("sae-20-10-20", "batched"): 15.0,
+    ("sae-200-100-200", "batched"): 45.0,
+    ("sae-20-10-20", "per-user"): 2.0,
+    ("sae-200-100-200", "per-user"): 2.0,
+}
+
+
+def slice_split(split: Split, users: int) -> Split:
+    """The first `users` rows of a split (for the per-user paths, whose cost per user is flat)."""
+    return Split(split.dataset, f"{split.name}[:{users}]", split.seed, split.train[:users],
+                 split.test[:users], split.user_ids[:users], split.item_ids, "")
+
+
+def same_run_ratios(split: Split, names: list[str], device: torch.device,
+                    slice_users: int = 300, repeats: int = 3) -> list[dict]:
+    """Speedups over the classic loop, all measured in this process. The classic and
+    per-user paths run on a slice of users and are scaled to the full epoch by user count."""
+    part = slice_split(split, slice_users)
+    scale = (np.diff(split.train.indptr) > 0).sum() / (np.diff(part.train.indptr) > 0).sum()
+    rows = []
+    for name in names:
+        classic_s = measure(name, part, device, ("classic",), classic_repeats=repeats)[0]
+        per_user = measure(name, part, device, ("per-user",), classic_repeats=repeats)[0]
+        batched = measure(name, split, device, ("batched",), repeats=repeats)[0]
+        full_classic = classic_s["epoch_s"] * scale
+        rows.append({"model": name, "path": "per-user", "epoch_s": per_user["epoch_s"] * scale,
+                     "classic_epoch_s": full_classic,
+                     "speedup": classic_s["epoch_s"] / per_user["epoch_s"]})
+        rows.append({"model": name, "path": "batched", "epoch_s": batched["epoch_s"],
+                     "classic_epoch_s": full_classic,
+                     "speedup": full_classic / batched["epoch_s"]})
+    for r in rows:
+        r["floor"] = FLOORS.get((r["model"], r["path"]))
+        r["ok"] = r["floor"] is None or r["speedup"] >= r["floor"]
+    return rows

@@ -11,7 +11,7 @@ import pandas as pd
 from .fetch import DatasetError, locate
 from .parse import read_genre_names, read_items, read_ratings
 from .specs import SPECS, DatasetSpec
-from .synthetic import parse_name, synthetic_ratings
+from .synthetic import ML1M_SHAPE, ml1m_shaped_ratings, parse_name, synthetic_ratings
 
 
 @dataclass(frozen=True)
@@ -30,18 +30,24 @@ class Dataset:
 
 
 def names() -> list[str]:
-    return [*SPECS, "synthetic"]
+    return [*SPECS, "synthetic", "synthetic-ml1m"]
+
+
+def _synthetic(name: str, ratings: pd.DataFrame, n_items: int) -> Dataset:
+    items = pd.DataFrame({"item": range(1, n_items + 1)})
+    items["title"] = [f"Synthetic item {i}" for i in items["item"]]
+    items["genres"] = ""
+    return Dataset(name, ratings, items)
 
 
 def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> Dataset:
-    """Load `ml-100k`, `ml-1m`, `synthetic` or `synthetic-<users>x<items>`."""
+    """Load `ml-100k`, `ml-1m`, `synthetic`, `synthetic-<users>x<items>` or `synthetic-ml1m`
+    (ML-1M's shape and density, for timing)."""
+    if name == "synthetic-ml1m":
+        return _synthetic(name, ml1m_shaped_ratings(), ML1M_SHAPE[1])
     shape = parse_name(name)
     if shape is not None:
-        ratings = synthetic_ratings(*shape)
-        items = pd.DataFrame({"item": range(1, shape[1] + 1)})
-        items["title"] = [f"Synthetic item {i}" for i in items["item"]]
-        items["genres"] = ""
-        return Dataset(name, ratings, items)
+        return _synthetic(name, synthetic_ratings(*shape), shape[1])
     if name not in SPECS:
         raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(names())}")
     spec = SPECS[name]

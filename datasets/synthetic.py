@@ -46,3 +46,13 @@ def synthetic_ratings(n_users: int = 300, n_items: int = 200, density: float = 0
         "user": user + 1, "item": item + 1, "rating": rating,
         "timestamp": pd.array(np.arange(len(user)), dtype="Int64"),
     })
+
+
+ML1M_SHAPE = (6040, 3706)
+ML1M_DENSITY = 0.045
+
+
+def ml1m_shaped_ratings(seed: int = 2024) -> pd.DataFrame:
+    """A fixed seeded matrix of ML-1M's shape and density (about 1M ratings), for timing:
+    built the same way on every machine and commit, never changed, only added to."""
+    return synthetic_ratings(*ML1M_SHAPE, density=ML1M_DENSITY, rank=10, seed=seed)

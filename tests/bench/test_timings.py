@@ -1,0 +1,72 @@
+"""What users gate merges on: one batched epoch per variant, the classic loop on a slice, a
+full evaluation pass, and loading ml-1m. Inputs are built outside the timed part."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import datasets
+import models
+from bench import classic
+from bench.evaluate import evaluate_ranking, evaluate_ratings
+from bench.train import make_engine
+
+CPU = torch.device("cpu")
+CLASSIC_SLICE = 300  # users: the classic loop costs the same per user, so a slice is enough
+
+
+def _model(name, split):
+    torch.manual_seed(0)
+    cfg = models.config(name)
+    return models.get(name).build(split.n_items, cfg), cfg
+
+
+@pytest.mark.parametrize("name", models.list())
+def test_batched_epoch(benchmark, ml1m_shaped, name):
+    model, cfg = _model(name, ml1m_shaped)
+    engine = make_engine(model, ml1m_shaped, cfg, "batched", CPU, 0)
+    benchmark.extra_info["ratings"] = int(ml1m_shaped.train.nnz)
+    loss = benchmark.pedantic(engine.epoch, rounds=5, warmup_rounds=1)
+    assert loss == loss  # finite, not NaN
+
+
+@pytest.mark.parametrize("name", ["sae-20-10-20", "sae-200-100-200"])
+def test_classic_loop_slice(benchmark, ml1m_shaped, name):
+    model, cfg = _model(name, ml1m_shaped)
+    ref = classic.ClassicSAE(ml1m_shaped.n_items, cfg.hidden).load_from(model)
+    opt = classic.make_optimizer(ref, cfg.per_user.lr, cfg.per_user.weight_decay)
+    dense = torch.tensor(ml1m_shaped.train[:CLASSIC_SLICE].toarray())
+    benchmark.extra_info["users"] = CLASSIC_SLICE
+    benchmark.pedantic(classic.train_epoch, args=(ref, opt, dense), rounds=3)
+
+
+@pytest.mark.parametrize("name", ["sae-20-10-20", "sae-200-100-200"])
+def test_per_user_slice(benchmark, ml1m_shaped, name):
+    model, cfg = _model(name, ml1m_shaped)
+    split = datasets.Split(ml1m_shaped.dataset, "slice", None,
+                           ml1m_shaped.train[:CLASSIC_SLICE], ml1m_shaped.test[:CLASSIC_SLICE],
+                           ml1m_shaped.user_ids[:CLASSIC_SLICE], ml1m_shaped.item_ids, "")
+    engine = make_engine(model, split, cfg, "per-user", CPU, 0)
+    benchmark.extra_info["users"] = CLASSIC_SLICE
+    benchmark.pedantic(engine.epoch, rounds=3, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("name", ["sae-20-10-20", "sae-200-100-200"])
+def test_evaluation_pass(benchmark, ml1m_shaped, name):
+    model, _ = _model(name, ml1m_shaped)
+
+    def full_pass():
+        out = evaluate_ratings(model, ml1m_shaped, CPU)
+        out.update(evaluate_ranking(model, ml1m_shaped, CPU)[0])
+        return out
+
+    out = benchmark.pedantic(full_pass, rounds=3, warmup_rounds=1)
+    assert {"rmse", "ndcg@10"} <= out.keys()
+
+
+def test_load_ml1m(benchmark, real_data_dir):
+    """The loader target: ml-1m's 1,000,209 ratings in under 2 s on the 2-core CI machine."""
+    ds = benchmark.pedantic(datasets.load, args=("ml-1m", real_data_dir),
+                            kwargs={"download": False}, rounds=3, warmup_rounds=1)
+    assert ds.n_ratings == 1_000_209
