@@ -21,18 +21,22 @@ def setup():
     return split, model
 
 
+def row(m, u):
+    """Column indices and values of row u of a CSR matrix."""
+    return m.indices[m.indptr[u]:m.indptr[u + 1]], m.data[m.indptr[u]:m.indptr[u + 1]]
+
+
 def brute_force(model, split, k, relevance):
     dense_train = torch.tensor(split.train.toarray())
     with torch.no_grad():
         scores = model(dense_train).numpy()
     rows = []
     for u in range(split.n_users):
-        test_items = split.test.indices[split.test.indptr[u]:split.test.indptr[u + 1]]
-        test_r = split.test.data[split.test.indptr[u]:split.test.indptr[u + 1]]
+        test_items, test_r = row(split.test, u)
         relevant = set(test_items[test_r >= relevance])
         if not relevant:
             continue
-        rated = set(split.train.indices[split.train.indptr[u]:split.train.indptr[u + 1]])
+        rated = set(row(split.train, u)[0])
         candidates = [i for i in range(split.n_items) if i not in rated]
         # highest score first, ties to the lower item index
         ranked = sorted(candidates, key=lambda i: (-scores[u, i], i))[:k]
@@ -80,10 +84,9 @@ def test_legacy_topk_uses_test_rows(setup):
         scores = model(dense_test).numpy()
     shares = []
     for u in range(split.n_users):
-        items = split.test.indices[split.test.indptr[u]:split.test.indptr[u + 1]]
+        items, r = row(split.test, u)
         if len(items) == 0:
             continue
-        r = split.test.data[split.test.indptr[u]:split.test.indptr[u + 1]]
         top = sorted(range(len(items)), key=lambda j: (-scores[u, items[j]], j))[:5]
         shares.append(np.mean(r[top] >= 4))
     assert out["legacy_topk_acc@5"] == pytest.approx(np.mean(shares))
