@@ -26,10 +26,14 @@ def row(m, u):
     return m.indices[m.indptr[u]:m.indptr[u + 1]], m.data[m.indptr[u]:m.indptr[u + 1]]
 
 
-def brute_force(model, split, k, relevance):
-    dense_train = torch.tensor(split.train.toarray())
+def dense_scores(model, m):
+    """Model outputs for every row of a CSR matrix, through the dense forward pass."""
     with torch.no_grad():
-        scores = model(dense_train).numpy()
+        return model(torch.tensor(m.toarray())).numpy()
+
+
+def brute_force(model, split, k, relevance):
+    scores = dense_scores(model, split.train)
     rows = []
     for u in range(split.n_users):
         test_items, test_r = row(split.test, u)
@@ -79,9 +83,7 @@ def test_relevance_threshold_changes_the_relevant_set(setup):
 def test_legacy_topk_uses_test_rows(setup):
     split, model = setup
     out = legacy_topk(model, split, torch.device("cpu"), ks=(5, 10))
-    dense_test = torch.tensor(split.test.toarray())
-    with torch.no_grad():
-        scores = model(dense_test).numpy()
+    scores = dense_scores(model, split.test)
     shares = []
     for u in range(split.n_users):
         items, r = row(split.test, u)

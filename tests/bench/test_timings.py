@@ -10,6 +10,7 @@ import datasets
 import models
 from bench import classic
 from bench.evaluate import evaluate_ranking, evaluate_ratings
+from bench.speed import slice_split
 from bench.train import make_engine
 
 CPU = torch.device("cpu")
@@ -44,9 +45,7 @@ def test_classic_loop_slice(benchmark, ml1m_shaped, name):
 @pytest.mark.parametrize("name", ["sae-20-10-20", "sae-200-100-200"])
 def test_per_user_slice(benchmark, ml1m_shaped, name):
     model, cfg = _model(name, ml1m_shaped)
-    split = datasets.Split(ml1m_shaped.dataset, "slice", None,
-                           ml1m_shaped.train[:CLASSIC_SLICE], ml1m_shaped.test[:CLASSIC_SLICE],
-                           ml1m_shaped.user_ids[:CLASSIC_SLICE], ml1m_shaped.item_ids, "")
+    split = slice_split(ml1m_shaped, CLASSIC_SLICE)
     engine = make_engine(model, split, cfg, "per-user", CPU, 0)
     benchmark.extra_info["users"] = CLASSIC_SLICE
     benchmark.pedantic(engine.epoch, rounds=3, warmup_rounds=1)
