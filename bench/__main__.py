@@ -258,8 +258,11 @@ def _cmd_recommend(args) -> int:
         path = out / rec["weights"]
     else:
         print(f"using the saved model {path}")
-    model, split, ckpt = recommend.load(
-        path, lambda name, seed: cache.split(args.dataset, name, seed))
+    try:
+        model, split, ckpt = recommend.load(
+            path, lambda name, seed: cache.split(args.dataset, name, seed))
+    except ValueError as exc:
+        sys.exit(f"aebench: {exc}; rerun with --retrain")
     try:
         table = recommend.recommend(model, split, cache.dataset(args.dataset).items,
                                     args.user, args.k)

@@ -33,9 +33,22 @@ class ClassicSAE(nn.Module):
 
     def load_from(self, model: nn.Module) -> ClassicSAE:
         """Copy the weights of an aebench `SAE` with the same shape (for trajectory checks)."""
-        for mine, theirs in zip((self.fc1, self.fc2, self.fc3, self.fc4), model.layers):
-            mine.load_state_dict(theirs.state_dict())
+        with torch.no_grad():
+            for k, (mine, theirs) in enumerate(zip((self.fc1, self.fc2, self.fc3, self.fc4),
+                                                   model.layers)):
+                mine.weight.copy_(theirs.weight.t() if k == 0 else theirs.weight)  # item-major
+                mine.bias.copy_(theirs.bias)
         return self
+
+
+def masked_mse(output, target):
+    """The ML-1M notebook's loss (its own `MSELoss` class): squared error over the rated
+    items divided by their number, where `nn.MSELoss` divides by the number of items."""
+    mask = (target != 0).float()
+    return torch.sum(torch.pow(output * mask - target, 2)) / mask.sum()
+
+
+CRITERIA = {"items": nn.MSELoss(), "rated": masked_mse}  # by `Recipe.loss`
 
 
 def make_optimizer(sae: ClassicSAE, lr: float = 0.01, weight_decay: float = 0.5):
@@ -43,7 +56,8 @@ def make_optimizer(sae: ClassicSAE, lr: float = 0.01, weight_decay: float = 0.5)
 
 
 def train_epoch(sae, optimizer, training_set, criterion=None, order=None):
-    """One classic epoch; returns the notebook's printed `train_loss / s`."""
+    """One classic epoch; returns the notebook's printed `train_loss / s` (a per-user RMSE
+    under the default `nn.MSELoss`; with another criterion compare test losses instead)."""
     criterion = criterion or nn.MSELoss()
     nb_users, nb_movies = training_set.shape
     train_loss = 0

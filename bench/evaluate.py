@@ -136,9 +136,9 @@ def evaluate_ranking(model, split: Split, device: torch.device, ks: tuple[int, .
 
 def legacy_topk(model, split: Split, device: torch.device, ks: tuple[int, ...] = (5, 10),
                 liked: float = 4.0) -> dict[str, float]:
-    """The ML-1M notebook's leaky "top-k accuracy": the model reads each user's *test* row,
-    only that user's test items are ranked, and the share of the top k rated >= 4 is counted.
-    Kept to compare with the published 69.87 / 77.50; not a valid protocol."""
+    """The ML-1M notebook's leaky "top-k accuracy": the model reads each user's *test* row and
+    ranks that user's test items (`metrics.legacy_topk_acc` has the notebook's arithmetic).
+    Kept to compare with its printed 77.55 (k=5) / 69.87 (k=10); not a valid protocol."""
     scores = predict_at(model, split.test, split.test, device)
     ptr = split.test.indptr
     per_s = [scores[ptr[u]:ptr[u + 1]] for u in range(split.n_users)]

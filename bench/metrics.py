@@ -91,15 +91,18 @@ def ranking_per_user(hits: np.ndarray, n_relevant: np.ndarray,
 
 def legacy_topk_acc(scores: list[np.ndarray], ratings: list[np.ndarray], k: int,
                     liked: float = 4.0) -> float:
-    """The ML-1M notebook's "top-k accuracy" (leaky: the scores come from the test vector).
+    """The ML-1M notebook's "top-k accuracy" (`compute_top_k_accuracy`; leaky: the scores come
+    from the test vector), computed as that notebook computes it.
 
-    Per user: rank only the user's test items by score, take the top k (all of them when
-    fewer), and count the share rated >= `liked`; the mean over users with test ratings.
+    The notebook ranks all items by output x test mask, so every unrated item scores 0: a
+    user's top k are their test items with a positive score (a negative one ranks below the
+    zeros and never enters), padded with unrated items. It counts the top k rated 4 or 5,
+    divides by k even when fewer test items are ranked, and averages over every user, a
+    user without test ratings counting 0. Test items are ordered by score, ties by position.
     """
-    shares = []
-    for s, r in zip(scores, ratings):
-        if len(r) == 0:
-            continue
+    shares = np.zeros(len(scores))
+    for u, (s, r) in enumerate(zip(scores, ratings)):
         top = np.argsort(-s, kind="stable")[:k]
-        shares.append(np.mean(r[top] >= liked))
-    return float(np.mean(shares)) if shares else float("nan")
+        top = top[s[top] > 0]
+        shares[u] = np.count_nonzero(r[top] >= liked) / k
+    return float(shares.mean()) if len(shares) else float("nan")

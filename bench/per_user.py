@@ -2,14 +2,15 @@
 
 Semantics kept from the classic loop (`bench/classic.py`): users visited in index order, one
 RMSprop step per user with at least one training rating, loss = squared error on the user's
-observed ratings / n_items, and by default gradients never zeroed, so each step applies the
+observed ratings / n_items (or / n_rated under `Recipe.loss="rated"`, the ML-1M notebook's
+masked MSE), and by default gradients never zeroed, so each step applies the
 running sum of every gradient since the start (`Recipe.zero_grad=True` gives textbook SGD
 semantics instead). Because RMSprop divides by a running RMS of that growing sum, the
 accumulated term soon dominates the weight decay of 0.5; zeroing gradients with the classic
 weight decay shrinks the weights hard and gives a much worse model.
 
-What changes is the cost: forward and backward touch only the user's observed items (a column
-gather of the first layer, a row gather of the output layer) with gradients written by hand
+What changes is the cost: forward and backward touch only the user's observed items (row
+gathers of the item-major first layer and of the output layer) with gradients written by hand
 into one flat buffer, and the RMSprop update is one fused pass over that buffer
 (`bench/optim.py`). No autograd graph is built.
 """
@@ -31,6 +32,9 @@ _DERIVATIVE = {
     "relu": lambda h: (h > 0).to(h.dtype),
     "identity": lambda h: torch.ones_like(h),
 }
+
+
+LOSSES = ("items", "rated")
 
 
 def _views(flat: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -58,6 +62,8 @@ class PerUserEngine:
         if recipe.optimizer != "rmsprop":
             raise ValueError("per-user mode implements the classic RMSprop recipe only; "
                              f"got optimizer {recipe.optimizer!r}")
+        if recipe.loss not in LOSSES:
+            raise ValueError(f"loss {recipe.loss!r} unknown; choose from {', '.join(LOSSES)}")
         if activation not in _DERIVATIVE:
             raise ValueError(f"per-user mode supports activations {', '.join(_DERIVATIVE)}")
         self.model, self.recipe, self.gen = model, recipe, generator
@@ -89,8 +95,8 @@ class PerUserEngine:
             if model.corruption > 0:
                 x = r * (torch.rand(r.shape, generator=self.gen, device=r.device)
                          >= model.corruption)
-            w_in = w[0].index_select(1, idx)
-            hs = [act(torch.addmv(b[0], w_in, x))]
+            w_in = w[0].index_select(0, idx)
+            hs = [act(torch.addmv(b[0], w_in.t(), x))]
             masks = []
             for k in range(1, last):
                 h = hs[-1]
@@ -105,7 +111,7 @@ class PerUserEngine:
             losses.append(err.dot(err) / (hi - lo))
             if rec.zero_grad:
                 self.grad.zero_()
-            d = err * (2.0 / self.n_items)
+            d = err * (2.0 / (self.n_items if rec.loss == "items" else hi - lo))
             gw[last].index_add_(0, idx, torch.outer(d, hs[-1]))
             gb[last].index_add_(0, idx, d)
             dh = w_out.t().mv(d)
@@ -118,7 +124,7 @@ class PerUserEngine:
                 if masks:
                     dh = dh * masks[k - 1]
             dz = dh * deriv(hs[0])
-            gw[0].index_add_(1, idx, torch.outer(dz, x))
+            gw[0].index_add_(0, idx, torch.outer(x, dz))
             gb[0].add_(dz)
             rmsprop_(self.flat, self.grad, self.square_avg, rec.lr, rec.weight_decay)
         return float(torch.stack(losses).sqrt().mean())

@@ -37,7 +37,12 @@ def load(path: Path, split_for) -> tuple[torch.nn.Module, Split, dict]:
                          f"{ckpt['split']['fingerprint'][:12]}, but that split now has "
                          f"{split.fingerprint[:12]}: the data changed")
     model = models.get(ckpt["model"]).build(split.n_items, cfg)
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: the saved weights do not fit {ckpt['model']} as this "
+                         f"version of aebench builds it ({str(exc).splitlines()[-1].strip()})"
+                         ) from exc
     model.eval()
     return model, split, ckpt
 

@@ -75,7 +75,8 @@ def measure(model_name: str, split: Split, device: torch.device, paths: tuple[st
             ref = classic.ClassicSAE(split.n_items, cfg.hidden).load_from(model).to(device)
             opt = classic.make_optimizer(ref, cfg.per_user.lr, cfg.per_user.weight_decay)
             dense = torch.tensor(split.train.toarray(), device=device)
-            times = _time(lambda r=ref, o=opt, d=dense: classic.train_epoch(r, o, d),
+            crit = classic.CRITERIA[cfg.per_user.loss]
+            times = _time(lambda r=ref, o=opt, d=dense, c=crit: classic.train_epoch(r, o, d, c),
                           classic_repeats, device)
         else:
             engine = make_engine(model, split, cfg, path, device, seed)

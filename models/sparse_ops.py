@@ -1,8 +1,9 @@
 """Autograd functions for autoencoders over sparse rating rows (a batch of rows given as CSR).
 
-`sparse_linear`: X @ W.T + b for a CSR batch X, the first layer of a user autoencoder. The
-forward is an `embedding_bag` over the observed (item, rating) pairs; the weight gradient is
-X.T @ dZ, a sparse-dense product, instead of a dense users x items product.
+`sparse_linear`: X @ W + b for a CSR batch X and an item-major W (items x out), the first
+layer of a user autoencoder. The forward is an `embedding_bag` over the observed (item, rating)
+pairs; the weight gradient is X.T @ dZ, a sparse-dense product, instead of a dense users x
+items product.
 
 `sampled_linear`: (H @ W.T + b) at the observed pairs only (SDDMM), the output layer under a
 loss masked to observed ratings. Its backward is again two sparse-dense products.
@@ -63,8 +64,7 @@ class CSRBatch:
 class _SparseLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight, bias, batch: CSRBatch, values):
-        # embedding_bag on the strided weight.t() takes a slow path; one copy is cheaper
-        z = batch.rows_times(weight.t().contiguous(), values) + bias
+        z = batch.rows_times(weight, values) + bias
         ctx.save_for_backward(values)
         ctx.batch = batch
         return z
@@ -72,7 +72,7 @@ class _SparseLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dz):
         (values,) = ctx.saved_tensors
-        dw = ctx.batch.cols_times(dz, values).t() if ctx.needs_input_grad[0] else None
+        dw = ctx.batch.cols_times(dz, values) if ctx.needs_input_grad[0] else None
         db = dz.sum(0) if ctx.needs_input_grad[1] else None
         return dw, db, None, None
 
@@ -99,7 +99,8 @@ class _SampledLinear(torch.autograd.Function):
 
 
 def sparse_linear(weight, bias, batch: CSRBatch, values):
-    """Rows of X (pattern `batch`, entries `values`) -> X @ weight.T + bias, (rows, out)."""
+    """Rows of X (pattern `batch`, entries `values`) -> X @ weight + bias, (rows, out), for an
+    item-major `weight` (items x out)."""
     return _SparseLinear.apply(weight, bias, batch, values)
 
 

@@ -104,9 +104,13 @@ def test_ranking_per_user_names():
 
 
 def test_legacy_topk_acc_by_hand():
-    # user 0: scores rank items (r=5, r=2, r=4); top 2 -> ratings 5, 2 -> share 1/2
-    # user 1: one test item rated 4 -> top 2 is just it -> share 1; user 2: none (skipped)
-    scores = [np.array([0.9, 0.1, 0.5]), np.array([0.3]), np.array([])]
-    ratings = [np.array([5.0, 4.0, 2.0]), np.array([4.0]), np.array([])]
-    assert metrics.legacy_topk_acc(scores, ratings, 2) == pytest.approx(0.75)
-    assert metrics.legacy_topk_acc(scores, ratings, 1) == pytest.approx(1.0)
+    """The ML-1M notebook's arithmetic: hits / k, negative scores rank below unrated items
+    (score 0), users without test ratings count 0."""
+    # user 0: ranked (0.9: r5), (0.5: r2), (0.1: r4) -> k=2: 1 hit / 2; k=1: 1 / 1
+    # user 1: one test item rated 4 -> k=2: 1 hit / 2 (divided by k, not by 1); k=1: 1
+    # user 2: no test ratings -> 0
+    # user 3: (0.4: r3), (-0.2: r5) -> the 5 scores below the unrated zeros: 0 at any k
+    scores = [np.array([0.9, 0.1, 0.5]), np.array([0.3]), np.array([]), np.array([-0.2, 0.4])]
+    ratings = [np.array([5.0, 4.0, 2.0]), np.array([4.0]), np.array([]), np.array([5.0, 3.0])]
+    assert metrics.legacy_topk_acc(scores, ratings, 2) == pytest.approx((0.5 + 0.5) / 4)
+    assert metrics.legacy_topk_acc(scores, ratings, 1) == pytest.approx((1 + 1) / 4)

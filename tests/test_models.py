@@ -71,10 +71,10 @@ def _batch(n_rows=5, n_cols=9, seed=0) -> tuple[torch.Tensor, CSRBatch, torch.Te
 
 def test_sparse_linear_matches_dense_forward_and_gradients():
     dense, batch, vals = _batch()
-    w = torch.randn(4, 9, dtype=torch.float32, requires_grad=True)
+    w = torch.randn(9, 4, dtype=torch.float32, requires_grad=True)  # item-major
     b = torch.randn(4, requires_grad=True)
     z = sparse_linear(w, b, batch, vals)
-    ref = dense @ w.t() + b
+    ref = dense @ w + b
     torch.testing.assert_close(z, ref)
     up = torch.randn_like(z)
     gw, gb = torch.autograd.grad((z * up).sum(), (w, b))
@@ -130,9 +130,14 @@ def test_planned_column_order_gives_the_same_gradients():
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
     model, cfg = models.create("sae-200-100-200", split.n_items, **{"batched.batch_size": 32})
     engine = BatchedEngine(model, split.train, cfg.batched, torch.device("cpu"), None, 0)
-    pos, plan = engine._epoch_plan()
-    values = engine.values[pos]
+    values, plan = engine._epoch_plan()
     assert sum(hi - lo for lo, hi, _ in plan) == split.train.nnz
+    rows = sorted(tuple(zip(b.cols[b.crow[r]:b.crow[r + 1]].tolist(),
+                            values[lo:hi][b.crow[r]:b.crow[r + 1]].tolist()))
+                  for lo, hi, b in plan for r in range(b.n_rows))
+    want = sorted(tuple(zip(split.train[u].indices.tolist(), split.train[u].data.tolist()))
+                  for u in range(split.train.shape[0]) if split.train[u].nnz)
+    assert rows == want
     for lo, hi, batch in plan[:3]:
         grads = []
         for b in (batch, dataclasses.replace(batch, t_perm=None, t_rows=None, t_ptr=None)):

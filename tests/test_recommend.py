@@ -19,6 +19,24 @@ def test_trains_when_no_model_exists_then_reuses_it(tmp_path, fixture_dir, capsy
     assert "using the saved model" in capsys.readouterr().out
 
 
+def test_weights_of_another_layout_name_the_file(tmp_path, fixture_dir, capsys):
+    """A checkpoint whose tensors no longer fit the model (an older layout) is refused by
+    name, with the way out, instead of a bare size-mismatch traceback."""
+    import torch
+
+    runs = tmp_path / "runs"
+    argv = ["recommend", "--model", "sae-20-10-20", "--dataset", "ml-1m", "--user", "1",
+            "--data-dir", str(fixture_dir), "--runs", str(runs)]
+    assert main(argv) == 0
+    (path,) = runs.glob("**/weights/*.pt")
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["state_dict"]["layers.0.weight"] = ckpt["state_dict"]["layers.0.weight"].t()
+    torch.save(ckpt, path)
+    with pytest.raises(SystemExit, match=rf"{path.name}: the saved weights do not fit "
+                                         r"sae-20-10-20 .*rerun with --retrain"):
+        main(argv)
+
+
 def test_unknown_user_is_named(tmp_path, fixture_dir):
     with pytest.raises(SystemExit, match="user id 99 is not in ml-1m"):
         main(["recommend", "--model", "sae-20-10-20", "--dataset", "ml-1m", "--user", "99",

@@ -19,7 +19,8 @@ def _classic_vs_fast(split, name, epochs, **overrides):
     opt = classic.make_optimizer(ref, cfg.per_user.lr, cfg.per_user.weight_decay)
     train = torch.tensor(split.train.toarray())
     test = torch.tensor(split.test.toarray())
-    classic_losses = [classic.train_epoch(ref, opt, train) for _ in range(epochs)]
+    criterion = classic.CRITERIA[cfg.per_user.loss]
+    classic_losses = [classic.train_epoch(ref, opt, train, criterion) for _ in range(epochs)]
     result = fit(model, split, cfg, "per-user", torch.device("cpu"), 0, epochs)
     fast = classic.ClassicSAE(split.n_items, cfg.hidden).load_from(model)
     return (classic_losses, [h["train_loss"] for h in result.history],
@@ -31,6 +32,18 @@ def test_per_user_follows_classic_trajectory_on_synthetic():
     want, got, want_test, got_test = _classic_vs_fast(split, "sae-20-10-20", 4)
     assert got == pytest.approx(want, abs=1e-4)
     assert got_test == pytest.approx(want_test, abs=1e-4)
+
+
+def test_per_user_follows_the_ml1m_notebook_loss():
+    """`loss="rated"` (the ML-1M notebook's masked MSE) against the classic loop run with
+    that notebook's criterion: the same weights, so the same test loss; and not the same
+    model as the classic `nn.MSELoss` scaling gives."""
+    split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
+    *_, want_test, got_test = _classic_vs_fast(split, "sae-200-100-200", 3)
+    *_, items_test, _ = _classic_vs_fast(split, "sae-200-100-200", 3, **{"per_user.loss": "items"})
+    assert models.config("sae-200-100-200").per_user.loss == "rated"
+    assert got_test == pytest.approx(want_test, abs=1e-4)
+    assert items_test != pytest.approx(want_test, abs=1e-3)
 
 
 @pytest.mark.realdata
