@@ -3,10 +3,11 @@
 Each epoch draws a user permutation on the host, lays the training entries out in that order
 with each batch's column order beside them (`_plan`, one compiled pass) and sends them to the
 device once; batches are then slices, with boundaries known on the host, so nothing inside
-the epoch waits for the device. The first
-layer reads a batch as CSR (`SAE.encode_sparse`) instead of a dense users x items block, and
-for the masked loss the decoder is evaluated only at the observed (user, item) pairs
-(`SAE.decode_at`, an SDDMM) rather than at full item width (`output="dense"`, kept for
+the epoch waits for the device.
+
+The first layer reads a batch as CSR (`SAE.encode_sparse`) instead of a dense users x items
+block, and for the masked loss the decoder is evaluated only at the observed (user, item)
+pairs (`SAE.decode_at`, an SDDMM) rather than at full item width (`output="dense"`, kept for
 comparison and used on CUDA, where the sparse kernels have not been measured yet).
 """
 

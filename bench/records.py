@@ -17,11 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_commit() -> str | None:
-    """HEAD of the project checkout, with `-dirty` when tracked files have changed."""
+    """HEAD of the project checkout, with `-dirty` when tracked files other than the result
+    folders (`results/`, which a run regenerates) have changed."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)results"],
                                cwd=ROOT, capture_output=True, text=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
