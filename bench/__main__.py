@@ -174,7 +174,7 @@ def _cmd_list(args) -> int:
         c = v.config
         rows.append([name, "-".join(map(str, c.hidden)), c.activation,
                      f"{c.per_user.optimizer} lr {c.per_user.lr:g} wd {c.per_user.weight_decay:g}"
-                     f" x{c.per_user.epochs}",
+                     f" x{c.per_user.epochs} loss/{c.per_user.loss}",
                      f"{c.batched.optimizer} lr {c.batched.lr:g} ({c.batched.schedule}) wd "
                      f"{c.batched.weight_decay:g} bs {c.batched.batch_size} x{c.batched.epochs}",
                      v.source])

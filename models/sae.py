@@ -167,8 +167,8 @@ register("sae-200-100-200", _build,
                    note="Adam lr 0.005, batch 512, 100 epochs: RMSE 0.963 on u1 (per-user "
                         "1.041), 0.874 on ml-1m (per-user 0.943); better on both than batch "
                         "256 at lr 0.003 for 60 epochs (0.974, 0.882) in about the same time"),
-         "the ML-1M SAE notebook: 200-100-200 sigmoid, RMSprop lr 0.005, weight decay 1.0, "
-         "50 epochs, random 75/25 split")
+         "the ML-1M SAE notebook (longday1102/RS-AutoEncoder): 200-100-200 sigmoid, RMSprop "
+         "lr 0.005, weight decay 1.0, 50 epochs, loss over rated items, random 75/25 split")
 register("sae-dropout", _build,
          SAEConfig(dropout=0.2, per_user=CLASSIC,
                    batched=Recipe(optimizer="adam", lr=0.003, weight_decay=0.0, epochs=100,
