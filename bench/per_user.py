@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from models.sae import SAE, Recipe
+from models.sae import LOSSES, SAE, Recipe
 
 from .optim import rmsprop_
 
@@ -32,9 +32,6 @@ _DERIVATIVE = {
     "relu": lambda h: (h > 0).to(h.dtype),
     "identity": lambda h: torch.ones_like(h),
 }
-
-
-LOSSES = ("items", "rated")
 
 
 def _views(flat: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -87,6 +84,7 @@ class PerUserEngine:
         model, rec, act, deriv = self.model, self.recipe, self.act, self.deriv
         last = len(w) - 1
         keep = 1.0 - model.dropout
+        per_item = rec.loss == "items"
         losses = []
         for u in self.users:
             lo, hi = self.indptr[u], self.indptr[u + 1]
@@ -111,7 +109,7 @@ class PerUserEngine:
             losses.append(err.dot(err) / (hi - lo))
             if rec.zero_grad:
                 self.grad.zero_()
-            d = err * (2.0 / (self.n_items if rec.loss == "items" else hi - lo))
+            d = err * (2.0 / (self.n_items if per_item else hi - lo))
             gw[last].index_add_(0, idx, torch.outer(d, hs[-1]))
             gb[last].index_add_(0, idx, d)
             dh = w_out.t().mv(d)

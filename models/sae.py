@@ -30,6 +30,8 @@ from torch import nn
 from .registry import register
 from .sparse_ops import CSRBatch, sampled_linear, sparse_linear
 
+LOSSES = ("items", "rated")  # per-user loss normalisation, `Recipe.loss`
+
 
 @dataclass(frozen=True)
 class Recipe:
