@@ -211,6 +211,8 @@ def _cmd_speed(args) -> int:
     import torch
     from tabulate import tabulate
 
+    import models
+
     from . import records, speed
     from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT, SplitCache
 
@@ -218,21 +220,31 @@ def _cmd_speed(args) -> int:
     split_name = args.split or DEFAULT_SPLIT.get(args.dataset, FALLBACK_SPLIT)
     split = SplitCache(args.data_dir).split(args.dataset, split_name, 0)
     peak = speed.matmul_peak_gflops(device)
-    rows = []
+    rows, ceilings = [], {}
     for name in models_list(args.models):
-        rows += speed.measure(name, split, device, tuple(args.paths), args.repeats)
-    for r in rows:
-        r["pct_of_peak"] = 100 * r["gflops"] / peak
+        width = models.config(name).hidden[0]
+        if width not in ceilings:
+            ceilings[width] = speed.gather_ceiling_gflops(split, width, device)
+        for r in speed.measure(name, split, device, tuple(args.paths), args.repeats):
+            r["pct_of_peak"] = 100 * r["gflops"] / peak
+            r["gather_ceiling_gflops"] = ceilings[width]
+            r["pct_of_gather_ceiling"] = 100 * r["gflops"] / ceilings[width]
+            rows.append(r)
     print(f"{args.dataset} {split_name}, {records.device_name(device)}, "
-          f"{torch.get_num_threads()} threads; measured fp32 matmul peak {peak:.1f} GFLOP/s")
+          f"{torch.get_num_threads()} threads; measured fp32 matmul peak {peak:.1f} GFLOP/s; "
+          "gather ceiling (embedding_bag of the ratings, first-layer width) "
+          + ", ".join(f"{g:.1f} GFLOP/s at width {w}" for w, g in ceilings.items()))
     print(tabulate([[r["model"], r["path"], r["epoch_s"], r["speedup_vs_classic"],
-                     r["gflop_per_epoch"], r["gflops"], r["pct_of_peak"]] for r in rows],
+                     r["gflop_per_epoch"], r["gflops"], r["pct_of_peak"],
+                     r["pct_of_gather_ceiling"]] for r in rows],
                    headers=["model", "path", "epoch s (median)", "x classic", "GFLOP/epoch",
-                            "GFLOP/s", "% of peak"], tablefmt="github", floatfmt=".3g"))
+                            "GFLOP/s", "% of peak", "% of gather ceiling"],
+                   tablefmt="github", floatfmt=".3g"))
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"dataset": args.dataset, "split": split.describe(),
                        "env": records.environment(device), "matmul_peak_gflops": peak,
+                       "gather_ceiling_gflops": {str(w): g for w, g in ceilings.items()},
                        "rows": rows}, fh, indent=1)
     return 0
 

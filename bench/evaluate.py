@@ -71,17 +71,21 @@ def cold_counts(split: Split) -> dict[str, int]:
             "n_test_cold_item": int((~item_has[split.test.indices]).sum())}
 
 
-def per_user_errors(model, split: Split, device: torch.device) -> dict[str, np.ndarray]:
-    """Per-user test SSE (clamped predictions) and rating counts, for paired tests."""
-    pred = metrics.clamp(predict_at(model, split.train, split.test, device))
-    sse, n = metrics.per_user_sse(pred, split.test.data.astype(np.float64),
+def per_user_errors(split: Split, test_pred: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-user test SSE (clamped predictions) and rating counts, for paired tests;
+    `test_pred` is `predict_at(model, split.train, split.test, ...)`."""
+    sse, n = metrics.per_user_sse(metrics.clamp(test_pred), split.test.data.astype(np.float64),
                                   _row_index(split.test), split.n_users)
     return {"test_sse": sse, "test_n": n}
 
 
-def evaluate_ratings(model, split: Split, device: torch.device, train_too: bool = True) -> dict:
-    """The masked-RMSE protocol on test (and train) ratings."""
-    out = rating_errors(predict_at(model, split.train, split.test, device), split.test)
+def evaluate_ratings(model, split: Split, device: torch.device, train_too: bool = True,
+                     test_pred: np.ndarray | None = None) -> dict:
+    """The masked-RMSE protocol on test (and train) ratings; `test_pred` reuses test
+    predictions already made (`predict_at`) instead of scoring again."""
+    if test_pred is None:
+        test_pred = predict_at(model, split.train, split.test, device)
+    out = rating_errors(test_pred, split.test)
     if train_too:
         train = rating_errors(predict_at(model, split.train, split.train, device), split.train)
         out.update({f"train_{k}": v for k, v in train.items()})

@@ -18,7 +18,7 @@ import datasets
 import models
 
 from . import records
-from .evaluate import evaluate_ranking, evaluate_ratings, legacy_topk, per_user_errors
+from .evaluate import evaluate_ranking, evaluate_ratings, legacy_topk, per_user_errors, predict_at
 from .train import fit, recipe_for
 
 DEFAULT_SPLIT = {"ml-100k": "u1", "ml-1m": "random-90-10"}
@@ -108,7 +108,8 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
                      test_rmse, eval_every, on_epoch)
         record["history"] = result.history
         t0 = time.perf_counter()
-        record["metrics"] = evaluate_ratings(model, split, device)
+        test_pred = predict_at(model, split.train, split.test, device)
+        record["metrics"] = evaluate_ratings(model, split, device, test_pred=test_pred)
         ranking, per_user = evaluate_ranking(model, split, device, cfg.ks, cfg.relevance)
         record["metrics"].update(ranking)
         record["metrics"].update(legacy_topk(model, split, device))
@@ -125,7 +126,7 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
         if out_dir is not None:
             record["weights"] = save_weights(model, record, out_dir)
             record["per_user"] = save_per_user(split, per_user,
-                                               per_user_errors(model, split, device),
+                                               per_user_errors(split, test_pred),
                                                record, out_dir)
         record["status"] = "ok"
     except (Exception, torch.OutOfMemoryError) as exc:  # a failed cell must not stop the grid

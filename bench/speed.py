@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import models
 from datasets import Split
@@ -37,6 +38,25 @@ def matmul_peak_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -
         sync(device)
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best / 1e9
+
+
+def gather_ceiling_gflops(split: Split, width: int, device: torch.device,
+                          repeats: int = 10) -> float:
+    """Best-of-`repeats` GFLOP/s of one `embedding_bag` of the split's training ratings over
+    an items x `width` table, one bag per user: the cache-bandwidth ceiling of the sparse
+    products, which do one multiply-add per gathered float (0.5 FLOP/byte) however well they
+    are written, where a matmul reuses each operand from registers."""
+    train = split.train
+    cols = torch.as_tensor(train.indices.astype(np.int64), device=device)
+    offsets = torch.as_tensor(train.indptr[:-1].astype(np.int64), device=device)
+    weights = torch.as_tensor(train.data, dtype=torch.float32, device=device)
+    table = torch.randn(split.n_items, width, device=device)
+
+    def bag():
+        F.embedding_bag(cols, table, offsets, mode="sum", per_sample_weights=weights)
+
+    bag()
+    return 2 * train.nnz * width / min(_time(bag, repeats, device)) / 1e9
 
 
 def epoch_flops(split: Split, hidden: tuple[int, ...], path: str) -> float:

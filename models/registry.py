@@ -104,11 +104,15 @@ def create(name: str, n_items: int, **overrides: Any) -> tuple[nn.Module, Any]:
 
 
 def config_from_dict(name: str, values: dict[str, Any]) -> Any:
-    """Rebuild a variant's config from its recorded `dataclasses.asdict` form."""
+    """Rebuild a variant's config from its recorded `dataclasses.asdict` form.
+
+    A field the record lacks (it predates the field) takes the config class's default, which
+    by convention keeps the behaviour from before the field existed, not the variant's
+    current setting: a record is read as what was run, not as what would run today."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, dict):
             flat.update({f"{key}.{k}": v for k, v in value.items()})
         else:
             flat[key] = value
-    return override(get(name).config, **flat)
+    return override(type(get(name).config)(), **flat)

@@ -97,3 +97,21 @@ def test_foreign_datasets_package_is_refused(tmp_path):
 def test_records_round_trip_nan_as_null(tmp_path):
     records.append(tmp_path / "runs.jsonl", {"x": float("nan"), "y": [1.0, float("inf")]})
     assert json.loads((tmp_path / "runs.jsonl").read_text()) == {"x": None, "y": [1.0, None]}
+
+
+def test_speed_reports_ratios_flops_and_both_ceilings(tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    assert main(["speed", "-m", "sae-20-10-20", "-d", "synthetic-200x300", "--repeats", "1",
+                 "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got["matmul_peak_gflops"] > 0 and got["gather_ceiling_gflops"]["20"] > 0
+    rows = {r["path"]: r for r in got["rows"]}
+    assert set(rows) == {"classic", "per-user", "batched"}
+    assert rows["classic"]["speedup_vs_classic"] == 1.0
+    # the sparse paths do the same work, less than the dense classic loop
+    assert rows["per-user"]["gflop_per_epoch"] == rows["batched"]["gflop_per_epoch"]
+    assert rows["batched"]["gflop_per_epoch"] < rows["classic"]["gflop_per_epoch"]
+    for r in rows.values():
+        assert r["pct_of_gather_ceiling"] == pytest.approx(
+            100 * r["gflops"] / got["gather_ceiling_gflops"]["20"])
+    assert "% of gather ceiling" in capsys.readouterr().out

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -41,6 +43,16 @@ def test_none_overrides_keep_defaults():
     assert changed.per_user.lr == 1.0 and isinstance(changed.per_user.lr, float)
     assert changed.hidden == (8, 4, 8)
     assert changed.batched == base.batched
+
+
+def test_config_from_dict_round_trips_and_reads_old_records_as_run():
+    cfg = models.config("sae-200-100-200")
+    assert models.config_from_dict("sae-200-100-200", dataclasses.asdict(cfg)) == cfg
+    old = dataclasses.asdict(cfg)
+    del old["per_user"]["loss"], old["batched"]["schedule"]  # a record from before both fields
+    back = models.config_from_dict("sae-200-100-200", old)
+    assert back.per_user.loss == "items" and back.batched.schedule == "constant"
+    assert back.hidden == (200, 100, 200) and back.per_user.lr == 0.005
 
 
 def test_classic_recipes():
