@@ -98,8 +98,9 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="regenerate tables and plots from a run folder")
     rep.add_argument("dir", help="a run folder holding runs.jsonl")
-    rep.add_argument("--readme", help="also rewrite the headline table block of this README "
-                                      "from the folder's records (cpu, batched)")
+    rep.add_argument("--readme", help="also rewrite the generated blocks of this README "
+                                      "(headline, reference, modes) from the folder's records "
+                                      "and the per-user reference runs")
     rep.add_argument("--reference", default="results/reference-per-user",
                      help="with --readme: run folder of the per-user reference runs")
     return p
@@ -197,8 +198,11 @@ def _cmd_report(args) -> int:
         readme = Path(args.readme)
         text = report.replace_block(readme.read_text(encoding="utf-8"), report.START,
                                     report.END, report.headline(report.frame(recs)))
+        per_user = records.load(Path(args.reference))
         text = report.replace_block(text, report.REF_START, report.REF_END,
-                                    report.reference(records.load(Path(args.reference)), recs))
+                                    report.reference(per_user, recs))
+        text = report.replace_block(text, report.MODES_START, report.MODES_END,
+                                    report.modes(per_user, recs))
         readme.write_text(text, encoding="utf-8")
         written.append(readme)
     print("wrote " + ", ".join(str(p) for p in written))

@@ -110,6 +110,30 @@ def reference(per_user: list[dict], batched: list[dict]) -> str:
                     tablefmt="github", disable_numparse=True)
 
 
+MODES_START, MODES_END = "<!-- modes:start -->", "<!-- modes:end -->"
+
+
+def modes(per_user: list[dict], batched: list[dict]) -> str:
+    """Per variant and split: test RMSE and training time of the per-user (classic) recipe
+    beside the batched one, the evidence that batched training gives no accuracy away."""
+    def by_cell(recs, mode):
+        return {(r["model"], r["dataset"], r["split"]["name"]): r for r in recs
+                if r.get("status") == "ok" and r["mode"] == mode and r["device"] == "cpu"}
+
+    pu, bt = by_cell(per_user, "per-user"), by_cell(batched, "batched")
+    rows = []
+    for key in sorted(pu.keys() & bt.keys(), key=lambda k: (k[1], k[0])):
+        a, b = pu[key], bt[key]
+        rows.append([" ".join(key), format(a["metrics"]["rmse"], ".4f"),
+                     format(b["metrics"]["rmse"], ".4f"),
+                     format(b["metrics"]["rmse"] - a["metrics"]["rmse"], "+.4f"),
+                     format(a["timings"]["fit_s"], ".0f"), format(b["timings"]["fit_s"], ".1f"),
+                     format(a["timings"]["fit_s"] / b["timings"]["fit_s"], ".0f") + "x"])
+    return tabulate(rows, headers=["run", "per-user RMSE", "batched RMSE", "batched - per-user",
+                                   "per-user fit s", "batched fit s", "fit time ratio"],
+                    tablefmt="github", disable_numparse=True)
+
+
 def replace_block(text: str, start: str, end: str, body: str) -> str:
     if start not in text or end not in text:
         raise ValueError(f"no {start} ... {end} block to replace")

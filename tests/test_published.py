@@ -35,6 +35,14 @@ def test_readme_reference_table_matches_records(published):
     assert report.block(text, report.REF_START, report.REF_END) == want.strip(), REGENERATE
 
 
+def test_readme_modes_table_matches_records(published):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    per_user = records.load(ROOT / "results" / "reference-per-user")
+    want = report.modes(per_user, published)
+    assert len(want.splitlines()) == 2 + 8, "every variant x (u1, ml-1m) in both modes"
+    assert report.block(text, report.MODES_START, report.MODES_END) == want.strip(), REGENERATE
+
+
 def test_every_published_cell_is_ok_and_finite(published):
     assert published, "no published records"
     for r in published:
