@@ -284,9 +284,10 @@ def _cmd_recommend(args) -> int:
                                     args.user, args.k)
     except KeyError as exc:
         sys.exit(f"aebench: --user: {exc.args[0]}")
+    u = split.user_index(args.user)
     print(f"top {args.k} for user {args.user} ({args.model}, {args.dataset} "
-          f"{ckpt['split']['name']}), excluding the {split.train[split.user_index(args.user)].nnz}"
-          f" + {split.test[split.user_index(args.user)].nnz} movies the user rated:")
+          f"{ckpt['split']['name']}), excluding the {split.train[u].nnz} + {split.test[u].nnz} "
+          "movies the user rated:")
     print(tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".3f"))
     return 0
 

@@ -94,16 +94,25 @@ REFERENCE = [
 REF_START, REF_END = "<!-- reference:start -->", "<!-- reference:end -->"
 
 
+def by_cell(recs: list[dict], mode: str | None = None,
+            device: str | None = None) -> dict[tuple[str, str, str], dict]:
+    """The last successful record of each (model, dataset, split), optionally of one mode
+    and device only."""
+    return {(r["model"], r["dataset"], r["split"]["name"]): r for r in recs
+            if r.get("status") == "ok" and mode in (None, r["mode"])
+            and device in (None, r["device"])}
+
+
 def reference(per_user: list[dict], batched: list[dict]) -> str:
     """The notebooks' figures beside aebench per-user (faithful) and batched results."""
-    def lookup(recs, model, dataset, split, metric):
-        hits = [r["metrics"].get(metric) for r in recs if r.get("status") == "ok"
-                and (r["model"], r["dataset"], r["split"]["name"]) == (model, dataset, split)]
-        return "—" if not hits or hits[-1] is None else format(hits[-1], ".4f")
+    def lookup(cells, key, metric):
+        value = cells[key]["metrics"].get(metric) if key in cells else None
+        return "—" if value is None else format(value, ".4f")
 
+    pu, bt = by_cell(per_user), by_cell(batched)
     rows = [[f"{model} {dataset} {split}", metric, format(figure, ".4f"),
-             lookup(per_user, model, dataset, split, metric),
-             lookup(batched, model, dataset, split, metric), source]
+             lookup(pu, (model, dataset, split), metric),
+             lookup(bt, (model, dataset, split), metric), source]
             for model, dataset, split, metric, figure, source in REFERENCE]
     return tabulate(rows, headers=["run", "metric", "notebook", "aebench per-user",
                                    "aebench batched", "source of the notebook figure"],
@@ -116,11 +125,7 @@ MODES_START, MODES_END = "<!-- modes:start -->", "<!-- modes:end -->"
 def modes(per_user: list[dict], batched: list[dict]) -> str:
     """Per variant and split: test RMSE and training time of the per-user (classic) recipe
     beside the batched one, the evidence that batched training gives no accuracy away."""
-    def by_cell(recs, mode):
-        return {(r["model"], r["dataset"], r["split"]["name"]): r for r in recs
-                if r.get("status") == "ok" and r["mode"] == mode and r["device"] == "cpu"}
-
-    pu, bt = by_cell(per_user, "per-user"), by_cell(batched, "batched")
+    pu, bt = by_cell(per_user, "per-user", "cpu"), by_cell(batched, "batched", "cpu")
     rows = []
     for key in sorted(pu.keys() & bt.keys(), key=lambda k: (k[1], k[0])):
         a, b = pu[key], bt[key]
