@@ -3,9 +3,11 @@ engine, timed in one process on the same split, with FLOPs, achieved GFLOP/s and
 machine's measured dense matmul peak, so the ratios and the distance to the hardware limit
 are read from one run.
 
-FLOPs count 2 per multiply-add over the matrix products a path performs, and a backward pass
-as twice its forward (the usual convention): the classic loop works on dense item rows; the
-faithful and sparse batched paths only on each user's observed items.
+FLOPs count 2 per multiply-add over the matrix products a path performs: the classic loop
+works on dense item rows; the faithful and sparse batched paths only on each user's observed
+items. A layer's backward pass computes its weight gradient (as many FLOPs as its forward) and
+the gradient of its input (as many again), except the first layer, whose input is rating data
+that needs no gradient; so the "backward = 2 x forward" convention would overstate the work.
 """
 
 from __future__ import annotations
@@ -60,16 +62,14 @@ def gather_ceiling_gflops(split: Split, width: int, device: torch.device,
 
 
 def epoch_flops(split: Split, hidden: tuple[int, ...], path: str) -> float:
-    """Forward+backward FLOPs of one epoch for `path` in classic, per-user, batched."""
+    """Forward+backward FLOPs of one epoch for `path` in classic, per-user, batched: the
+    first layer's multiply-adds twice (forward, weight gradient), the others' three times."""
     counts = np.diff(split.train.indptr)
     users = int((counts > 0).sum())
-    inner = sum(a * b for a, b in zip(hidden[:-1], hidden[1:]))
-    if path == "classic":
-        per_user = split.n_items * (hidden[0] + hidden[-1]) + inner
-        fwd = 2 * users * per_user
-    else:
-        fwd = 2 * (int(split.train.nnz) * (hidden[0] + hidden[-1]) + users * inner)
-    return 3.0 * fwd
+    inner = users * sum(a * b for a, b in zip(hidden[:-1], hidden[1:]))
+    inputs = users * split.n_items if path == "classic" else int(split.train.nnz)
+    first, output = inputs * hidden[0], inputs * hidden[-1]
+    return 2.0 * (2 * first + 3 * (inner + output))
 
 
 def _time(fn, repeats: int, device: torch.device) -> list[float]:

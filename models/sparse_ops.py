@@ -81,11 +81,12 @@ class _SparseLinear(torch.autograd.Function):
 class _SampledLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias, batch: CSRBatch):
-        zeros = torch.zeros(batch.cols.shape, dtype=h.dtype, device=h.device)
-        out = torch.sparse.sampled_addmm(batch.csr(zeros), h, weight.t()).values()
+        # the bias enters as the sampled input (beta = 1); index_select is 3x faster than
+        # bias[cols] on CPU
+        at = batch.csr(bias.index_select(0, batch.cols))
         ctx.save_for_backward(h, weight)
         ctx.batch = batch
-        return out + bias.index_select(0, batch.cols)  # 3x faster than bias[cols] on CPU
+        return torch.sparse.sampled_addmm(at, h, weight.t()).values()
 
     @staticmethod
     def backward(ctx, g):
