@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("-m", "--models", nargs="+", default=["sae-20-10-20", "sae-200-100-200"])
     sp.add_argument("-d", "--dataset", default="ml-1m")
     sp.add_argument("--split", help="default: random-90-10 (u1 for ml-100k)")
-    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     sp.add_argument("--paths", nargs="+", default=["classic", "per-user", "batched"],
                     choices=["classic", "per-user", "batched"])
     sp.add_argument("--repeats", type=int, default=3, help="timed batched epochs (median)")
@@ -218,8 +218,10 @@ def _cmd_speed(args) -> int:
     import models
 
     from . import records, speed
-    from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT, SplitCache
+    from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT, SplitCache, available_devices
 
+    if args.device not in available_devices():
+        sys.exit(f"aebench: --device {args.device}: no CUDA device is available on this machine")
     device = torch.device(args.device)
     split_name = args.split or DEFAULT_SPLIT.get(args.dataset, FALLBACK_SPLIT)
     split = SplitCache(args.data_dir).split(args.dataset, split_name, 0)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from bench import records
 from bench.__main__ import main
@@ -115,3 +116,10 @@ def test_speed_reports_ratios_flops_and_both_ceilings(tmp_path, capsys):
         assert r["pct_of_gather_ceiling"] == pytest.approx(
             100 * r["gflops"] / got["gather_ceiling_gflops"]["20"])
     assert "% of gather ceiling" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_speed_on_cuda_without_a_gpu_names_the_option():
+    with pytest.raises(SystemExit) as exc:
+        main(["speed", "--device", "cuda", "-d", "synthetic-200x300"])
+    assert "--device cuda" in str(exc.value) and "no CUDA device" in str(exc.value)
