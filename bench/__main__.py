@@ -106,6 +106,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _require_device(dev: str, option: str) -> None:
+    """Exit with a message naming `option` unless `dev` is cpu, or cuda on a machine with it."""
+    from .runner import available_devices
+
+    if dev not in ("cpu", "cuda"):
+        sys.exit(f"aebench: {option}: unknown device {dev!r} (cpu, cuda)")
+    if dev not in available_devices():
+        sys.exit(f"aebench: {option} {dev}: no CUDA device is available on this machine")
+
+
 def _cmd_run(args) -> int:
     from tqdm.auto import tqdm
 
@@ -121,10 +131,7 @@ def _cmd_run(args) -> int:
         patterns, names = args.models, args.datasets or ["ml-100k"]
         devices = args.devices or ["cpu"]
     for dev in devices:
-        if dev not in ("cpu", "cuda"):
-            sys.exit(f"aebench: --devices: unknown device {dev!r} (cpu, cuda)")
-        if dev == "cuda" and "cuda" not in available_devices():
-            sys.exit("aebench: --devices cuda: no CUDA device is available on this machine")
+        _require_device(dev, "--devices")
     try:
         cells = grid(patterns, names, devices, split=args.split, mode=args.mode,
                      seed=args.seed, epochs=args.epochs, lr=args.lr,
@@ -218,10 +225,9 @@ def _cmd_speed(args) -> int:
     import models
 
     from . import records, speed
-    from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT, SplitCache, available_devices
+    from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT, SplitCache
 
-    if args.device not in available_devices():
-        sys.exit(f"aebench: --device {args.device}: no CUDA device is available on this machine")
+    _require_device(args.device, "--device")
     device = torch.device(args.device)
     split_name = args.split or DEFAULT_SPLIT.get(args.dataset, FALLBACK_SPLIT)
     split = SplitCache(args.data_dir).split(args.dataset, split_name, 0)
