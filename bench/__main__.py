@@ -1,11 +1,15 @@
-"""aebench command line: `python -m bench {run,list,report,speed,perf-check,timings,recommend}`.
+"""aebench command line: `python -m bench {run,list,report,compare,speed,perf-check,timings,
+recommend}`.
 
-argparse lives here only; every `run` option maps one to one onto a `RunConfig` field.
+argparse lives here only; `run` options map one to one onto `RunConfig` fields. Every option
+is checked before any data is loaded or any run starts: a bad value exits with status 2 and
+a message that names the option and the valid values (argparse's convention).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -27,54 +31,124 @@ def _check_datasets_package() -> None:
                  f"environment without the other package.")
 
 
-def _parser() -> argparse.ArgumentParser:
+# ---- option types: each names what it accepts, so argparse's message names option + values
+
+def int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer "
+                                             f"(give an integer >= {low})") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is out of range (give an integer "
+                                             f">= {low})")
+        return value
+    return parse
+
+
+def float_in(low: float, high: float = math.inf, low_open: bool = False,
+             high_open: bool = True):
+    lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+    span = f"a finite number in {lo}{low:g}, {'inf' if high == math.inf else f'{high:g}'}{hi}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number (give {span})") from None
+        if not math.isfinite(value) or value < low or value > high or (
+                low_open and value == low) or (high_open and value == high):
+            raise argparse.ArgumentTypeError(f"{text} is out of range (give {span})")
+        return value
+    return parse
+
+
+POSITIVE = int_at_least(1)
+NONNEGATIVE = int_at_least(0)
+LR = float_in(0.0, low_open=True)
+WEIGHT_DECAY = float_in(0.0)
+FRACTION = float_in(0.0, 1.0)
+RELEVANCE = float_in(1.0, 5.0, high_open=False)
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    from .batched import EngineOptions  # noqa: F401 (presets named below)
+    from .speed import PATHS
+
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+    subs = {}
 
-    run = sub.add_parser("run", help="train and evaluate models x datasets x devices")
+    run = subs["run"] = sub.add_parser("run", help="train and evaluate models x datasets x "
+                                                   "devices x seeds")
     run.add_argument("--all", action="store_true",
-                     help="every registered variant x ml-100k and ml-1m x every available device")
-    run.add_argument("-m", "--models", nargs="+", help="fnmatch patterns, e.g. 'sae-*'")
-    run.add_argument("-d", "--datasets", nargs="+", help="ml-100k, ml-1m, synthetic[-UxI]")
+                     help="every registered variant x ml-100k and ml-1m x every available "
+                          "device (with --mode per-user: the variants that have that mode)")
+    run.add_argument("-m", "--models", nargs="+", action="extend",
+                     help="fnmatch patterns, e.g. 'sae-*' (repeatable)")
+    run.add_argument("-d", "--datasets", nargs="+", action="extend",
+                     help="ml-100k, ml-1m, synthetic[-UxI], synthetic-ml1m (repeatable)")
     run.add_argument("--split", help="split protocol (default: u1 for ml-100k, "
                                      "random-90-10 otherwise)")
-    run.add_argument("--devices", nargs="+", help="cpu, cuda (default: cpu; --all: all available)")
+    run.add_argument("--devices", nargs="+", action="extend", choices=["cpu", "cuda"],
+                     help="default: cpu (with --all: every available device)")
     run.add_argument("--mode", default="batched", choices=["batched", "per-user"])
-    run.add_argument("--epochs", type=int, help="override the variant's default for the mode")
-    run.add_argument("--lr", type=float, help="override the learning rate")
-    run.add_argument("--weight-decay", type=float, help="override the weight decay")
-    run.add_argument("--batch-size", type=int, help="override the batch size (batched mode)")
-    run.add_argument("--eval-every", type=int, help="test RMSE every N epochs in the history")
-    run.add_argument("--ks", type=int, nargs="+", default=[5, 10, 20],
+    run.add_argument("--epochs", type=POSITIVE, help="override the most epochs of the recipe")
+    run.add_argument("--lr", type=LR, help="override the learning rate (> 0)")
+    run.add_argument("--weight-decay", type=WEIGHT_DECAY,
+                     help="override the weight decay (>= 0)")
+    run.add_argument("--batch-size", type=POSITIVE, help="override the batch size")
+    run.add_argument("--seeds", type=POSITIVE, default=1,
+                     help="run every cell for seeds SEED..SEED+N-1 (default 1)")
+    run.add_argument("--seed", type=NONNEGATIVE, default=0, help="the first seed (default 0)")
+    run.add_argument("--valid-fraction", type=FRACTION,
+                     help="share of the training ratings carved out for validation (default "
+                          "0.05 in batched mode, 0 = none in per-user mode)")
+    run.add_argument("--eval-every", type=POSITIVE,
+                     help="read the validation figure every N epochs (default: ~25 per run)")
+    run.add_argument("--patience", type=POSITIVE, default=5,
+                     help="validation reads without improvement before stopping (default 5)")
+    run.add_argument("--ks", type=POSITIVE, nargs="+", default=[5, 10, 20],
                      help="cut-offs of the ranking metrics")
-    run.add_argument("--relevance", type=float, default=4.0,
-                     help="test ratings >= this count as relevant for ranking")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--relevance", type=RELEVANCE, default=4.0,
+                     help="held-out ratings >= this count as relevant for ranking (1-5)")
+    run.add_argument("--engine-paths", default="auto", choices=["auto", "cuda"],
+                     help="code paths of the engines: each device's default, or the ones CUDA "
+                          "takes (dense outputs, multi-tensor optimizer, torch-op RMSprop) on "
+                          "any device")
     run.add_argument("--data-dir", help="folder with ml-100k/, ml-1m/ or their zips "
                                         "(default: BENCH_DATA_DIR, then the cache)")
     run.add_argument("--out", help="run folder (default: results/runs/<UTC timestamp>)")
+    run.add_argument("--resume", action="store_true",
+                     help="skip the cells whose ok record is already in --out's runs.jsonl")
 
-    sub.add_parser("list", help="show registered variants, datasets and split protocols")
+    subs["list"] = sub.add_parser("list", help="show registered variants, datasets and "
+                                               "split protocols")
 
-    sp = sub.add_parser("speed", help="time one epoch: classic loop vs per-user vs batched")
-    sp.add_argument("-m", "--models", nargs="+", default=["sae-20-10-20", "sae-200-100-200"])
+    sp = subs["speed"] = sub.add_parser("speed", help="time one epoch of every path each "
+                                                      "variant has: classic, per-user, "
+                                                      "batched, closed-form fit")
+    sp.add_argument("-m", "--models", nargs="+", action="extend",
+                    help="fnmatch patterns (default: every variant)")
     sp.add_argument("-d", "--dataset", default="ml-1m")
     sp.add_argument("--split", help="default: random-90-10 (u1 for ml-100k)")
     sp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    sp.add_argument("--paths", nargs="+", default=["classic", "per-user", "batched"],
-                    choices=["classic", "per-user", "batched"])
-    sp.add_argument("--repeats", type=int, default=3, help="timed batched epochs (median)")
+    sp.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
+    sp.add_argument("--repeats", type=POSITIVE, default=3, help="timed epochs (median)")
     sp.add_argument("--data-dir")
     sp.add_argument("--out", help="also write the rows as JSON here")
 
-    pc = sub.add_parser("perf-check", help="same-run speedup gate: batched and per-user vs "
-                                           "the classic loop; exit 1 below a floor")
+    pc = subs["perf-check"] = sub.add_parser("perf-check", help="same-run speedup gate: "
+                                             "batched and per-user vs the classic loop; exit 1 "
+                                             "below a floor")
     pc.add_argument("--dataset", default="synthetic-ml1m")
-    pc.add_argument("--slice-users", type=int, default=300)
-    pc.add_argument("--repeats", type=int, default=3)
+    pc.add_argument("--slice-users", type=POSITIVE, default=300)
+    pc.add_argument("--repeats", type=POSITIVE, default=3)
     pc.add_argument("--data-dir")
 
-    tm = sub.add_parser("timings", help="pytest-benchmark suite (tests/bench): save, compare")
+    tm = subs["timings"] = sub.add_parser("timings", help="pytest-benchmark suite "
+                                                          "(tests/bench): save, compare")
     tm.add_argument("--storage", default=".benchmarks")
     tm.add_argument("--save", help="save this run under a name (e.g. a commit) for --compare")
     tm.add_argument("--compare", help="compare with the saved run of this name "
@@ -83,11 +157,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="pytest-benchmark --benchmark-compare-fail expression (default "
                          "median:50%%: identical code varied by up to 45%% here; see README)")
 
-    rec = sub.add_parser("recommend", help="top-k unrated movies for one user")
+    rec = subs["recommend"] = sub.add_parser("recommend", help="top-k unrated movies for one "
+                                                               "user")
     rec.add_argument("--model", required=True)
     rec.add_argument("--dataset", required=True)
     rec.add_argument("--user", type=int, required=True, help="original MovieLens user id")
-    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument("-k", type=POSITIVE, default=10)
     rec.add_argument("--split", help="used only when a model must be trained")
     rec.add_argument("--mode", default="batched", choices=["batched", "per-user"],
                      help="used only when a model must be trained")
@@ -96,127 +171,216 @@ def _parser() -> argparse.ArgumentParser:
                      help="folders searched for saved weights")
     rec.add_argument("--data-dir")
 
-    rep = sub.add_parser("report", help="regenerate tables and plots from a run folder")
+    cmp_ = subs["compare"] = sub.add_parser("compare", help="paired tests of every variant "
+                                            "against the best of its table, over seeds")
+    cmp_.add_argument("dir", help="a run folder holding runs.jsonl and per_user/")
+    cmp_.add_argument("--alpha", type=float_in(0.0, 1.0, low_open=True), default=0.05,
+                      help="significance level after Holm's correction (default 0.05)")
+
+    rep = subs["report"] = sub.add_parser("report", help="regenerate tables and plots from a "
+                                                         "run folder")
     rep.add_argument("dir", help="a run folder holding runs.jsonl")
     rep.add_argument("--readme", help="also rewrite the generated blocks of this README "
                                       "(headline, reference, modes) from the folder's records "
                                       "and the per-user reference runs")
     rep.add_argument("--reference", default="results/reference-per-user",
                      help="with --readme: run folder of the per-user reference runs")
-    return p
+    return p, subs
 
 
-def _require_device(dev: str, option: str) -> None:
-    """Exit with a message naming `option` unless `dev` is cpu, or cuda on a machine with it."""
-    from .runner import available_devices
+# ---- checks that need more than one option, still before any data is read
 
-    if dev not in ("cpu", "cuda"):
-        sys.exit(f"aebench: {option}: unknown device {dev!r} (cpu, cuda)")
-    if dev not in available_devices():
-        sys.exit(f"aebench: {option} {dev}: no CUDA device is available on this machine")
+def _resolve_models(sub: argparse.ArgumentParser, patterns: list[str]) -> list[str]:
+    """Every pattern must match a registered variant."""
+    import models
+
+    for pattern in patterns:
+        if not models.list(pattern):
+            sub.error(f"argument -m/--models: {pattern!r} matches no registered model; "
+                      f"registered: {', '.join(models.list())}")
+    return models.list(patterns)
 
 
-def _cmd_run(args) -> int:
+def _check_devices(sub: argparse.ArgumentParser, option: str, devices: list[str]) -> None:
+    from .device import available
+
+    for dev in devices:
+        if dev not in available():
+            sub.error(f"argument {option}: {dev}: no CUDA device is available on this machine "
+                      f"(available: {', '.join(available())})")
+
+
+def _check_datasets(sub: argparse.ArgumentParser, names: list[str], split: str | None) -> None:
+    import datasets
+
+    from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT
+
+    for name in names:
+        try:
+            datasets.check_name(name)
+        except datasets.DatasetError as exc:
+            sub.error(f"argument -d/--datasets: {exc}")
+        try:
+            datasets.check_split(name, split or DEFAULT_SPLIT.get(name, FALLBACK_SPLIT))
+        except datasets.DatasetError as exc:
+            sub.error(f"argument --split: {exc}")
+
+
+def _preload(cache, names: list[str], split: str | None, seeds: range) -> None:
+    """Load every dataset and make every split once, before the grid: a dataset that cannot
+    be had, or a split it cannot give, stops the grid once with the reason (exit 1)."""
+    import datasets
+
+    from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT
+
+    for name in names:
+        try:
+            for seed in seeds:
+                cache.split(name, split or DEFAULT_SPLIT.get(name, FALLBACK_SPLIT), seed)
+        except datasets.DatasetError as exc:
+            sys.exit(f"aebench: {name}: {exc}")
+
+
+def _cmd_run(args, sub) -> int:
     from tqdm.auto import tqdm
 
+    import models
+
     from . import records, report
-    from .runner import SplitCache, available_devices, grid, run_one
+    from .device import available
+    from .runner import SplitCache, grid, pending, run_one
 
     if args.all:
         patterns, names = args.models or ["*"], args.datasets or ["ml-100k", "ml-1m"]
-        devices = args.devices or available_devices()
+        devices = args.devices or available()
     else:
         if not args.models:
-            sys.exit("aebench: give -m/--models PATTERN (or --all)")
+            sub.error("give -m/--models PATTERN (or --all)")
         patterns, names = args.models, args.datasets or ["ml-100k"]
         devices = args.devices or ["cpu"]
-    for dev in devices:
-        _require_device(dev, "--devices")
-    try:
-        cells = grid(patterns, names, devices, split=args.split, mode=args.mode,
-                     seed=args.seed, epochs=args.epochs, lr=args.lr,
-                     weight_decay=args.weight_decay, batch_size=args.batch_size,
-                     eval_every=args.eval_every, ks=tuple(args.ks), relevance=args.relevance,
-                     data_dir=args.data_dir)
-    except KeyError as exc:
-        sys.exit(f"aebench: -m/--models: {exc.args[0]}")
+    chosen = _resolve_models(sub, patterns)
+    if args.mode == "per-user":
+        lacking = [m for m in chosen if models.config(m).per_user is None]
+        if args.all and not args.models:
+            chosen = [m for m in chosen if m not in lacking]
+        elif lacking:
+            sub.error(f"argument --mode: {', '.join(lacking)} have no per-user recipe; "
+                      f"per-user mode trains "
+                      f"{', '.join(m for m in models.list() if models.config(m).per_user)}")
+    _check_devices(sub, "--devices", devices)
+    _check_datasets(sub, names, args.split)
+    if args.resume and not args.out:
+        sub.error("argument --resume: give the run folder to resume with --out DIR")
+    seeds = range(args.seed, args.seed + args.seeds)
+    cells = grid(chosen, names, devices, seeds=seeds, split=args.split, mode=args.mode,
+                 epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+                 batch_size=args.batch_size, valid_fraction=args.valid_fraction,
+                 eval_every=args.eval_every, patience=args.patience, ks=tuple(args.ks),
+                 relevance=args.relevance, data_dir=args.data_dir,
+                 engine_paths=args.engine_paths)
     out = Path(args.out or f"results/runs/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
-    out.mkdir(parents=True, exist_ok=True)
+    done = records.load(out) if args.resume and (out / "runs.jsonl").is_file() else []
+    todo = pending(cells, done)
+    if args.resume:
+        print(f"resuming {out}: {len(cells) - len(todo)} of {len(cells)} cells already ok")
     cache = SplitCache(args.data_dir)
+    _preload(cache, names, args.split, seeds)
+    out.mkdir(parents=True, exist_ok=True)
     failed = 0
-    with tqdm(cells, desc="grid", unit="run") as bar:
+    with tqdm(todo, desc="grid", unit="run") as bar:
         for cell in bar:
-            label = f"{cell.model} {cell.dataset} {cell.device} {cell.mode}"
+            label = f"{cell.model} {cell.dataset} {cell.device} {cell.mode} s{cell.seed}"
             bar.set_postfix_str(label)
             with tqdm(desc=label, unit="epoch", leave=False) as ebar:
                 def on_epoch(row, ebar=ebar):
                     ebar.update(1)
-                    ebar.set_postfix(loss=f"{row['train_loss']:.4f}",
-                                     **({"rmse": f"{row['rmse']:.4f}"} if "rmse" in row else {}))
+                    shown = {k: f"{row[k]:.4f}" for k in ("train_loss", "valid")
+                             if row.get(k) is not None}
+                    ebar.set_postfix(**shown)
                 rec = run_one(cell, cache, out, on_epoch)
             records.append(out / "runs.jsonl", rec)
             if rec["status"] == "ok":
-                m = rec["metrics"]
-                ndcg = m.get(f"ndcg@{10 if 10 in cell.ks else cell.ks[0]}")
-                tqdm.write(f"{label}: rmse {m['rmse']:.4f}  mae {m['mae']:.4f}  legacy "
-                           f"{m['legacy_loss']:.4f}  ndcg {ndcg:.4f}  "
-                           f"epoch {rec['timings']['epoch_s_median']:.3f}s")
+                tqdm.write(f"{label}: {summary(rec)}")
             else:
                 failed += 1
                 tqdm.write(f"{label}: FAILED {rec['error']}")
     written = report.write(out)
-    print(f"{len(cells) - failed}/{len(cells)} runs ok; records in {out / 'runs.jsonl'}")
+    print(f"{len(todo) - failed}/{len(todo)} runs ok; records in {out / 'runs.jsonl'}")
     print("wrote " + ", ".join(str(p) for p in written))
     return 1 if failed else 0
 
 
-def _cmd_list(args) -> int:
+def summary(rec: dict) -> str:
+    """One line of a finished cell's figures."""
+    m, v = rec["metrics"], rec.get("validation")
+    parts = [f"rmse {m['rmse']:.4f}" if "rmse" in m else "rmse —",
+             f"ndcg@10 {m['ndcg@10']:.4f}" if m.get("ndcg@10") is not None else "ndcg —"]
+    if v:
+        parts.append(f"valid {v['metric']} {v['best']:.4f} @ epoch {v['best_epoch']}")
+    parts.append(f"epoch {rec['timings']['epoch_s_median']:.3f}s")
+    return "  ".join(parts)
+
+
+def _cmd_list(args, sub) -> int:
     from tabulate import tabulate
 
     import datasets
     import models
 
+    def recipe(r) -> str:
+        if r is None:
+            return "—"
+        bs = "full" if r.batch_size == 0 else r.batch_size
+        sched = f" ({r.schedule})" if r.schedule != "constant" else ""
+        return (f"{r.optimizer} lr {r.lr:g}{sched} wd {r.weight_decay:g} bs {bs} "
+                f"x{r.epochs}")
+
     rows = []
     for name in models.list():
         v = models.get(name)
         c = v.config
-        rows.append([name, "-".join(map(str, c.hidden)), c.activation,
-                     f"{c.per_user.optimizer} lr {c.per_user.lr:g} wd {c.per_user.weight_decay:g}"
-                     f" x{c.per_user.epochs} loss/{c.per_user.loss}",
-                     f"{c.batched.optimizer} lr {c.batched.lr:g} ({c.batched.schedule}) wd "
-                     f"{c.batched.weight_decay:g} bs {c.batched.batch_size} x{c.batched.epochs}",
-                     v.source])
-    print(tabulate(rows, headers=["model", "hidden", "act", "per-user", "batched", "source"],
-                   tablefmt="github"))
+        model = v.build(2, 2, c)
+        per_user = c.per_user
+        pu = "—" if per_user is None else f"{recipe(per_user)} loss/{per_user.loss}"
+        rows.append([name, v.kind, c.feedback, c.rows, model.trainer, pu,
+                     recipe(c.batched), ", ".join(v.space.params) or "—", v.source])
+    print(tabulate(rows, headers=["model", "kind", "feedback", "rows", "trains", "per-user",
+                                  "batched", "search space", "source"], tablefmt="github"))
     print()
     print("datasets: " + ", ".join(datasets.names()) + " (synthetic-<users>x<items> too)")
     print("splits:   " + ", ".join(datasets.PROTOCOLS))
     return 0
 
 
-def _cmd_report(args) -> int:
+def _cmd_report(args, sub) -> int:
     from . import report
 
+    if not (Path(args.dir) / "runs.jsonl").is_file():
+        sub.error(f"argument dir: {args.dir} holds no runs.jsonl")
     written = report.write(Path(args.dir))
     if args.readme:
-        from . import records
-
-        recs = records.load(Path(args.dir))
-        readme = Path(args.readme)
-        text = report.replace_block(readme.read_text(encoding="utf-8"), report.START,
-                                    report.END, report.headline(report.frame(recs)))
-        per_user = records.load(Path(args.reference))
-        text = report.replace_block(text, report.REF_START, report.REF_END,
-                                    report.reference(per_user, recs))
-        text = report.replace_block(text, report.MODES_START, report.MODES_END,
-                                    report.modes(per_user, recs))
-        readme.write_text(text, encoding="utf-8")
-        written.append(readme)
+        written.append(report.update_readme(Path(args.readme), Path(args.dir),
+                                            Path(args.reference)))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
-def _cmd_speed(args) -> int:
+def _cmd_compare(args, sub) -> int:
+    from . import records, report
+
+    run_dir = Path(args.dir)
+    if not (run_dir / "runs.jsonl").is_file():
+        sub.error(f"argument dir: {args.dir} holds no runs.jsonl")
+    recs = records.load(run_dir)
+    for key, cells in report.groups(recs).items():
+        for spec in (report.RATING, report.RANKING):
+            _, md = report.comparison(run_dir, cells, spec, args.alpha)
+            if md:
+                print(f"## {report.title(key, spec)}\n\n{md}\n")
+    return 0
+
+
+def _cmd_speed(args, sub) -> int:
     import json
 
     import torch
@@ -227,47 +391,57 @@ def _cmd_speed(args) -> int:
     from . import records, speed
     from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT, SplitCache
 
-    _require_device(args.device, "--device")
+    names = _resolve_models(sub, args.models or ["*"])
+    _check_devices(sub, "--device", [args.device])
+    _check_datasets(sub, [args.dataset], args.split)
     device = torch.device(args.device)
     split_name = args.split or DEFAULT_SPLIT.get(args.dataset, FALLBACK_SPLIT)
-    split = SplitCache(args.data_dir).split(args.dataset, split_name, 0)
+    cache = SplitCache(args.data_dir)
+    _preload(cache, [args.dataset], args.split, range(1))
+    split = cache.split(args.dataset, split_name, 0)
     peak = speed.matmul_peak_gflops(device)
     rows, ceilings = [], {}
-    for name in models_list(args.models):
-        width = models.config(name).hidden[0]
-        if width not in ceilings:
-            ceilings[width] = speed.gather_ceiling_gflops(split, width, device)
+    for name in names:
+        x = models.config(name).view(split.train)
         for r in speed.measure(name, split, device, tuple(args.paths), args.repeats):
-            r["pct_of_peak"] = 100 * r["gflops"] / peak
-            r["gather_ceiling_gflops"] = ceilings[width]
-            r["pct_of_gather_ceiling"] = 100 * r["gflops"] / ceilings[width]
+            r["pct_of_peak"] = 100 * r["gflops"] / peak if r["gflops"] else None
+            if r["bound"] == "gather" and r["width"] and r["gflops"]:
+                key = (x.shape, r["width"])
+                if key not in ceilings:
+                    ceilings[key] = speed.gather_ceiling_gflops(x, r["width"], device)
+                r["gather_ceiling_gflops"] = ceilings[key]
+                r["pct_of_gather_ceiling"] = 100 * r["gflops"] / ceilings[key]
             rows.append(r)
     print(f"{args.dataset} {split_name}, {records.device_name(device)}, "
           f"{torch.get_num_threads()} threads; measured fp32 matmul peak {peak:.1f} GFLOP/s; "
-          "gather ceiling (embedding_bag of the ratings, first-layer width) "
-          + ", ".join(f"{g:.1f} GFLOP/s at width {w}" for w, g in ceilings.items()))
+          "gather ceilings (embedding_bag of the training entries at the first-layer width): "
+          + ", ".join(f"{g:.1f} GFLOP/s at width {w}" for (_, w), g in ceilings.items()))
     print(tabulate([[r["model"], r["path"], r["epoch_s"], r["speedup_vs_classic"],
-                     r["gflop_per_epoch"], r["gflops"], r["pct_of_peak"],
-                     r["pct_of_gather_ceiling"]] for r in rows],
+                     r["gflop_per_epoch"], r["gflops"], r["bound"], r["pct_of_peak"],
+                     r.get("pct_of_gather_ceiling")] for r in rows],
                    headers=["model", "path", "epoch s (median)", "x classic", "GFLOP/epoch",
-                            "GFLOP/s", "% of peak", "% of gather ceiling"],
-                   tablefmt="github", floatfmt=".3g"))
+                            "GFLOP/s", "bound", "% of matmul peak", "% of gather ceiling"],
+                   tablefmt="github", floatfmt=".3g", missingval="—"))
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"dataset": args.dataset, "split": split.describe(),
                        "env": records.environment(device), "matmul_peak_gflops": peak,
-                       "gather_ceiling_gflops": {str(w): g for w, g in ceilings.items()},
+                       "gather_ceiling_gflops": {f"{w}@{s[0]}x{s[1]}": g
+                                                 for (s, w), g in ceilings.items()},
                        "rows": rows}, fh, indent=1)
     return 0
 
 
-def _cmd_recommend(args) -> int:
+def _cmd_recommend(args, sub) -> int:
     from tabulate import tabulate
 
     from . import recommend, records
     from .runner import RunConfig, SplitCache, run_one
 
+    _resolve_models(sub, [args.model])
+    _check_datasets(sub, [args.dataset], args.split)
     cache = SplitCache(args.data_dir)
+    _preload(cache, [args.dataset], args.split, range(1))
     path = None if args.retrain else recommend.find_weights(
         args.model, args.dataset, [Path(r) for r in args.runs])
     if path is None:
@@ -283,12 +457,12 @@ def _cmd_recommend(args) -> int:
     else:
         print(f"using the saved model {path}")
     try:
-        model, split, ckpt = recommend.load(
+        model, cfg, split, ckpt = recommend.load(
             path, lambda name, seed: cache.split(args.dataset, name, seed))
     except ValueError as exc:
         sys.exit(f"aebench: {exc}; rerun with --retrain")
     try:
-        table = recommend.recommend(model, split, cache.dataset(args.dataset).items,
+        table = recommend.recommend(model, cfg, split, cache.dataset(args.dataset).items,
                                     args.user, args.k)
     except KeyError as exc:
         sys.exit(f"aebench: --user: {exc.args[0]}")
@@ -300,14 +474,17 @@ def _cmd_recommend(args) -> int:
     return 0
 
 
-def _cmd_perf_check(args) -> int:
+def _cmd_perf_check(args, sub) -> int:
     import torch
     from tabulate import tabulate
 
     from . import speed
     from .runner import SplitCache
 
-    split = SplitCache(args.data_dir).split(args.dataset, "random-90-10", 0)
+    _check_datasets(sub, [args.dataset], "random-90-10")
+    cache = SplitCache(args.data_dir)
+    _preload(cache, [args.dataset], "random-90-10", range(1))
+    split = cache.split(args.dataset, "random-90-10", 0)
     rows = speed.same_run_ratios(split, sorted({m for m, _ in speed.FLOORS}),
                                  torch.device("cpu"), args.slice_users, args.repeats)
     print(f"perf-check on {args.dataset} ({split.train.nnz:,} training ratings), "
@@ -325,24 +502,20 @@ def _cmd_timings(args, extra) -> int:
     return timings.main(args.storage, args.save, args.compare, args.fail, extra)
 
 
-def models_list(patterns):
-    import models
-
-    names = models.list(patterns)
-    if not names:
-        sys.exit(f"aebench: -m/--models: no registered model matches {patterns}")
-    return names
+COMMANDS = {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report,
+            "compare": _cmd_compare, "speed": _cmd_speed, "recommend": _cmd_recommend,
+            "perf-check": _cmd_perf_check}
 
 
 def main(argv: list[str] | None = None) -> int:
     _check_datasets_package()
-    args, extra = _parser().parse_known_args(argv)
+    parser, subs = _parser()
+    args, extra = parser.parse_known_args(argv)
     if args.command == "timings":
         return _cmd_timings(args, extra)
     if extra:
-        _parser().error(f"unrecognized arguments: {' '.join(extra)}")
-    return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report, "speed": _cmd_speed,
-            "recommend": _cmd_recommend, "perf-check": _cmd_perf_check}[args.command](args)
+        subs[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return COMMANDS[args.command](args, subs[args.command])
 
 
 if __name__ == "__main__":

@@ -1,37 +1,85 @@
-"""The `batched` engine: mini-batches of users built from the sparse split, loss on observed.
+"""The `batched` engine: mini-batches of rows of the training matrix, for every family that
+trains by gradient epochs. It calls only the model contract (`Recommender.loss`).
 
-Each epoch draws a user permutation on the host, lays the training entries out in that order
+Each epoch draws a row permutation on the host, lays the training entries out in that order
 with each batch's column order beside them (`_plan`, one compiled pass) and sends them to the
 device once; batches are then slices, with boundaries known on the host, so nothing inside
-the epoch waits for the device.
+the epoch waits for the device. A batch reaches the model as a CSR pattern and its values
+(`models.base.Batch`), so a first layer reads it as a sparse product, and a masked loss can be
+evaluated only at the observed entries (an SDDMM) instead of at full width.
 
-The first layer reads a batch as CSR (`SAE.encode_sparse`) instead of a dense users x items
-block, and for the masked loss the decoder is evaluated only at the observed (user, item)
-pairs (`SAE.decode_at`, an SDDMM) rather than at full item width (`output="dense"`, kept for
-comparison and used on CUDA, where the sparse kernels have not been measured yet).
+`EngineOptions` selects the code paths CUDA takes by default (full-width outputs gathered
+afterwards, torch's multi-tensor optimizer, the torch-op RMSprop of the per-user engine), so
+that they run, and are checked against the CPU defaults, on any machine.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from models.sae import SAE, Recipe
+from models.base import Batch, Recipe, Recommender
 from models.sparse_ops import CSRBatch
 
-OUTPUTS = ("sparse", "dense")
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Code paths of the engines; `auto` picks each device's default, `cuda` picks CUDA's
+    everywhere (`--engine-paths cuda`)."""
+
+    output: str = "auto"      # auto | sparse (outputs at observed entries) | dense (full width)
+    optimizer: str = "auto"   # auto | fused | foreach | single (torch.optim implementation)
+    kernels: str = "auto"     # auto | numba | torch (the per-user engine's RMSprop step)
+
+    @classmethod
+    def preset(cls, name: str) -> EngineOptions:
+        presets = {"auto": cls(), "cuda": cls(output="dense", optimizer="foreach",
+                                              kernels="torch")}
+        if name not in presets:
+            raise ValueError(f"engine paths {name!r} unknown; choose from {', '.join(presets)}")
+        return presets[name]
+
+    def dense_output(self, device: torch.device) -> bool:
+        return {"auto": device.type != "cpu", "sparse": False, "dense": True}[self.output]
+
+    def optimizer_impl(self, device: torch.device) -> str:
+        return self.optimizer if self.optimizer != "auto" else (
+            "fused" if device.type == "cpu" else "foreach")
+
+    def use_numba(self, device: torch.device) -> bool:
+        return {"auto": device.type == "cpu", "numba": True, "torch": False}[self.kernels]
 
 
-def make_optimizer(params, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
-    kind = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
-    if recipe.optimizer not in kind:
-        raise ValueError(f"optimizer {recipe.optimizer!r} unknown; choose from {', '.join(kind)}")
-    extra = {"foreach": True} if device.type == "cuda" else {}
-    if recipe.optimizer == "adam":
-        extra = {"fused": True}
-    return kind[recipe.optimizer](params, lr=recipe.lr, weight_decay=recipe.weight_decay, **extra)
+DEFAULT_OPTIONS = EngineOptions()
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop,
+              "sgd": torch.optim.SGD, "rprop": torch.optim.Rprop}
+FUSED = {"adam", "sgd"}  # torch.optim classes with a fused CPU kernel
+
+
+def make_optimizer(params, recipe: Recipe, device: torch.device,
+                   options: EngineOptions = DEFAULT_OPTIONS) -> torch.optim.Optimizer:
+    """The recipe's torch optimizer. `fused` falls back to `foreach` for optimizers without a
+    fused kernel; `single` is the per-parameter loop. Rprop has no weight decay argument: a
+    family that trains with it puts its penalty in the loss."""
+    if recipe.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer {recipe.optimizer!r} unknown; "
+                         f"choose from {', '.join(OPTIMIZERS)}")
+    impl = options.optimizer_impl(device)
+    if impl == "fused" and recipe.optimizer not in FUSED:
+        impl = "foreach"
+    extra = {"fused": {"fused": True}, "foreach": {"foreach": True},
+             "single": {"foreach": False}}[impl]
+    if recipe.optimizer == "rprop":
+        if recipe.weight_decay:
+            raise ValueError("rprop takes no weight decay; put the penalty in the loss")
+        return torch.optim.Rprop(params, lr=recipe.lr, **extra)
+    return OPTIMIZERS[recipe.optimizer](params, lr=recipe.lr,
+                                        weight_decay=recipe.weight_decay, **extra)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -74,73 +122,64 @@ def _plan(indptr, indices, data, perm, bs, n_items):  # pragma: no cover - compi
 
 
 class BatchedEngine:
-    def __init__(self, model: SAE, train: sp.csr_matrix, recipe: Recipe, device: torch.device,
-                 generator: torch.Generator, seed: int, output: str = "auto"):
-        """`output`: `sparse` (decoder at observed pairs), `dense` (full width, then gather),
-        or `auto` (sparse on CPU, dense on CUDA)."""
-        self.model, self.recipe, self.device = model, recipe, device
-        self.opt = make_optimizer(model.parameters(), recipe, device)
-        schedules = {"constant": None,
-                     "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(
-                         self.opt, T_max=max(1, recipe.epochs))}
-        if recipe.schedule not in schedules:
-            raise ValueError(f"schedule {recipe.schedule!r} unknown; "
-                             f"choose from {', '.join(schedules)}")
-        make = schedules[recipe.schedule]
-        self.scheduler = make() if make else None
-        self.indptr = train.indptr.astype(np.int64)
-        self.indices = train.indices.astype(np.int64)
-        self.data = np.ascontiguousarray(train.data, dtype=np.float32)
-        self.n_items = train.shape[1]
-        self.users = np.flatnonzero(np.diff(self.indptr) > 0)
-        self.rng = np.random.default_rng(seed)
-        if output == "auto":
-            output = "sparse" if device.type == "cpu" else "dense"
-        if output not in OUTPUTS:
-            raise ValueError(f"output must be auto, sparse or dense, got {output!r}")
-        self.output = output
+    """Gradient epochs over mini-batches of the rows of `x` (the model's view of the training
+    matrix) that have at least one entry; `recipe.batch_size` 0 is one full batch."""
 
-    def _epoch_plan(self) -> tuple[torch.Tensor, list[tuple[int, int, CSRBatch]]]:
+    def __init__(self, model: Recommender, x: sp.csr_matrix, recipe: Recipe,
+                 device: torch.device, seed: int, options: EngineOptions = DEFAULT_OPTIONS):
+        self.model, self.recipe, self.device = model, recipe, device
+        self.opt = make_optimizer(model.parameters(), recipe, device, options)
+        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.opt, T_max=max(1, recipe.epochs)) if recipe.schedule == "cosine" else None)
+        self.indptr = x.indptr.astype(np.int64)
+        self.indices = x.indices.astype(np.int64)
+        self.data = np.ascontiguousarray(x.data, dtype=np.float32)
+        self.n_cols = x.shape[1]
+        self.rows = np.flatnonzero(np.diff(self.indptr) > 0)
+        self.batch_size = recipe.batch_size or max(1, len(self.rows))
+        self.rng = np.random.default_rng(seed)
+        self.dense_output = options.dense_output(device)
+        self.steps, self.epochs_done = 0, 0
+
+    def _epoch_plan(self) -> tuple[torch.Tensor, list[tuple[int, int, torch.Tensor, CSRBatch]]]:
         """One epoch's batches, laid out on the host in one pass (`_plan`) and sent to the
-        device in a few transfers: the training entries in permuted-user order, and per
-        batch its CSR pattern plus the same entries in column order (for the X.T products of
-        the backward pass)."""
-        perm = self.rng.permutation(self.users)
-        bs, n_items = self.recipe.batch_size, self.n_items
+        device in a few transfers: the training entries in permuted-row order, and per
+        batch its row indices, its CSR pattern and the same entries in column order (for the
+        X.T products of the backward pass)."""
+        perm = self.rng.permutation(self.rows)
+        bs, n_cols = self.batch_size, self.n_cols
         ptr, cols, vals, t_local, t_rows, t_ptr = _plan(self.indptr, self.indices, self.data,
-                                                        perm, bs, n_items)
+                                                        perm, bs, n_cols)
         dev = self.device
-        ptr_d, cols_d, vals_d, t_local_d, t_rows_d, t_ptr_d = (
-            torch.from_numpy(a).to(dev) for a in (ptr, cols, vals, t_local, t_rows, t_ptr))
+        perm_d, ptr_d, cols_d, vals_d, t_local_d, t_rows_d, t_ptr_d = (
+            torch.from_numpy(a).to(dev)
+            for a in (perm.astype(np.int64), ptr, cols, vals, t_local, t_rows, t_ptr))
         plan = []
         for k in range(len(t_ptr)):
             a, b = k * bs, min((k + 1) * bs, len(perm))
             lo, hi = int(ptr[a]), int(ptr[b])
-            plan.append((lo, hi, CSRBatch(ptr_d[a:b + 1] - lo, cols_d[lo:hi], n_items,
-                                          t_local_d[lo:hi], t_rows_d[lo:hi], t_ptr_d[k])))
+            plan.append((lo, hi, perm_d[a:b],
+                         CSRBatch(ptr_d[a:b + 1] - lo, cols_d[lo:hi], n_cols, t_local_d[lo:hi],
+                                  t_rows_d[lo:hi], t_ptr_d[k])))
         return vals_d, plan
 
     def epoch(self) -> float:
-        """One pass over all users with ratings; returns the mean squared error per rating."""
+        """One pass over all rows with entries; returns the mean of the batch losses,
+        weighted by rows per batch."""
         model, opt = self.model, self.opt
         model.train()
         values, plan = self._epoch_plan()
         total = torch.zeros((), device=self.device)
-        for lo, hi, batch in plan:
-            val = values[lo:hi]
-            h = model.encode_sparse(batch, val)
-            if self.output == "sparse":
-                pred = model.decode_at(h, batch)
-            else:
-                rows = torch.repeat_interleave(torch.arange(batch.n_rows, device=self.device),
-                                               batch.crow.diff(), output_size=hi - lo)
-                pred = model.decode(h)[rows, batch.cols]
-            se = (pred - val).square().sum()
-            loss = se / (hi - lo)
+        for k, (lo, hi, rows, pattern) in enumerate(plan):
+            batch = Batch(rows, pattern, values[lo:hi], self.steps,
+                          self.epochs_done + k / len(plan), self.dense_output)
+            loss = model.loss(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += se.detach()
+            self.steps += 1
+            total += loss.detach() * batch.size
+        self.epochs_done += 1
         if self.scheduler is not None:
             self.scheduler.step()
-        return float(total) / max(1, plan[-1][1])
+        return float(total) / max(1, len(self.rows))

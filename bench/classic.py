@@ -32,13 +32,25 @@ class ClassicSAE(nn.Module):
         return x
 
     def load_from(self, model: nn.Module) -> ClassicSAE:
-        """Copy the weights of an aebench `SAE` with the same shape (for trajectory checks)."""
+        """Copy the weights of a model's dense layer stack (`Recommender.stack()`) of the same
+        shape, for trajectory checks."""
         with torch.no_grad():
             for k, (mine, theirs) in enumerate(zip((self.fc1, self.fc2, self.fc3, self.fc4),
-                                                   model.layers)):
+                                                   model.stack().layers)):
                 mine.weight.copy_(theirs.weight.t() if k == 0 else theirs.weight)  # item-major
                 mine.bias.copy_(theirs.bias)
         return self
+
+
+def hidden_of(model: nn.Module) -> tuple[int, ...]:
+    """The hidden widths of a model's dense layer stack (`Recommender.stack()`)."""
+    return tuple(layer.bias.shape[0] for layer in model.stack().layers[:-1])
+
+
+def from_model(model: nn.Module) -> ClassicSAE:
+    """The classic notebook module with the same shape and weights as `model`'s stack."""
+    stack = model.stack()
+    return ClassicSAE(stack.layers[0].weight.shape[0], hidden_of(model)).load_from(model)
 
 
 def masked_mse(output, target):

@@ -1,48 +1,81 @@
-"""Evaluation protocols. Masked rating error: the model reads each user's training row and is
-scored on that user's held-out ratings (and, for reference, on the training ratings).
+"""Evaluation protocols, over the model contract only (`Recommender.score`).
+
+The rule, the same for every variant: a model reads what it knows of each user, the rows of
+the input matrix it is given (the training ratings at test time, the validation carving's
+fitting ratings during model selection), and is scored on held-out ratings it never read.
+- Masked rating error (models that predict ratings): its outputs at the held-out (user,
+  item) pairs against the ratings.
+- Full ranking (every model): per user, every item outside the user's input ratings is a
+  candidate; relevant = held-out items rated at least `relevance`.
+
+`evaluate` is the one entry the runner calls: every metric and the per-user values at once.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from datasets import Split
+from models.base import Batch, ModelConfig, Recommender
 from models.sparse_ops import CSRBatch
 
 from . import metrics
 
-
-def _csr_to_device(m: sp.csr_matrix, device: torch.device):
-    return (m.indptr.astype(np.int64), torch.as_tensor(m.indices.astype(np.int64), device=device),
-            torch.as_tensor(m.data, device=device))
+BATCH_ROWS = 1024
 
 
 @torch.no_grad()
-def score_batches(model, inputs: sp.csr_matrix, device: torch.device, batch_users: int = 1024):
-    """Yield (first_user, scores) with full-width model outputs for users in batches."""
+def score_rows(model: Recommender, x: sp.csr_matrix, device: torch.device,
+               batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield (first_row, scores) with the model's full-width outputs for the rows of `x`,
+    a matrix in the model's own view, in batches."""
     model.eval()
-    indptr, items, values = _csr_to_device(inputs, device)
-    n = inputs.shape[0]
-    for a in range(0, n, batch_users):
-        b = min(a + batch_users, n)
+    indptr = x.indptr.astype(np.int64)
+    cols = torch.as_tensor(x.indices.astype(np.int64), device=device)
+    values = torch.as_tensor(x.data, dtype=torch.float32, device=device)
+    n = x.shape[0]
+    for a in range(0, n, batch_rows):
+        b = min(a + batch_rows, n)
         lo, hi = int(indptr[a]), int(indptr[b])
         crow = torch.as_tensor(indptr[a:b + 1] - lo, device=device)
-        h = model.encode_sparse(CSRBatch(crow, items[lo:hi], inputs.shape[1]), values[lo:hi])
-        yield a, model.decode(h)
+        batch = Batch(torch.arange(a, b, device=device), CSRBatch(crow, cols[lo:hi], x.shape[1]),
+                      values[lo:hi])
+        yield a, model.score(batch)
 
 
-def predict_at(model, inputs: sp.csr_matrix, targets: sp.csr_matrix, device: torch.device,
-               batch_users: int = 1024) -> np.ndarray:
-    """Model outputs at the nonzero entries of `targets` (in CSR data order)."""
+def user_scores(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
+                device: torch.device, batch_users: int = BATCH_ROWS
+                ) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield (first_user, scores[users, items]): the model's full-width scores of each user,
+    reading `inputs` (users x items ratings) in its own view. The one place that knows about
+    item-based models: their scores are the reconstructed items x users matrix, transposed."""
+    x = cfg.view(inputs)
+    if cfg.rows == "user":
+        yield from score_rows(model, x, device, batch_users)
+        return
+    full = torch.empty(x.shape[0], x.shape[1], device=device)
+    for a, block in score_rows(model, x, device, batch_users):
+        full[a:a + block.shape[0]] = block
+    full = full.t()
+    for a in range(0, full.shape[0], batch_users):
+        yield a, full[a:a + batch_users].contiguous()
+
+
+def predict_at(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
+               targets: sp.csr_matrix, device: torch.device) -> np.ndarray:
+    """Model outputs at the nonzero entries of `targets` (users x items, CSR data order)."""
     out = np.empty(targets.nnz, dtype=np.float32)
     tptr = targets.indptr
     cols = torch.as_tensor(targets.indices.astype(np.int64), device=device)
-    for a, scores in score_batches(model, inputs, device, batch_users):
+    for a, scores in user_scores(model, cfg, inputs, device):
         b = a + scores.shape[0]
         lo, hi = int(tptr[a]), int(tptr[b])
-        rows = torch.as_tensor(np.repeat(np.arange(b - a), np.diff(tptr[a:b + 1])), device=device)
+        rows = torch.as_tensor(np.repeat(np.arange(b - a), np.diff(tptr[a:b + 1])),
+                               device=device)
         out[lo:hi] = scores[rows, cols[lo:hi]].float().cpu().numpy()
     return out
 
@@ -73,62 +106,69 @@ def cold_counts(split: Split) -> dict[str, int]:
 
 def per_user_errors(split: Split, test_pred: np.ndarray) -> dict[str, np.ndarray]:
     """Per-user test SSE (clamped predictions) and rating counts, for paired tests;
-    `test_pred` is `predict_at(model, split.train, split.test, ...)`."""
+    `test_pred` is `predict_at(model, cfg, split.train, split.test, ...)`."""
     sse, n = metrics.per_user_sse(metrics.clamp(test_pred), split.test.data.astype(np.float64),
                                   _row_index(split.test), split.n_users)
     return {"test_sse": sse, "test_n": n}
 
 
-def evaluate_ratings(model, split: Split, device: torch.device, train_too: bool = True,
-                     test_pred: np.ndarray | None = None) -> dict:
-    """The masked-RMSE protocol on test (and train) ratings; `test_pred` reuses test
-    predictions already made (`predict_at`) instead of scoring again."""
-    if test_pred is None:
-        test_pred = predict_at(model, split.train, split.test, device)
-    out = rating_errors(test_pred, split.test)
-    if train_too:
-        train = rating_errors(predict_at(model, split.train, split.train, device), split.train)
-        out.update({f"train_{k}": v for k, v in train.items()})
-    out.update(cold_counts(split))
-    return out
+def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Column indices of each row's k highest scores, highest first, equal scores in column
+    order: exactly the first k of a stable descending sort, without sorting whole rows. The
+    k-th value sets a threshold; everything above it is taken, and of the entries equal to it
+    the lowest-indexed fill the rest."""
+    k = min(k, scores.shape[1])
+    kth = torch.topk(scores, k, dim=1, sorted=True).values[:, -1:]
+    above = scores > kth
+    equal = scores == kth
+    room = k - above.sum(1, keepdim=True)
+    take = above | (equal & (equal.cumsum(1) <= room))
+    cols = take.nonzero()[:, 1].view(scores.shape[0], k)  # row-major: columns ascending
+    order = torch.sort(scores.gather(1, cols), dim=1, descending=True, stable=True).indices
+    return cols.gather(1, order)
 
 
 @torch.no_grad()
-def ranking_hits(model, split: Split, device: torch.device, k: int, relevance: float = 4.0,
-                 batch_users: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Full-ranking protocol: per user, every item outside the user's training ratings is a
-    candidate (the same set for every variant); relevant = test items rated >= `relevance`.
-
-    Returns (user indices, hits[users, k], n_relevant) for users with at least one relevant
-    test item. Ties in score are broken towards the lower item index (a stable sort).
-    """
-    n_items = split.n_items
-    train, test = split.train, split.test
+def ranking_hits(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
+                 heldout: sp.csr_matrix, device: torch.device, k: int,
+                 relevance: float = 4.0, batch_users: int = BATCH_ROWS
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full-ranking protocol: per user, every item outside the user's `inputs` ratings is a
+    candidate (the same set for every variant); relevant = `heldout` items rated
+    >= `relevance`. Returns (user indices, hits[users, k], n_relevant) for users with at
+    least one relevant held-out item. Ties in score go to the lower item index."""
+    n_items = inputs.shape[1]
     users_out, hits_out, nrel_out = [], [], []
-    for a, scores in score_batches(model, train, device, batch_users):
+    for a, scores in user_scores(model, cfg, inputs, device, batch_users):
         b = a + scores.shape[0]
-        scores = scores.float()
-        tr = train[a:b].tocoo()
-        scores[torch.as_tensor(tr.row, device=device),
-               torch.as_tensor(tr.col, device=device)] = -torch.inf
-        te = test[a:b].tocoo()
-        liked = te.data >= relevance
+        seen = inputs[a:b].tocoo()  # out of place: a model may return a view of its state
+        scores = scores.float().index_put(
+            (torch.as_tensor(seen.row, device=device), torch.as_tensor(seen.col, device=device)),
+            torch.tensor(-torch.inf, device=device))
+        held = heldout[a:b].tocoo()
+        liked = held.data >= relevance
         rel = torch.zeros(b - a, n_items, dtype=torch.bool, device=device)
-        rel[torch.as_tensor(te.row[liked], device=device),
-            torch.as_tensor(te.col[liked], device=device)] = True
+        rel[torch.as_tensor(held.row[liked], device=device),
+            torch.as_tensor(held.col[liked], device=device)] = True
         n_rel = rel.sum(1)
         keep = n_rel > 0
-        top = torch.sort(scores[keep], dim=1, descending=True, stable=True).indices[:, :k]
+        if not keep.any():
+            continue
+        top = top_k(scores[keep], k)
         hits_out.append(rel[keep].gather(1, top).cpu().numpy())
         nrel_out.append(n_rel[keep].cpu().numpy())
         users_out.append(a + np.flatnonzero(keep.cpu().numpy()))
+    if not users_out:
+        return np.zeros(0, np.int64), np.zeros((0, k), bool), np.zeros(0, np.int64)
     return np.concatenate(users_out), np.concatenate(hits_out), np.concatenate(nrel_out)
 
 
-def evaluate_ranking(model, split: Split, device: torch.device, ks: tuple[int, ...] = (5, 10, 20),
-                     relevance: float = 4.0) -> tuple[dict, dict[str, np.ndarray]]:
+def evaluate_ranking(model: Recommender, cfg: ModelConfig, split: Split, device: torch.device,
+                     ks: tuple[int, ...] = (5, 10, 20), relevance: float = 4.0
+                     ) -> tuple[dict, dict[str, np.ndarray]]:
     """Ranking metrics (means over users with a relevant test item) and per-user values."""
-    users, hits, n_rel = ranking_hits(model, split, device, max(ks), relevance)
+    users, hits, n_rel = ranking_hits(model, cfg, split.train, split.test, device, max(ks),
+                                      relevance)
     per_user = metrics.ranking_per_user(hits, n_rel, ks)
     has_test = np.diff(split.test.indptr) > 0
     summary = {name: float(v.mean()) if len(v) else float("nan") for name, v in per_user.items()}
@@ -138,13 +178,56 @@ def evaluate_ranking(model, split: Split, device: torch.device, ks: tuple[int, .
     return summary, per_user
 
 
-def legacy_topk(model, split: Split, device: torch.device, ks: tuple[int, ...] = (5, 10),
-                liked: float = 4.0) -> dict[str, float]:
+def legacy_topk(model: Recommender, cfg: ModelConfig, split: Split, device: torch.device,
+                ks: tuple[int, ...] = (5, 10), liked: float = 4.0) -> dict[str, float]:
     """The ML-1M notebook's leaky "top-k accuracy": the model reads each user's *test* row and
     ranks that user's test items (`metrics.legacy_topk_acc` has the notebook's arithmetic).
     Kept to compare with its printed 77.55 (k=5) / 69.87 (k=10); not a valid protocol."""
-    scores = predict_at(model, split.test, split.test, device)
+    scores = predict_at(model, cfg, split.test, split.test, device)
     ptr = split.test.indptr
     per_s = [scores[ptr[u]:ptr[u + 1]] for u in range(split.n_users)]
     per_r = [split.test.data[ptr[u]:ptr[u + 1]] for u in range(split.n_users)]
     return {f"legacy_topk_acc@{k}": metrics.legacy_topk_acc(per_s, per_r, k, liked) for k in ks}
+
+
+def evaluate(model: Recommender, cfg: ModelConfig, split: Split, device: torch.device,
+             ks: tuple[int, ...] = (5, 10, 20), relevance: float = 4.0
+             ) -> tuple[dict, dict[str, np.ndarray]]:
+    """Every protocol that means something for the variant, on `split`'s test ratings with
+    its training ratings as input: (metrics, per-user values). Rating errors, the training
+    error and the leaky legacy figure only for models that predict ratings."""
+    out: dict = {}
+    per_user: dict[str, np.ndarray] = {}
+    if cfg.rates:
+        test_pred = predict_at(model, cfg, split.train, split.test, device)
+        out.update(rating_errors(test_pred, split.test))
+        train = rating_errors(predict_at(model, cfg, split.train, split.train, device),
+                              split.train)
+        out.update({f"train_{k}": v for k, v in train.items()})
+        per_user.update(per_user_errors(split, test_pred))
+    out.update(cold_counts(split))
+    ranking, ranked = evaluate_ranking(model, cfg, split, device, ks, relevance)
+    out.update(ranking)
+    per_user.update(ranked)
+    if cfg.rates:
+        out.update(legacy_topk(model, cfg, split, device))
+    return out, per_user
+
+
+VALIDATION_METRIC = {True: ("rmse", False), False: ("ndcg@10", True)}  # by cfg.rates
+
+
+def validation_metric(cfg: ModelConfig) -> tuple[str, bool]:
+    """The figure early stopping and tuning read: (name, higher is better)."""
+    return VALIDATION_METRIC[cfg.rates]
+
+
+def validate(model: Recommender, cfg: ModelConfig, view: Split, device: torch.device,
+             relevance: float = 4.0) -> float:
+    """The validation figure on a fitting view (`datasets.carve_validation`): RMSE of a
+    rating model on the validation ratings, NDCG@10 of a ranking-only model."""
+    if cfg.rates:
+        pred = predict_at(model, cfg, view.train, view.test, device)
+        return metrics.rmse(metrics.clamp(pred), view.test.data.astype(np.float64))
+    _, hits, n_rel = ranking_hits(model, cfg, view.train, view.test, device, 10, relevance)
+    return float(metrics.ndcg_at_k(hits, n_rel, 10).mean()) if len(hits) else float("nan")

@@ -39,9 +39,17 @@ def rmsprop_torch(p: torch.Tensor, g: torch.Tensor, v: torch.Tensor, lr: float, 
 
 
 def rmsprop_(p: torch.Tensor, g: torch.Tensor, v: torch.Tensor, lr: float, wd: float,
-             alpha: float = 0.99, eps: float = 1e-8) -> None:
-    """In-place RMSprop step (torch's defaults alpha=0.99, eps=1e-8, L2 weight decay)."""
-    if _rmsprop_numba is not None and p.device.type == "cpu" and p.dtype == torch.float32:
+             alpha: float = 0.99, eps: float = 1e-8, use_numba: bool = True) -> None:
+    """In-place RMSprop step (torch's defaults alpha=0.99, eps=1e-8, L2 weight decay): the
+    numba kernel for float32 CPU buffers when `use_numba`, else the torch ops (the CUDA
+    path, selectable on CPU)."""
+    if (use_numba and _rmsprop_numba is not None and p.device.type == "cpu"
+            and p.dtype == torch.float32):
         _rmsprop_numba(p.numpy(), g.numpy(), v.numpy(), lr, wd, alpha, eps)
     else:
         rmsprop_torch(p, g, v, lr, wd, alpha, eps)
+
+
+def sgd_(p: torch.Tensor, g: torch.Tensor, lr: float, wd: float) -> None:
+    """In-place plain SGD step with L2 weight decay, as `torch.optim.SGD` (no momentum)."""
+    p.add_(torch.add(g, p, alpha=wd) if wd else g, alpha=-lr)

@@ -12,7 +12,10 @@ weight decay shrinks the weights hard and gives a much worse model.
 What changes is the cost: forward and backward touch only the user's observed items (row
 gathers of the item-major first layer and of the output layer) with gradients written by hand
 into one flat buffer, and the RMSprop update is one fused pass over that buffer
-(`bench/optim.py`). No autograd graph is built.
+(`bench/optim.py`). No autograd graph is built. `Recipe.optimizer="sgd"` takes plain gradient
+steps over the same buffer instead.
+
+The engine trains any model that exposes a dense layer stack (`Recommender.stack()`).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from models.sae import LOSSES, SAE, Recipe
+from models.base import LOSSES, Recipe, Recommender, Stack
+from models.layers import ACTIVATIONS
 
-from .optim import rmsprop_
+from .optim import rmsprop_, sgd_
 
 # derivative of each activation written in terms of its output h
 _DERIVATIVE = {
@@ -43,9 +47,9 @@ def _views(flat: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]
     return out
 
 
-def _flatten(model: SAE) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _flatten(stack: Stack) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Move every parameter into one flat buffer; parameters become views of it."""
-    params = list(model.parameters())
+    params = [p for layer in stack.layers for p in (layer.weight, layer.bias)]
     flat = torch.cat([p.detach().reshape(-1) for p in params])
     views = _views(flat, params)
     for p, v in zip(params, views):
@@ -53,23 +57,31 @@ def _flatten(model: SAE) -> tuple[torch.Tensor, list[torch.Tensor]]:
     return flat, views
 
 
+STEPS = ("rmsprop", "sgd")  # the per-user engine's optimizers
+
+
 class PerUserEngine:
-    def __init__(self, model: SAE, train: sp.csr_matrix, recipe: Recipe, activation: str,
-                 device: torch.device, generator: torch.Generator):
-        if recipe.optimizer != "rmsprop":
-            raise ValueError("per-user mode implements the classic RMSprop recipe only; "
-                             f"got optimizer {recipe.optimizer!r}")
+    def __init__(self, model: Recommender, train: sp.csr_matrix, recipe: Recipe,
+                 device: torch.device, generator: torch.Generator, use_numba: bool = True):
+        stack = model.stack()
+        if stack is None:
+            raise ValueError(f"{type(model).__name__} has no dense layer stack: per-user mode "
+                             "trains stacked autoencoders only")
+        if recipe.optimizer not in STEPS:
+            raise ValueError(f"per-user mode implements the classic optimizers "
+                             f"{', '.join(STEPS)} only; got optimizer {recipe.optimizer!r}")
         if recipe.loss not in LOSSES:
             raise ValueError(f"loss {recipe.loss!r} unknown; choose from {', '.join(LOSSES)}")
-        if activation not in _DERIVATIVE:
+        if stack.activation not in _DERIVATIVE:
             raise ValueError(f"per-user mode supports activations {', '.join(_DERIVATIVE)}")
-        self.model, self.recipe, self.gen = model, recipe, generator
-        self.deriv = _DERIVATIVE[activation]
-        self.act = model.act
-        self.flat, views = _flatten(model)
+        self.model, self.recipe, self.gen, self.use_numba = model, recipe, generator, use_numba
+        self.deriv = _DERIVATIVE[stack.activation]
+        self.act = ACTIVATIONS[stack.activation]
+        self.dropout, self.corruption = stack.dropout, stack.corruption
+        self.flat, views = _flatten(stack)
         self.weights, self.biases = views[0::2], views[1::2]
         self.grad = torch.zeros_like(self.flat)
-        gviews = _views(self.grad, list(model.parameters()))
+        gviews = _views(self.grad, views)
         self.gw, self.gb = gviews[0::2], gviews[1::2]
         self.square_avg = torch.zeros_like(self.flat)
         self.indptr = train.indptr.astype(np.int64)
@@ -81,24 +93,25 @@ class PerUserEngine:
     def epoch(self) -> float:
         """One pass over users; returns the classic printed loss, mean of sqrt(SE / n_rated)."""
         w, b, gw, gb = self.weights, self.biases, self.gw, self.gb
-        model, rec, act, deriv = self.model, self.recipe, self.act, self.deriv
+        rec, act, deriv = self.recipe, self.act, self.deriv
+        dropout, corruption = self.dropout, self.corruption
         last = len(w) - 1
-        keep = 1.0 - model.dropout
+        keep = 1.0 - dropout
         per_item = rec.loss == "items"
         losses = []
         for u in self.users:
             lo, hi = self.indptr[u], self.indptr[u + 1]
             idx, r = self.items[lo:hi], self.values[lo:hi]
             x = r
-            if model.corruption > 0:
+            if corruption > 0:
                 x = r * (torch.rand(r.shape, generator=self.gen, device=r.device)
-                         >= model.corruption)
+                         >= corruption)
             w_in = w[0].index_select(0, idx)
             hs = [act(torch.addmv(b[0], w_in.t(), x))]
             masks = []
             for k in range(1, last):
                 h = hs[-1]
-                if model.dropout > 0:
+                if dropout > 0:
                     m = (torch.rand(h.shape, generator=self.gen, device=h.device) < keep)
                     m = m.to(h.dtype) / keep
                     masks.append(m)
@@ -124,5 +137,9 @@ class PerUserEngine:
             dz = dh * deriv(hs[0])
             gw[0].index_add_(0, idx, torch.outer(x, dz))
             gb[0].add_(dz)
-            rmsprop_(self.flat, self.grad, self.square_avg, rec.lr, rec.weight_decay)
+            if rec.optimizer == "sgd":
+                sgd_(self.flat, self.grad, rec.lr, rec.weight_decay)
+            else:
+                rmsprop_(self.flat, self.grad, self.square_avg, rec.lr, rec.weight_decay,
+                         use_numba=self.use_numba)
         return float(torch.stack(losses).sqrt().mean())

@@ -16,7 +16,7 @@ import torch
 import models
 from datasets import Split
 
-from .evaluate import score_batches
+from .evaluate import user_scores
 
 SEARCH_ROOTS = (Path("results/runs"), Path("results/published"))
 
@@ -27,16 +27,19 @@ def find_weights(model: str, dataset: str, roots=SEARCH_ROOTS) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def load(path: Path, split_for) -> tuple[torch.nn.Module, Split, dict]:
+def load(path: Path, split_for) -> tuple[torch.nn.Module, models.ModelConfig, Split, dict]:
     """Rebuild the model of a checkpoint; `split_for(name, seed)` supplies its split."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if ckpt.get("model") not in models.list():
+        raise ValueError(f"{path}: model {ckpt.get('model')!r} is not registered")
     cfg = models.config_from_dict(ckpt["model"], ckpt["config"])
     split = split_for(ckpt["split"]["name"], ckpt["split"]["seed"] or 0)
     if split.fingerprint != ckpt["split"]["fingerprint"]:
         raise ValueError(f"{path}: trained on split {ckpt['split']['name']} with fingerprint "
                          f"{ckpt['split']['fingerprint'][:12]}, but that split now has "
                          f"{split.fingerprint[:12]}: the data changed")
-    model = models.get(ckpt["model"]).build(split.n_items, cfg)
+    n_rows, n_cols = cfg.view(split.train).shape
+    model = models.get(ckpt["model"]).build(n_rows, n_cols, cfg)
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
@@ -44,21 +47,22 @@ def load(path: Path, split_for) -> tuple[torch.nn.Module, Split, dict]:
                          f"version of aebench builds it ({str(exc).splitlines()[-1].strip()})"
                          ) from exc
     model.eval()
-    return model, split, ckpt
+    return model, cfg, split, ckpt
 
 
-def recommend(model, split: Split, items: pd.DataFrame, user_id: int, k: int,
-              device: torch.device | None = None) -> pd.DataFrame:
+def recommend(model, cfg: models.ModelConfig, split: Split, items: pd.DataFrame, user_id: int,
+              k: int, device: torch.device | None = None) -> pd.DataFrame:
     """The user's top k unrated movies (neither in train nor in test) with titles, genres.
 
-    The model reads the user's training row, as in training and evaluation. Ranking by
-    predicted rating favours rarely rated movies with a few high ratings; see ndcg@k in the
-    results tables for how well each variant ranks."""
+    The model reads the training ratings, as in evaluation (rows keep their indices, which
+    models with per-user parameters need). A rating model ranks by predicted rating, which
+    favours rarely rated movies with a few high ratings; see ndcg@k in the results tables
+    for how well each variant ranks."""
     device = device or torch.device("cpu")
     u = split.user_index(user_id)
-    row = split.train[u:u + 1]
-    (_, scores), = list(score_batches(model, row, device))
-    scores = scores[0].float().cpu().numpy()
+    scores = next(block[u - a] for a, block in user_scores(model, cfg, split.train, device)
+                  if a <= u < a + block.shape[0])
+    scores = scores.float().cpu().numpy().copy()
     rated = np.concatenate([split.train[u].indices, split.test[u].indices])
     scores[rated] = -np.inf
     order = np.argsort(-scores, kind="stable")[:k]

@@ -1,77 +1,152 @@
-"""Comparison tables (tabulate) and plots (seaborn), rendered from run records alone."""
+"""Comparison tables (tabulate) and plots (seaborn), rendered from run records alone.
+
+Two comparisons per (dataset, split, device, mode, recipe): rating prediction (the variants
+that predict ratings) and ranking (every variant). Each row is a variant's mean over seeds
+with its standard deviation, 95% interval and number of seeds, and the paired tests against
+the table's best variant over per-user values (`bench/stats.py`). Reference baselines stay in
+every table, marked with a dagger. Tables are sorted by their metric.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
-from . import records
+from . import records, stats
 
-METRIC_COLUMNS = ["rmse", "mae", "rmse_raw", "legacy_loss", "train_rmse"]
-TABLES = [  # (title, column, how to format)
-    ("Test RMSE (predictions clamped to [1, 5])", "rmse", ".4f"),
-    ("Test MAE", "mae", ".4f"),
-    ("Legacy loss (the classic notebooks' figure: mean over users of per-user RMSE, unclamped)",
-     "legacy_loss", ".4f"),
-    ("NDCG@10 (full ranking of all unrated items; relevant = test rating >= 4)", "ndcg@10",
-     ".4f"),
-    ("Recall@10", "recall@10", ".4f"),
-    ("LEAKY legacy top-k accuracy@10 (the ML-1M notebook's figure: test row in, only test "
-     "items ranked; not a valid protocol, shown to compare with its printed 69.87)",
-     "legacy_topk_acc@10", ".4f"),
-    ("Median epoch seconds", "epoch_s", ".3f"),
-]
-PER_DATASET = ["rmse", "mae", "ndcg@10", "recall@10", "precision@10", "mrr@10", "hit@10",
-               "epoch_s"]
+REFERENCE_MARK = " †"
+RATING = {"metric": "rmse", "higher": False, "title": "Rating prediction",
+          "columns": [("RMSE", "rmse"), ("MAE", "mae"), ("legacy loss", "legacy_loss")],
+          "unit": "per-user RMSE"}
+RANKING = {"metric": "ndcg@10", "higher": True, "title": "Ranking",
+           "columns": [("NDCG@10", "ndcg@10"), ("Recall@10", "recall@10"), ("Hit@10", "hit@10"),
+                       ("MRR@10", "mrr@10")],
+           "unit": "per-user NDCG@10"}
 
 
-def frame(recs: list[dict]) -> pd.DataFrame:
-    """One row per successful run with its headline figures."""
+def ok(recs: list[dict]) -> list[dict]:
+    return [r for r in recs if r.get("status") == "ok"]
+
+
+def rates(record: dict) -> bool:
+    """Whether the record's variant predicts ratings (older records: it has an RMSE)."""
+    variant = record.get("variant")
+    return variant["rates"] if variant else "rmse" in record["metrics"]
+
+
+def kind(record: dict) -> str:
+    variant = record.get("variant")
+    if variant:
+        return variant["kind"]
+    try:
+        import models
+
+        return models.get(record["model"]).kind
+    except KeyError:
+        return "autoencoder"
+
+
+def recipe_name(record: dict) -> str:
+    return record.get("recipe", {}).get("name", "default")
+
+
+def groups(recs: list[dict]) -> dict[tuple, dict[str, list[dict]]]:
+    """Successful records by table (dataset, split, device, mode, recipe), then by variant;
+    one record per seed (the last wins)."""
+    out: dict[tuple, dict[str, dict[int, dict]]] = {}
+    for r in ok(recs):
+        key = (r["dataset"], r["split"]["name"], r["device"], r["mode"], recipe_name(r))
+        out.setdefault(key, {}).setdefault(r["model"], {})[r["seed"]] = r
+    return {k: {m: [seeds[s] for s in sorted(seeds)] for m, seeds in sorted(v.items())}
+            for k, v in sorted(out.items())}
+
+
+def fmt(value, spec: str = ".4f") -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else \
+        format(value, spec)
+
+
+def fmt_p(p) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "—"
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def comparison(run_dir: Path, cells: dict[str, list[dict]], spec: dict,
+               alpha: float = stats.ALPHA) -> tuple[pd.DataFrame, str]:
+    """One comparison table: the frame of `stats.compare` and its markdown."""
+    if spec is RATING:
+        cells = {m: rs for m, rs in cells.items() if rates(rs[0])}
+    cells = {m: rs for m, rs in cells.items()
+             if any(r["metrics"].get(spec["metric"]) is not None for r in rs)}
+    table = stats.compare(run_dir, cells, spec["metric"], spec["higher"], alpha)
+    if table.empty:
+        return table, ""
     rows = []
-    for r in recs:
-        if r.get("status") != "ok":
-            continue
-        row = {"model": r["model"], "dataset": r["dataset"], "split": r["split"]["name"],
-               "mode": r["mode"], "device": r["device"], "epochs": r["epochs"],
-               "device_name": r["env"]["device_name"],
-               "fingerprint": r["split"]["fingerprint"][:12]}
-        row.update({k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))})
-        row["epoch_s"] = r["timings"]["epoch_s_median"]
-        row["fit_s"] = r["timings"]["fit_s"]
-        rows.append(row)
-    return pd.DataFrame(rows)
+    for _, t in table.iterrows():
+        recs = cells[t["model"]]
+        name = t["model"] + (REFERENCE_MARK if kind(recs[0]) == "reference" else "")
+        head = (f"{fmt(t['mean'])} ± {fmt(t['std'])}" if t["n"] > 1 else fmt(t["mean"]))
+        ci = f"[{fmt(t['ci_low'])}, {fmt(t['ci_high'])}]" if t["n"] > 1 else "—"
+        others = [fmt(stats.mean_ci([r["metrics"].get(c) for r in recs])["mean"])
+                  for _, c in spec["columns"][1:]]
+        mark = "best" if t["best"] else ("yes" if t["significant"] else
+                                         ("no" if math.isfinite(t["wilcoxon_p_holm"]) else "—"))
+        rows.append([name, head, ci, *others, int(t["n"]),
+                     "—" if t["best"] else fmt(t["mean_diff"], "+.4f"),
+                     fmt_p(t["wilcoxon_p_holm"]), fmt_p(t["ttest_p_holm"]), mark])
+    first = spec["columns"][0][0]
+    headers = ["model", f"{first} (mean ± std)", "95% CI",
+               *(title for title, _ in spec["columns"][1:]), "seeds",
+               f"Δ {spec['unit']} vs best", "p Wilcoxon (Holm)", "p t-test (Holm)",
+               f"differs at {alpha:g}"]
+    return table, tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def pivot(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    """variants x (dataset, device, mode) for one column; the last run of a cell wins."""
-    cols = ["dataset", "device", "mode"]
-    table = df.pivot_table(index="model", columns=cols, values=column, aggfunc="last")
-    table.columns = [" ".join(c) for c in table.columns]
-    return table
+def title(key: tuple, spec: dict) -> str:
+    dataset, split, device, mode, recipe = key
+    return f"{spec['title']}: {dataset} {split} ({device}, {mode}, {recipe} recipes)"
 
 
-HEADLINE = [("RMSE", "rmse", ".4f"), ("MAE", "mae", ".4f"), ("NDCG@10", "ndcg@10", ".4f"),
-            ("epoch s", "epoch_s", ".3f")]
+def comparisons_md(run_dir: Path, recs: list[dict]) -> str:
+    """Every comparison table of a run folder, with how to read them."""
+    parts = [
+        "Means over seeds ± standard deviation, with the 95% Student-t interval of the mean. "
+        "Each variant is tested against the best of its table on per-user values paired by "
+        "(seed, user) and pooled over seeds (users whose held-out ratings it can score): "
+        "Wilcoxon signed-rank and paired t-test, Holm-corrected across the table; "
+        "\"differs\" reads the corrected Wilcoxon p-value. Δ is the mean per-user difference "
+        f"(variant − best). {REFERENCE_MARK.strip()} marks a reference baseline.", ""]
+    for key, cells in groups(recs).items():
+        for spec in (RATING, RANKING):
+            _, md = comparison(run_dir, cells, spec)
+            if md:
+                parts += [f"## {title(key, spec)}", "", md, ""]
+    return "\n".join(parts)
+
+
+# ---- README: the headline block (both tables per dataset) and the per-user reference blocks
+
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
+HEADLINE_CELLS = (("ml-100k", "u1"), ("ml-1m", "random-90-10"))
 
 
-def headline(df: pd.DataFrame, device: str = "cpu", mode: str = "batched") -> str:
-    """Variants x datasets: RMSE, MAE, NDCG@10 and median epoch seconds (one device, mode)."""
-    part = df[(df["device"] == device) & (df["mode"] == mode)]
-    datasets = sorted(part["dataset"].unique())
-    rows = []
-    for model, group in part.groupby("model"):
-        row = [model]
-        for ds in datasets:
-            cell = group[group["dataset"] == ds]
-            for _, col, fmt in HEADLINE:
-                value = cell[col].iloc[-1] if len(cell) and col in cell else float("nan")
-                row.append(format(value, fmt))
-        rows.append(row)
-    headers = ["model"] + [f"{ds} {title}" for ds in datasets for title, _, _ in HEADLINE]
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+def headline(run_dir: Path, recs: list[dict], device: str = "cpu", mode: str = "batched",
+             recipe: str = "default") -> str:
+    """Both comparison tables for ml-100k u1 and ml-1m random-90-10."""
+    parts = []
+    for (dataset, split) in HEADLINE_CELLS:
+        cells = groups(recs).get((dataset, split, device, mode, recipe))
+        if not cells:
+            continue
+        for spec in (RATING, RANKING):
+            _, md = comparison(run_dir, cells, spec)
+            if md:
+                parts += [f"**{spec['title']}, {dataset} {split}**", "", md, ""]
+    return "\n".join(parts).strip()
 
 
 # Figures the classic notebooks report, to set beside aebench's reproductions.
@@ -96,11 +171,11 @@ REF_START, REF_END = "<!-- reference:start -->", "<!-- reference:end -->"
 
 def by_cell(recs: list[dict], mode: str | None = None,
             device: str | None = None) -> dict[tuple[str, str, str], dict]:
-    """The last successful record of each (model, dataset, split), optionally of one mode
-    and device only."""
-    return {(r["model"], r["dataset"], r["split"]["name"]): r for r in recs
-            if r.get("status") == "ok" and mode in (None, r["mode"])
-            and device in (None, r["device"])}
+    """The seed-0, default-recipe successful record of each (model, dataset, split),
+    optionally of one mode and device only (the last one wins)."""
+    return {(r["model"], r["dataset"], r["split"]["name"]): r for r in ok(recs)
+            if mode in (None, r["mode"]) and device in (None, r["device"])
+            and r["seed"] == 0 and recipe_name(r) == "default"}
 
 
 def reference(per_user: list[dict], batched: list[dict]) -> str:
@@ -124,7 +199,8 @@ MODES_START, MODES_END = "<!-- modes:start -->", "<!-- modes:end -->"
 
 def modes(per_user: list[dict], batched: list[dict]) -> str:
     """Per variant and split: test RMSE and training time of the per-user (classic) recipe
-    beside the batched one, the evidence that batched training gives no accuracy away."""
+    beside the batched one (seed 0), the evidence that batched training gives no accuracy
+    away."""
     pu, bt = by_cell(per_user, "per-user", "cpu"), by_cell(batched, "batched", "cpu")
     rows = []
     for key in sorted(pu.keys() & bt.keys(), key=lambda k: (k[1], k[0])):
@@ -150,6 +226,42 @@ def block(text: str, start: str, end: str) -> str:
     return text.split(start, 1)[1].split(end, 1)[0].strip()
 
 
+def update_readme(readme: Path, run_dir: Path, reference_dir: Path) -> Path:
+    """Rewrite README's generated blocks from a run folder and the per-user reference runs."""
+    recs = records.load(run_dir)
+    per_user = records.load(reference_dir)
+    text = readme.read_text(encoding="utf-8")
+    text = replace_block(text, START, END, headline(run_dir, recs))
+    text = replace_block(text, REF_START, REF_END, reference(per_user, recs))
+    text = replace_block(text, MODES_START, MODES_END, modes(per_user, recs))
+    readme.write_text(text, encoding="utf-8")
+    return readme
+
+
+# ---- the flat frame (tables.csv) and the other tables of tables.md
+
+def frame(recs: list[dict]) -> pd.DataFrame:
+    """One row per successful run with its headline figures."""
+    rows = []
+    for r in ok(recs):
+        v = r.get("validation") or {}
+        row = {"model": r["model"], "kind": kind(r), "dataset": r["dataset"],
+               "split": r["split"]["name"], "mode": r["mode"], "device": r["device"],
+               "seed": r["seed"], "recipe": recipe_name(r), "epochs": r["epochs"],
+               "device_name": r["env"]["device_name"],
+               "fingerprint": r["split"]["fingerprint"][:12],
+               "valid_fingerprint": (v.get("fingerprint") or "")[:12],
+               "valid_metric": v.get("metric"), "valid_best": v.get("best"),
+               "best_epoch": v.get("best_epoch"), "epochs_run": v.get("epochs_run")}
+        row.update({k: v for k, v in r["metrics"].items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        row["epoch_s"] = r["timings"]["epoch_s_median"]
+        row["fit_s"] = r["timings"]["fit_s"]
+        row["peak_mem_mb"] = r["timings"].get("peak_mem_mb")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def environment_md(recs: list[dict]) -> str:
     """Where the records came from: one row per distinct environment."""
     keys = ["git_commit", "device_name", "cpu", "cpu_count", "torch_threads", "torch", "numpy",
@@ -160,49 +272,57 @@ def environment_md(recs: list[dict]) -> str:
                                                            tablefmt="github", showindex=False)
 
 
-def markdown(df: pd.DataFrame, failed: list[dict]) -> str:
+def costs_md(df: pd.DataFrame) -> str:
+    """Median over seeds of the epoch seconds, fit seconds, epochs run and peak memory."""
+    cols = ["epoch_s", "fit_s", "epochs_run", "best_epoch", "peak_mem_mb"]
+    table = (df.groupby(["dataset", "split", "device", "mode", "recipe", "model"])[cols]
+             .median().reset_index())
+    return tabulate(table, headers="keys", tablefmt="github", showindex=False,
+                    floatfmt=".3g", missingval="—")
+
+
+def markdown(run_dir: Path, recs: list[dict]) -> str:
+    df, failed = frame(recs), [r for r in recs if r.get("status") != "ok"]
     parts = ["# aebench results", ""]
     if df.empty:
         parts.append("No successful runs.")
-    for title, column, fmt in TABLES:
-        if column not in df or df[column].isna().all():
-            continue
-        parts += [f"## {title}", "", tabulate(pivot(df, column), headers="keys",
-                                              tablefmt="github", floatfmt=fmt), ""]
-    for (dataset, device, mode), part in ([] if df.empty else
-                                          df.groupby(["dataset", "device", "mode"])):
-        cols = [c for c in PER_DATASET if c in part and part[c].notna().any()]
-        table = part.groupby("model")[cols].last()
-        parts += [f"## {dataset}, {device}, {mode}: all headline metrics", "",
-                  tabulate(table, headers="keys", tablefmt="github", floatfmt=".4f"), ""]
-    if not df.empty:
-        splits = df[["dataset", "split", "fingerprint"]].drop_duplicates()
-        parts += ["## Splits", "", tabulate(splits, headers="keys", tablefmt="github",
-                                            showindex=False), ""]
+    else:
+        parts += [comparisons_md(run_dir, recs), "",
+                  "## Costs (medians over seeds; epochs run and the epoch chosen on validation)",
+                  "", costs_md(df), ""]
+        splits = df[["dataset", "split", "seed", "fingerprint", "valid_fingerprint"]]
+        parts += ["## Splits and validation carvings", "",
+                  tabulate(splits.drop_duplicates(), headers="keys", tablefmt="github",
+                           showindex=False), ""]
         devices = df[["device", "device_name"]].drop_duplicates()
         parts += ["## Devices", "", tabulate(devices, headers="keys", tablefmt="github",
                                              showindex=False), ""]
     if failed:
         parts += ["## Failed runs", ""]
-        parts += [f"- {r['model']} / {r['dataset']} / {r['device']} / {r['mode']}: "
-                  f"{r.get('error')}" for r in failed]
+        parts += [f"- {r['model']} / {r['dataset']} / {r['device']} / {r['mode']} / "
+                  f"seed {r['seed']}: {r.get('error')}" for r in failed]
         parts.append("")
     return "\n".join(parts)
 
 
-def history_frame(recs: list[dict]) -> pd.DataFrame:
+def curves(recs: list[dict]) -> pd.DataFrame:
+    """Validation figure by epoch, one row per read, with the chosen epoch flagged."""
     rows = []
-    for r in recs:
-        if r.get("status") != "ok":
+    for r in ok(recs):
+        v = r.get("validation")
+        if not v:
             continue
         for h in r["history"]:
-            if h.get("rmse") is not None:
-                rows.append({"model": r["model"], "dataset": r["dataset"], "device": r["device"],
-                             "mode": r["mode"], "epoch": h["epoch"], "rmse": h["rmse"]})
+            if h.get("valid") is not None:
+                rows.append({"model": r["model"], "dataset": r["dataset"], "seed": r["seed"],
+                             "metric": v["metric"], "epoch": h["epoch"], "valid": h["valid"],
+                             "chosen": h["epoch"] == v["best_epoch"]})
     return pd.DataFrame(rows)
 
 
-def plots(df: pd.DataFrame, hist: pd.DataFrame, out: Path) -> list[Path]:
+def plots(df: pd.DataFrame, curve: pd.DataFrame, out: Path) -> list[Path]:
+    """Metric bars with error bars over seeds and the reference baselines as labelled lines;
+    validation curves with the chosen epoch marked; epoch seconds; NDCG@10 against RMSE."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -210,51 +330,102 @@ def plots(df: pd.DataFrame, hist: pd.DataFrame, out: Path) -> list[Path]:
 
     sns.set_theme(style="whitegrid")
     written = []
-    if not hist.empty:
-        g = sns.relplot(data=hist, x="epoch", y="rmse", hue="model", style="device",
-                        col="dataset", kind="line", marker="o", facet_kws={"sharey": False,
-                                                                         "sharex": False})
-        g.set_axis_labels("epoch", "test RMSE")
-        written.append(out / "rmse_by_epoch.png")
+
+    def bars(metric: str, label: str, name: str, lower_better: bool):
+        part = df[df[metric].notna()] if metric in df else df.iloc[0:0]
+        if part.empty:
+            return
+        sets = sorted(part["dataset"].unique())
+        fig, axes = plt.subplots(1, len(sets), figsize=(6.5 * len(sets), 4.8), squeeze=False)
+        for ax, ds in zip(axes[0], sets):
+            d = part[part["dataset"] == ds]
+            ae, ref = d[d["kind"] != "reference"], d[d["kind"] == "reference"]
+            order = (ae.groupby("model")[metric].mean()
+                     .sort_values(ascending=lower_better).index.tolist())
+            if order:
+                sns.barplot(data=ae, x="model", y=metric, order=order, errorbar="sd",
+                            capsize=0.2, color="#4c72b0", ax=ax)
+            for k, (model, vals) in enumerate(ref.groupby("model")[metric]):
+                ax.axhline(vals.mean(), ls="--", lw=1.2, color=f"C{k + 1}")
+                ax.annotate(f"{model} † {vals.mean():.4f}", xy=(1.0, vals.mean()),
+                            xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                            textcoords="offset points", ha="right", fontsize=8,
+                            color=f"C{k + 1}")
+            values = d.groupby("model")[metric].mean()
+            spread = values.max() - values.min()
+            ax.set_ylim(max(0.0, values.min() - 0.25 * spread - 0.01) if lower_better else 0,
+                        values.max() + 0.1 * spread + 0.005)
+            ax.set_title(f"{ds} (mean ± sd over seeds; † reference)")
+            ax.set_xlabel("")
+            ax.set_ylabel(label)
+            ax.tick_params(axis="x", rotation=35)
+        fig.tight_layout()
+        written.append(out / name)
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+
+    if not df.empty:
+        bars("rmse", "test RMSE (lower is better)", "final_rmse.png", True)
+        bars("ndcg@10", "test NDCG@10 (higher is better)", "final_ndcg.png", False)
+    for metric, name in (("rmse", "validation_rmse.png"), ("ndcg@10", "validation_ndcg.png")):
+        part = curve[curve["metric"] == metric] if not curve.empty else curve
+        if part.empty:
+            continue
+        g = sns.relplot(data=part, x="epoch", y="valid", hue="model", col="dataset",
+                        kind="line", errorbar=None, estimator="mean",
+                        facet_kws={"sharey": False, "sharex": False}, height=4, aspect=1.3)
+        for ds, ax in g.axes_dict.items():
+            chosen = part[(part["dataset"] == ds) & part["chosen"]]
+            ax.scatter(chosen["epoch"], chosen["valid"], marker="*", s=90, color="black",
+                       zorder=5, label="chosen epoch")
+        g.set_axis_labels("epoch", f"validation {metric} (mean over seeds; ★ chosen epoch)")
+        written.append(out / name)
         g.savefig(written[-1], dpi=110)
         plt.close(g.figure)
     if not df.empty:
-        g = sns.catplot(data=df, x="model", y="rmse", hue="device", col="dataset", kind="bar",
-                        sharey=False)
-        g.set_axis_labels("", "final test RMSE")
+        g = sns.catplot(data=df, x="model", y="epoch_s", hue="device", col="dataset",
+                        kind="bar", sharey=False, errorbar="sd", height=4, aspect=1.4)
+        g.set_axis_labels("", "median epoch (or fit) seconds")
         for ax in g.axes.flat:
-            ax.tick_params(axis="x", rotation=30)
-            lo = df["rmse"].min()
-            ax.set_ylim(max(0.0, lo - 0.1), None)
-        written.append(out / "final_rmse.png")
-        g.savefig(written[-1], dpi=110)
-        plt.close(g.figure)
-        g = sns.catplot(data=df, x="model", y="epoch_s", hue="device", col="dataset", kind="bar",
-                        sharey=False)
-        g.set_axis_labels("", "median epoch seconds")
-        for ax in g.axes.flat:
-            ax.tick_params(axis="x", rotation=30)
+            ax.tick_params(axis="x", rotation=35)
         written.append(out / "epoch_seconds.png")
         g.savefig(written[-1], dpi=110)
         plt.close(g.figure)
-    if not df.empty and "ndcg@10" in df and df["ndcg@10"].notna().any():
-        g = sns.relplot(data=df, x="rmse", y="ndcg@10", hue="model", style="device",
-                        col="dataset", s=90, facet_kws={"sharex": False, "sharey": False})
-        g.set_axis_labels("test RMSE (lower is better)", "NDCG@10 (higher is better)")
+    if not df.empty and "ndcg@10" in df:
+        sets = sorted(df["dataset"].unique())
+        fig, axes = plt.subplots(1, len(sets), figsize=(6.5 * len(sets), 4.8), squeeze=False)
+        for ax, ds in zip(axes[0], sets):
+            d = df[df["dataset"] == ds]
+            means = d.groupby("model")[[c for c in ("rmse", "ndcg@10") if c in d]].mean()
+            rated = means[means["rmse"].notna()] if "rmse" in means else means.iloc[0:0]
+            for k, (model, row) in enumerate(rated.iterrows()):
+                ax.scatter(row["rmse"], row["ndcg@10"], s=60, color=f"C{k % 10}", label=model)
+            for model, row in means.drop(rated.index).iterrows():  # ranking-only: lines
+                ax.axhline(row["ndcg@10"], ls=":", lw=1, color="gray")
+                ax.annotate(f"{model} (ranking only) {row['ndcg@10']:.3f}",
+                            xy=(0.0, row["ndcg@10"]), xycoords=("axes fraction", "data"),
+                            xytext=(3, 2), textcoords="offset points", fontsize=7,
+                            color="dimgray")
+            ax.set_title(ds)
+            ax.set_xlabel("test RMSE (lower is better)")
+            ax.set_ylabel("test NDCG@10 (higher is better)")
+            if len(rated):
+                ax.legend(fontsize=7, loc="center right")
+        fig.tight_layout()
         written.append(out / "ndcg_vs_rmse.png")
-        g.savefig(written[-1], dpi=110)
-        plt.close(g.figure)
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
     return written
 
 
 def write(run_dir: Path) -> list[Path]:
-    """Regenerate tables.md, tables.csv and the plots of a run folder from its runs.jsonl."""
+    """Regenerate tables.md, tables.csv, environment.md and the plots of a run folder from
+    its runs.jsonl (and the per-user values it names)."""
     run_dir = Path(run_dir)
     recs = records.load(run_dir)
     df = frame(recs)
-    failed = [r for r in recs if r.get("status") != "ok"]
-    (run_dir / "tables.md").write_text(markdown(df, failed), encoding="utf-8")
+    (run_dir / "tables.md").write_text(markdown(run_dir, recs), encoding="utf-8")
     df.to_csv(run_dir / "tables.csv", index=False)
     (run_dir / "environment.md").write_text(environment_md(recs) + "\n", encoding="utf-8")
     return [run_dir / "tables.md", run_dir / "tables.csv", run_dir / "environment.md",
-            *plots(df, history_frame(recs), run_dir)]
+            *plots(df, curves(recs), run_dir)]

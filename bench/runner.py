@@ -1,5 +1,6 @@
-"""The runner: one linear function per run (load, split, build, fit, evaluate, record) and a
-grid over models x datasets x devices that records every cell, failed ones included."""
+"""The runner: one linear function per run (load, split, carve validation, build, fit,
+evaluate once on test, record) and the grid of models x datasets x devices x seeds, which
+records every cell, failed ones included."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,11 +20,14 @@ import datasets
 import models
 
 from . import records
-from .evaluate import evaluate_ranking, evaluate_ratings, legacy_topk, per_user_errors, predict_at
-from .train import fit, recipe_for
+from .batched import EngineOptions
+from .device import MemoryProbe
+from .evaluate import evaluate, validate, validation_metric
+from .train import Stopping, fit, recipe_for
 
 DEFAULT_SPLIT = {"ml-100k": "u1", "ml-1m": "random-90-10"}
 FALLBACK_SPLIT = "random-90-10"
+VALID_FRACTION = 0.05  # default validation carving of the training ratings
 
 
 @dataclass(frozen=True)
@@ -34,37 +39,63 @@ class RunConfig:
     split: str | None = None        # default: u1 for ml-100k, random-90-10 otherwise
     mode: str = "batched"           # per-user | batched
     device: str = "cpu"
-    seed: int = 0
-    epochs: int | None = None
+    seed: int = 0                   # the split (seeded protocols), carving, weights, batches
+    epochs: int | None = None       # the most epochs (early stopping may end sooner)
     lr: float | None = None
     weight_decay: float | None = None
     batch_size: int | None = None
-    eval_every: int | None = None   # test RMSE every N epochs (default: 10 points per run)
+    valid_fraction: float | None = None  # None: 0.05 in batched mode, 0 (off) in per-user mode
+    eval_every: int | None = None   # validation reads every N epochs (default: ~25 per run)
+    patience: int = 5               # validation reads without improvement before stopping
     ks: tuple[int, ...] = (5, 10, 20)  # cut-offs of the ranking metrics
-    relevance: float = 4.0          # test ratings >= this are relevant for ranking
+    relevance: float = 4.0          # held-out ratings >= this are relevant for ranking
     data_dir: str | None = None
+    engine_paths: str = "auto"      # auto | cuda (take CUDA's code paths on any device)
+    overrides: tuple[tuple[str, Any], ...] = ()  # config overrides of a tuned recipe
+    recipe: str = "default"         # default | tuned:<study> (which recipe the cell uses)
 
     @property
     def split_name(self) -> str:
         return self.split or DEFAULT_SPLIT.get(self.dataset, FALLBACK_SPLIT)
 
+    @property
+    def validation(self) -> float:
+        """The validation share carved from the training ratings (0: none)."""
+        if self.valid_fraction is not None:
+            return self.valid_fraction
+        return 0.0 if self.mode == "per-user" else VALID_FRACTION
+
+    def key(self) -> tuple:
+        """What identifies a cell for `--resume`."""
+        return (self.model, self.dataset, self.split_name, self.mode, self.device, self.seed,
+                self.recipe)
+
 
 def available_devices() -> list[str]:
-    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    from .device import available
+
+    return available()
 
 
 class SplitCache:
-    """Loads each dataset and split once per grid."""
+    """Loads each dataset, split and validation carving once per grid; a dataset that cannot
+    be had fails once, and every later request repeats that error without trying again."""
 
     def __init__(self, data_dir: str | None = None):
         self.data_dir = data_dir
-        self._data: dict[str, datasets.Dataset] = {}
-        self._splits: dict[tuple[str, str, int], datasets.Split] = {}
+        self._data: dict[str, datasets.Dataset | Exception] = {}
+        self._splits: dict[tuple, datasets.Split] = {}
 
     def dataset(self, name: str) -> datasets.Dataset:
         if name not in self._data:
-            self._data[name] = datasets.load(name, self.data_dir)
-        return self._data[name]
+            try:
+                self._data[name] = datasets.load(name, self.data_dir)
+            except datasets.DatasetError as exc:
+                self._data[name] = exc
+        found = self._data[name]
+        if isinstance(found, Exception):
+            raise found
+        return found
 
     def split(self, name: str, split: str, seed: int) -> datasets.Split:
         key = (name, split, seed)
@@ -72,18 +103,32 @@ class SplitCache:
             self._splits[key] = datasets.make_split(self.dataset(name), split, seed)
         return self._splits[key]
 
+    def fitting_view(self, name: str, split: str, seed: int, fraction: float) -> datasets.Split:
+        key = (name, split, seed, fraction)
+        if key not in self._splits:
+            self._splits[key] = datasets.carve_validation(self.split(name, split, seed),
+                                                          fraction, seed)
+        return self._splits[key]
+
 
 def model_config(cfg: RunConfig):
+    """The variant's config with the cell's recipe overrides, then its CLI overrides (which
+    apply where the variant has a recipe for the mode)."""
+    base = models.config(cfg.model, **dict(cfg.overrides))
     section = "per_user" if cfg.mode == "per-user" else "batched"
-    return models.config(cfg.model, **{f"{section}.{k}": getattr(cfg, k)
-                                       for k in ("epochs", "lr", "weight_decay", "batch_size")})
+    if base.recipe(cfg.mode) is None:
+        return base
+    return models.override(base, **{f"{section}.{k}": getattr(cfg, k)
+                                    for k in ("epochs", "lr", "weight_decay", "batch_size")})
 
 
 def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
             on_epoch=None) -> dict:
     """Train and evaluate one cell; never raises for a failed run, records it instead."""
+    variant = models.get(cfg.model)
     record: dict = {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode,
                     "device": cfg.device, "seed": cfg.seed, "run_config": dataclasses.asdict(cfg),
+                    "recipe": {"name": cfg.recipe, "overrides": dict(cfg.overrides)},
                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     device = torch.device(cfg.device)
     try:
@@ -92,42 +137,49 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
         record["split"] = split.describe()
         mcfg = model_config(cfg)
         recipe = recipe_for(mcfg, cfg.mode)
+        if recipe is None and cfg.mode == "per-user":
+            raise ValueError(f"{cfg.model} has no per-user recipe")
         record["config"] = dataclasses.asdict(mcfg)
-        record["epochs"] = recipe.epochs
+        record["variant"] = {"kind": variant.kind, "feedback": mcfg.feedback,
+                             "rows": mcfg.rows, "rates": mcfg.rates}
+        record["epochs"] = recipe.epochs if recipe else 1
+        view = (cache.fitting_view(cfg.dataset, cfg.split_name, cfg.seed, cfg.validation)
+                if cfg.validation else None)
+        x = mcfg.view(view.train if view is not None else split.train)
         torch.manual_seed(cfg.seed)
-        model = models.get(cfg.model).build(split.n_items, mcfg)
-        model.to(device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-
-        def test_rmse() -> float:
-            return evaluate_ratings(model, split, device, train_too=False)["rmse"]
-
-        eval_every = cfg.eval_every or max(1, recipe.epochs // 10)
-        result = fit(model, split, mcfg, cfg.mode, device, cfg.seed, recipe.epochs,
-                     test_rmse, eval_every, on_epoch)
+        model = variant.build(x.shape[0], x.shape[1], mcfg).to(device)
+        record["trainer"] = model.trainer
+        metric, higher = validation_metric(mcfg)
+        monitor = None if view is None else (
+            lambda: validate(model, mcfg, view, device, cfg.relevance))
+        probe = MemoryProbe(device)
+        probe.reset()
+        result = fit(model, x, mcfg, cfg.mode, device, cfg.seed, monitor=monitor,
+                     stopping=Stopping(cfg.eval_every or 0, cfg.patience, higher),
+                     on_epoch=on_epoch, options=EngineOptions.preset(cfg.engine_paths))
         record["history"] = result.history
+        record["validation"] = None if view is None else {
+            "fraction": cfg.validation, "fingerprint": view.fingerprint,
+            "n_valid": int(view.test.nnz), "metric": metric, "higher_is_better": higher,
+            "best": result.best_value, "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+            "eval_every": Stopping(cfg.eval_every or 0).every(record["epochs"]),
+            "patience": cfg.patience}
         t0 = time.perf_counter()
-        test_pred = predict_at(model, split.train, split.test, device)
-        record["metrics"] = evaluate_ratings(model, split, device, test_pred=test_pred)
-        ranking, per_user = evaluate_ranking(model, split, device, cfg.ks, cfg.relevance)
-        record["metrics"].update(ranking)
-        record["metrics"].update(legacy_topk(model, split, device))
+        record["metrics"], per_user = evaluate(model, mcfg, split, device, cfg.ks,
+                                               cfg.relevance)
         eval_s = time.perf_counter() - t0
         epoch_s = sorted(h["epoch_s"] for h in result.history)
         record["timings"] = {
             "epoch_s_median": epoch_s[len(epoch_s) // 2],
-            "fit_s": result.fit_s, "eval_s": eval_s,
-            "ratings_per_s": split.train.nnz * len(epoch_s) / result.fit_s,
-            "peak_mem_mb": (torch.cuda.max_memory_allocated(device) / 2**20
-                            if device.type == "cuda" else None),
+            "fit_s": result.fit_s, "eval_s": eval_s, "epochs_run": result.epochs_run,
+            "ratings_per_s": x.nnz * len(epoch_s) / result.fit_s if result.fit_s else None,
+            **probe.fields(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
         if out_dir is not None:
-            record["weights"] = save_weights(model, record, out_dir)
-            record["per_user"] = save_per_user(split, per_user,
-                                               per_user_errors(split, test_pred),
-                                               record, out_dir)
+            record["weights"] = save_weights(model, record, x.shape, out_dir)
+            record["per_user"] = save_per_user(split, per_user, record, out_dir)
         record["status"] = "ok"
     except (Exception, torch.OutOfMemoryError) as exc:  # a failed cell must not stop the grid
         record["status"] = "failed"
@@ -137,34 +189,52 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
 
 
 def cell_name(record: dict) -> str:
+    recipe = record.get("recipe", {}).get("name", "default")
+    tag = "" if recipe == "default" else "__" + recipe.replace(":", "-").replace("/", "-")
     return (f"{record['model']}__{record['dataset']}__{record['split']['name']}__"
-            f"{record['mode']}__{record['device']}__s{record['seed']}")
+            f"{record['mode']}__{record['device']}__s{record['seed']}{tag}")
 
 
-def save_per_user(split, ranking: dict, errors: dict, record: dict, out_dir: Path) -> str:
-    """Per-user values (original user ids) for paired comparisons between variants."""
+def save_per_user(split, per_user: dict, record: dict, out_dir: Path) -> str:
+    """Per-user values (original user ids) for paired comparisons between variants: each
+    user's test squared-error sum and count (rating models) and each ranked user's ranking
+    metrics."""
     path = out_dir / "per_user" / f"{cell_name(record)}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    ranking = dict(ranking)
-    ranked_users = split.user_ids[ranking.pop("user")]
-    np.savez_compressed(path, user_id=split.user_ids, **errors, ranked_user_id=ranked_users,
-                        **{k.replace("@", "_at_"): v for k, v in ranking.items()})
+    values = dict(per_user)
+    ranked_users = split.user_ids[values.pop("user")]
+    np.savez_compressed(path, user_id=split.user_ids, ranked_user_id=ranked_users,
+                        **{k.replace("@", "_at_"): v for k, v in values.items()})
     return str(path.relative_to(out_dir))
 
 
-def save_weights(model, record: dict, out_dir: Path) -> str:
+def save_weights(model, record: dict, shape: tuple[int, int], out_dir: Path) -> str:
     path = out_dir / "weights" / f"{cell_name(record)}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "config": record["config"], "split": record["split"], "model": record["model"]},
-               path)
+                "config": record["config"], "split": record["split"], "model": record["model"],
+                "shape": list(shape)}, path)
     return str(path.relative_to(out_dir))
 
 
-def grid(model_patterns, dataset_names, devices, **common) -> list[RunConfig]:
+def grid(model_patterns, dataset_names, devices, seeds=(0,), **common) -> list[RunConfig]:
+    """Every cell: datasets x seeds x models x devices, in that order."""
     names = models.list(model_patterns)
     if not names:
         raise KeyError(f"no registered model matches {model_patterns}; "
                        f"registered: {', '.join(models.list())}")
-    return [RunConfig(model=m, dataset=d, device=dev, **common)
-            for d, m, dev in itertools.product(dataset_names, names, devices)]
+    return [RunConfig(model=m, dataset=d, device=dev, seed=s, **common)
+            for d, s, m, dev in itertools.product(dataset_names, seeds, names, devices)]
+
+
+def record_key(record: dict) -> tuple:
+    """The `RunConfig.key()` of a record's cell."""
+    split = record.get("split", {}).get("name") or record["run_config"].get("split")
+    return (record["model"], record["dataset"], split, record["mode"], record["device"],
+            record["seed"], record.get("recipe", {}).get("name", "default"))
+
+
+def pending(cells: list[RunConfig], done: list[dict]) -> list[RunConfig]:
+    """The cells without an `ok` record among `done` (what `--resume` still runs)."""
+    finished = {record_key(r) for r in done if r.get("status") == "ok"}
+    return [c for c in cells if c.key() not in finished]

@@ -1,13 +1,13 @@
-"""Speed: one training epoch of the classic loop, the faithful per-user engine and the batched
-engine, timed in one process on the same split, with FLOPs, achieved GFLOP/s and the
-machine's measured dense matmul peak, so the ratios and the distance to the hardware limit
-are read from one run.
+"""Speed: one training epoch of every path a variant has, timed in one process on the same
+split, with FLOPs, achieved GFLOP/s and the machine's measured ceilings, so ratios and the
+distance to the hardware limit are read from one run.
 
-FLOPs count 2 per multiply-add over the matrix products a path performs: the classic loop
-works on dense item rows; the faithful and sparse batched paths only on each user's observed
-items. A layer's backward pass computes its weight gradient (as many FLOPs as its forward) and
-the gradient of its input (as many again), except the first layer, whose input is rating data
-that needs no gradient; so the "backward = 2 x forward" convention would overstate the work.
+Paths: `classic` (the notebooks' dense per-user loop, for models with a dense layer stack and
+a per-user recipe), `per-user` (the faithful engine), `batched` (every gradient-trained
+family) and `fit` (a closed-form family's whole fit). Each model counts its own FLOPs
+(`Recommender.epoch_flops`, 2 per multiply-add) and says what bounds them: sparse products
+are bounded by gather bandwidth (one multiply-add per gathered float), dense GEMMs by the
+matmul peak. The classic loop works on dense item rows, so its count is the dense one.
 """
 
 from __future__ import annotations
@@ -21,9 +21,13 @@ import torch.nn.functional as F
 
 import models
 from datasets import Split
+from models.base import stack_flops
 
 from . import classic
-from .train import make_engine, sync
+from .device import synchronize
+from .train import make_engine
+
+PATHS = ("classic", "per-user", "batched", "fit")
 
 
 def matmul_peak_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
@@ -32,81 +36,92 @@ def matmul_peak_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -
     b = torch.randn(n, n, device=device)
     for _ in range(2):
         a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+    return 2 * n**3 / min(_time(lambda: a @ b, repeats, device)) / 1e9
 
 
-def gather_ceiling_gflops(split: Split, width: int, device: torch.device,
-                          repeats: int = 10) -> float:
-    """Best-of-`repeats` GFLOP/s of one `embedding_bag` of the split's training ratings over
-    an items x `width` table, one bag per user: the cache-bandwidth ceiling of the sparse
-    products, which do one multiply-add per gathered float (0.5 FLOP/byte) however well they
-    are written, where a matmul reuses each operand from registers."""
-    train = split.train
-    cols = torch.as_tensor(train.indices.astype(np.int64), device=device)
-    offsets = torch.as_tensor(train.indptr[:-1].astype(np.int64), device=device)
-    weights = torch.as_tensor(train.data, dtype=torch.float32, device=device)
-    table = torch.randn(split.n_items, width, device=device)
+def gather_ceiling_gflops(x, width: int, device: torch.device, repeats: int = 10) -> float:
+    """Best-of-`repeats` GFLOP/s of one `embedding_bag` of the entries of `x` (a training
+    matrix) over an n_cols x `width` table, one bag per row: the cache-bandwidth ceiling of
+    the sparse products, which do one multiply-add per gathered float (0.5 FLOP/byte) however
+    well they are written, where a matmul reuses each operand from registers."""
+    cols = torch.as_tensor(x.indices.astype(np.int64), device=device)
+    offsets = torch.as_tensor(x.indptr[:-1].astype(np.int64), device=device)
+    weights = torch.as_tensor(x.data, dtype=torch.float32, device=device)
+    table = torch.randn(x.shape[1], width, device=device)
 
     def bag():
         F.embedding_bag(cols, table, offsets, mode="sum", per_sample_weights=weights)
 
     bag()
-    return 2 * train.nnz * width / min(_time(bag, repeats, device)) / 1e9
+    return 2 * x.nnz * width / min(_time(bag, repeats, device)) / 1e9
 
 
 def epoch_flops(split: Split, hidden: tuple[int, ...], path: str) -> float:
-    """Forward+backward FLOPs of one epoch for `path` in classic, per-user, batched: the
-    first layer's multiply-adds twice (forward, weight gradient), the others' three times."""
-    counts = np.diff(split.train.indptr)
-    users = int((counts > 0).sum())
-    inner = users * sum(a * b for a, b in zip(hidden[:-1], hidden[1:]))
-    inputs = users * split.n_items if path == "classic" else int(split.train.nnz)
-    first, output = inputs * hidden[0], inputs * hidden[-1]
-    return 2.0 * (2 * first + 3 * (inner + output))
+    """FLOPs of one epoch of a dense stack n_items -> hidden -> n_items on `split`'s training
+    ratings: the classic loop's dense rows, or the sparse paths' observed entries."""
+    widths = (split.n_items, *hidden, split.n_items)
+    dense = path == "classic"
+    return stack_flops(split.train, widths, dense_input=dense, sparse_output=not dense)
 
 
 def _time(fn, repeats: int, device: torch.device) -> list[float]:
     out = []
     for _ in range(repeats):
-        sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         fn()
-        sync(device)
+        synchronize(device)
         out.append(time.perf_counter() - t0)
+    return out
+
+
+def paths_of(model_name: str) -> tuple[str, ...]:
+    """The paths a variant can be timed on."""
+    cfg = models.config(model_name)
+    model = models.get(model_name).build(2, 2, cfg)
+    if model.trainer == "closed-form":
+        return ("fit",)
+    out = ("batched",) if cfg.batched is not None else ()
+    if cfg.per_user is not None and model.stack() is not None:
+        out = ("classic", "per-user", *out)
     return out
 
 
 def measure(model_name: str, split: Split, device: torch.device, paths: tuple[str, ...],
             repeats: int = 3, classic_repeats: int = 1, seed: int = 0) -> list[dict]:
-    """Median epoch seconds per path (after one warm-up epoch for the fast paths)."""
+    """Median epoch (or fit) seconds of each of `paths` the variant has, after one warm-up
+    epoch for the engines; FLOPs and their bound from the model."""
     cfg = models.config(model_name)
+    x = cfg.view(split.train)
     rows = []
-    for path in paths:
+    for path in (p for p in paths if p in paths_of(model_name)):
         torch.manual_seed(seed)
-        model = models.get(model_name).build(split.n_items, cfg).to(device)
+        model = models.get(model_name).build(x.shape[0], x.shape[1], cfg).to(device)
+        model.setup(x)
+        count = model.epoch_flops(x)
         if path == "classic":
-            ref = classic.ClassicSAE(split.n_items, cfg.hidden).load_from(model).to(device)
+            ref = classic.from_model(model).to(device)
             opt = classic.make_optimizer(ref, cfg.per_user.lr, cfg.per_user.weight_decay)
             dense = torch.tensor(split.train.toarray(), device=device)
             crit = classic.CRITERIA[cfg.per_user.loss]
             times = _time(lambda r=ref, o=opt, d=dense, c=crit: classic.train_epoch(r, o, d, c),
                           classic_repeats, device)
+            flops = epoch_flops(split, classic.hidden_of(model), "classic")
+        elif path == "fit":
+            times = _time(lambda m=model: m.fit(x), repeats, device)
+            flops = None
         else:
-            engine = make_engine(model, split, cfg, path, device, seed)
+            engine = make_engine(model, x, cfg, path, device, seed)
             engine.epoch()
             times = _time(engine.epoch, repeats if path == "batched" else classic_repeats,
                           device)
+            flops = count.total if count else None
         median = statistics.median(times)
-        flops = epoch_flops(split, cfg.hidden, path)
         rows.append({"model": model_name, "path": path, "epoch_s": median, "runs": len(times),
-                     "gflop_per_epoch": flops / 1e9, "gflops": flops / median / 1e9})
+                     "gflop_per_epoch": flops / 1e9 if flops else None,
+                     "gflops": flops / median / 1e9 if flops else None,
+                     "bound": count.bound if count and path != "classic" else "matmul",
+                     "width": count.width if count else 0})
     base = next((r["epoch_s"] for r in rows if r["path"] == "classic"), None)
     for r in rows:
         r["speedup_vs_classic"] = base / r["epoch_s"] if base else None

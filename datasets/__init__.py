@@ -2,10 +2,18 @@
 
 AEBENCH = True  # lets the CLI tell this package from a foreign `datasets` on sys.path
 
-from .dataset import Dataset, load, names  # noqa: E402
+from .dataset import Dataset, check_name, load, names  # noqa: E402
 from .fetch import DatasetError, download_archive, locate  # noqa: E402
 from .specs import SPECS, DatasetSpec  # noqa: E402
-from .splits import PROTOCOLS, Split, fingerprint, make_split  # noqa: E402
+from .splits import (  # noqa: E402
+    PROTOCOLS,
+    Split,
+    carve_validation,
+    check_split,
+    fingerprint,
+    make_split,
+)
 
 __all__ = ["AEBENCH", "Dataset", "DatasetError", "DatasetSpec", "PROTOCOLS", "SPECS", "Split",
-           "download_archive", "fingerprint", "load", "locate", "make_split", "names"]
+           "carve_validation", "check_name", "check_split", "download_archive", "fingerprint",
+           "load", "locate", "make_split", "names"]

@@ -33,6 +33,13 @@ def names() -> list[str]:
     return [*SPECS, "synthetic", "synthetic-ml1m"]
 
 
+def check_name(name: str) -> None:
+    """Raise DatasetError unless `name` is a dataset aebench can load (before loading it)."""
+    if name not in names() and parse_name(name) is None:
+        raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(names())} or "
+                           "synthetic-<users>x<items>")
+
+
 def _synthetic(name: str, ratings: pd.DataFrame, n_items: int) -> Dataset:
     items = pd.DataFrame({"item": range(1, n_items + 1)})
     items["title"] = [f"Synthetic item {i}" for i in items["item"]]
@@ -48,8 +55,7 @@ def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = 
     shape = parse_name(name)
     if shape is not None:
         return _synthetic(name, synthetic_ratings(*shape), shape[1])
-    if name not in SPECS:
-        raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(names())}")
+    check_name(name)
     spec = SPECS[name]
     folder = locate(spec, data_dir, download=download)
     ratings = read_ratings(folder / spec.ratings_file, spec.ratings_sep)

@@ -41,11 +41,23 @@ def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None = None,
     found = _folder_or_zip(spec, cache) if cache.is_dir() else None
     if found is not None:
         return found
+    where = f"{base} or {cache}" if base is not None else str(cache)
     if not download:
-        where = f"{base} or {cache}" if base is not None else str(cache)
-        raise DatasetError(f"{spec.name} not found in {where} and downloads are off")
-    archive = download_archive(spec.url, spec.md5, cache / f"{spec.folder}.zip")
+        raise DatasetError(f"{spec.name} not found in {where} and downloads are off. "
+                           + supply_hint(spec, cache))
+    try:
+        archive = download_archive(spec.url, spec.md5, cache / f"{spec.folder}.zip")
+    except DatasetError as exc:
+        raise DatasetError(f"{spec.name} not found in {where}, and {exc}. "
+                           + supply_hint(spec, cache)) from exc
     return extract(archive, spec.folder, cache)
+
+
+def supply_hint(spec: DatasetSpec, cache: Path) -> str:
+    """How to supply a dataset by hand."""
+    return (f"Put {spec.folder}.zip (md5 {spec.md5}, from {spec.url}) or its extracted "
+            f"{spec.folder}/ folder in a folder named by --data-dir or BENCH_DATA_DIR, or in "
+            f"the cache folder {cache} (BENCH_CACHE_DIR)")
 
 
 def _folder_or_zip(spec: DatasetSpec, base: Path) -> Path | None:

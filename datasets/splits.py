@@ -1,8 +1,13 @@
-"""Named, seeded, fingerprinted train/test protocols.
+"""Named, seeded, fingerprinted train/test protocols, and the validation carving.
 
 Every variant in a comparison sees the identical split: a split is determined by
 (dataset, protocol name, seed), and its fingerprint, the sha256 of its sorted
 (user, item, rating) triples in original ids, is stored with every result.
+
+Model selection (early stopping, tuning) never sees the test ratings: it runs on the split's
+*fitting view* (`carve_validation`), a `Split` whose `train` is the training ratings less a
+seeded share of them and whose `test` is that share, the validation set. The view holds no
+test rating at all.
 """
 
 from __future__ import annotations
@@ -142,6 +147,21 @@ def fingerprint(train: pd.DataFrame, test: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+def check_split(dataset: str, name: str) -> None:
+    """Raise DatasetError unless protocol `name` can apply to the dataset named `dataset`,
+    as far as is known before loading it (whether timestamps are complete is not)."""
+    from .specs import SPECS
+
+    if name not in PROTOCOLS:
+        raise DatasetError(f"unknown split {name!r}; choose from {', '.join(PROTOCOLS)}")
+    spec = SPECS.get(dataset)
+    official = {p for s in SPECS.values() for p in s.official_splits}
+    if name in official and (spec is None or name not in spec.official_splits):
+        valid = [p for p in PROTOCOLS if p not in official or (spec and p in spec.official_splits)]
+        raise DatasetError(f"split {name!r} is one of ml-100k's official files; {dataset} "
+                           f"has none (for {dataset} choose from {', '.join(valid)})")
+
+
 def make_split(ds: Dataset, name: str, seed: int = 0) -> Split:
     """Apply protocol `name` to `ds`. `seed` only matters for seeded protocols."""
     if name not in PROTOCOLS:
@@ -165,3 +185,47 @@ def make_split(ds: Dataset, name: str, seed: int = 0) -> Split:
 
     return Split(ds.name, name, seed if name in SEEDED else None, matrix(train), matrix(test),
                  user_ids, item_ids, fingerprint(train, test))
+
+
+def csr_triples(m: sp.csr_matrix, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+    """(user, item, rating) in original ids, sorted by user then item, as little-endian int64
+    (the order a CSR matrix with sorted indices already has, since the id maps are sorted)."""
+    m = m.tocsr()
+    m.sort_indices()
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    arr = np.stack([user_ids[rows], item_ids[m.indices],
+                    m.data.astype(np.float64).round().astype(np.int64)], axis=1)
+    return np.ascontiguousarray(arr.astype("<i8"))
+
+
+def carve_validation(split: Split, fraction: float, seed: int) -> Split:
+    """The fitting view of `split`: `train` less a uniformly drawn, seeded `fraction` of its
+    ratings, which become the view's `test` (the validation set). The test file of an
+    official split is untouched; the same (split, fraction, seed) gives the same carving for
+    every variant. Its fingerprint covers the parent split's and the validation ratings."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    train = split.train.tocsr()
+    n = train.nnz
+    n_valid = max(1, int(round(n * fraction)))
+    if n_valid >= n:
+        raise DatasetError(f"{split.dataset} {split.name}: {n} training ratings cannot give a "
+                           f"validation share of {fraction}")
+    # a stream of its own: the carving never repeats the draw of a seeded split
+    order = np.random.default_rng([int(seed), 0x7A11D]).permutation(n)
+    held = np.zeros(n, dtype=bool)
+    held[order[:n_valid]] = True
+    rows = np.repeat(np.arange(train.shape[0]), np.diff(train.indptr))
+
+    def part(mask: np.ndarray) -> sp.csr_matrix:
+        m = sp.csr_matrix((train.data[mask], (rows[mask], train.indices[mask])),
+                          shape=train.shape, dtype=np.float32)
+        m.sort_indices()
+        return m
+
+    fit, valid = part(~held), part(held)
+    h = hashlib.sha256(split.fingerprint.encode())
+    h.update(b"valid")
+    h.update(csr_triples(valid, split.user_ids, split.item_ids).tobytes())
+    return Split(split.dataset, f"{split.name}/valid", seed, fit, valid, split.user_ids,
+                 split.item_ids, h.hexdigest())

@@ -1,6 +1,10 @@
-"""aebench model variants. Importing this package registers every variant."""
+"""aebench model variants. Importing this package registers every variant.
 
-from . import sae  # noqa: F401  (registers the SAE family)
+The contract between models and the rest of aebench is `models/base.py`; each family is one
+file here that registers its variants."""
+
+from . import autorec, bias, cdae, ease, mf, mult, popularity, sae  # noqa: F401 (registers)
+from .base import ModelConfig, Recipe, Recommender
 from .registry import (  # noqa: A004
     Variant,
     config,
@@ -11,7 +15,7 @@ from .registry import (  # noqa: A004
     override,
     register,
 )
-from .sae import SAE, Recipe, SAEConfig
+from .sae import SAE, SAEConfig
 
-__all__ = ["SAE", "Recipe", "SAEConfig", "Variant", "config", "config_from_dict", "create", "get",
-           "list", "override", "register"]
+__all__ = ["SAE", "ModelConfig", "Recipe", "Recommender", "SAEConfig", "Variant", "config",
+           "config_from_dict", "create", "get", "list", "override", "register"]

@@ -1,9 +1,12 @@
 """A registry of model variants in the spirit of timm: names as data, not if-chains.
 
-    register(name, build, config, source)   add a variant
-    create(name, n_items, **overrides)      build (module, config); None overrides are ignored
-    get(name) / config(name, **overrides)   look up a variant / its resolved config
-    list(pattern="*")                       names matching fnmatch pattern(s), sorted
+    register(name, build, config, source, kind=, space=)   add a variant
+    create(name, n_rows, n_cols, **overrides)  build (module, config); None overrides ignored
+    get(name) / config(name, **overrides)      look up a variant / its resolved config
+    list(pattern="*", kind=None)               names matching fnmatch pattern(s), sorted
+
+`build(n_rows, n_cols, config)` makes the module for a training matrix of that shape in the
+variant's own view (`ModelConfig.view`: items x users for an item-based model).
 """
 
 from __future__ import annotations
@@ -16,25 +19,38 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
+from .base import ModelConfig, Recommender, Space
+
+KINDS = ("autoencoder", "reference")
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
-    build: Callable[[int, Any], nn.Module]
-    config: Any
+    build: Callable[[int, int, Any], Recommender]
+    config: ModelConfig
     source: str
+    kind: str = "autoencoder"   # autoencoder | reference (a baseline, marked in every table)
+    space: Space = Space()      # what `bench tune` searches, and why
 
 
 _REGISTRY: dict[str, Variant] = {}
 
 
-def register(name: str, build: Callable[[int, Any], nn.Module], config: Any,
-             source: str) -> Variant:
+def register(name: str, build: Callable[[int, int, Any], Recommender], config: ModelConfig,
+             source: str, kind: str = "autoencoder", space: Space | None = None) -> Variant:
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
-    variant = Variant(name, build, config, source)
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} unknown; choose from {', '.join(KINDS)}")
+    config.validate()
+    space = space or Space()
+    for key in space.params:  # every searched key must be a valid override
+        head, _, tail = key.partition(".")
+        if head not in {f.name for f in dataclasses.fields(config)} or (
+                tail and getattr(config, head) is None):
+            raise KeyError(f"{name}: search-space key {key!r} is not an option of its config")
+    variant = Variant(name, build, config, source, kind, space)
     _REGISTRY[name] = variant
     return variant
 
@@ -46,9 +62,12 @@ def get(name: str) -> Variant:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(list())}") from None
 
 
-def list(pattern: str | builtins.list[str] = "*") -> builtins.list[str]:  # noqa: A001
+def list(pattern: str | builtins.list[str] = "*",  # noqa: A001
+         kind: str | None = None) -> builtins.list[str]:
     patterns = [pattern] if isinstance(pattern, str) else pattern
-    return sorted(n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p) for p in patterns))
+    return sorted(n for n, v in _REGISTRY.items()
+                  if any(fnmatch.fnmatchcase(n, p) for p in patterns)
+                  and kind in (None, v.kind))
 
 
 def override(cfg: Any, **overrides: Any) -> Any:
@@ -77,7 +96,10 @@ def override(cfg: Any, **overrides: Any) -> Any:
         if head not in fields or not dataclasses.is_dataclass(getattr(cfg, head)):
             raise KeyError(f"{type(cfg).__name__} has no section {head!r}")
         flat[head] = override(getattr(cfg, head), **sub)
-    return dataclasses.replace(cfg, **flat)
+    out = dataclasses.replace(cfg, **flat)
+    if hasattr(out, "validate"):
+        out.validate()
+    return out
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -98,9 +120,10 @@ def config(name: str, **overrides: Any) -> Any:
     return override(get(name).config, **overrides)
 
 
-def create(name: str, n_items: int, **overrides: Any) -> tuple[nn.Module, Any]:
+def create(name: str, n_rows: int, n_cols: int,
+           **overrides: Any) -> tuple[Recommender, ModelConfig]:
     cfg = config(name, **overrides)
-    return get(name).build(n_items, cfg), cfg
+    return get(name).build(n_rows, n_cols, cfg), cfg
 
 
 def config_from_dict(name: str, values: dict[str, Any]) -> Any:

@@ -23,82 +23,48 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import Batch, Flops, ModelConfig, Recipe, Recommender, Stack, stack_flops
+from .layers import ACTIVATIONS, ItemLinear
 from .registry import register
-from .sparse_ops import CSRBatch, sampled_linear, sparse_linear
-
-LOSSES = ("items", "rated")  # per-user loss normalisation, `Recipe.loss`
+from .sparse_ops import CSRBatch, sampled_linear
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """How a variant is trained in one mode (`per-user` or `batched`)."""
-
-    optimizer: str = "rmsprop"  # rmsprop | adam
-    lr: float = 0.01
-    weight_decay: float = 0.5   # added to the gradient (L2), as torch's RMSprop/Adam do
-    epochs: int = 200
-    batch_size: int = 1         # users per step; per-user mode always uses 1
-    zero_grad: bool = False     # the classic code never zeroes gradients: they accumulate
-    schedule: str = "constant"  # batched: constant | cosine (lr decays to 0 over `epochs`)
-    loss: str = "items"         # per-user: squared error / n_items (classic) | / n_rated
-
-
-@dataclass(frozen=True)
-class SAEConfig:
+class SAEConfig(ModelConfig):
     hidden: tuple[int, ...] = (20, 10, 20)
     activation: str = "sigmoid"
     dropout: float = 0.0        # applied to hidden activations between hidden layers
     corruption: float = 0.0     # denoising: expected share of observed inputs zeroed in training
-    per_user: Recipe = field(default_factory=Recipe)
-    batched: Recipe = field(default_factory=Recipe)
-    note: str = ""              # why the batched recipe is what it is
+    per_user: Recipe | None = field(default_factory=Recipe)
+    batched: Recipe | None = field(default_factory=Recipe)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r} unknown; "
+                             f"choose from {', '.join(ACTIVATIONS)}")
 
 
-class ItemLinear(nn.Module):
-    """The first layer, x @ weight + bias, with `weight` stored item-major (in x out).
-
-    The sparse paths gather rows of items (the batched first layer is an `embedding_bag` over
-    them, its gradient an item-major sum; the per-user engine reads a user's rated rows), so
-    this layout spares a transposed copy of the largest matrix at every step. Initialised as
-    `nn.Linear(n_in, n_out)` is, from the same random draws.
-    """
-
-    def __init__(self, n_in: int, n_out: int):
-        super().__init__()
-        dense = nn.Linear(n_in, n_out)
-        self.weight = nn.Parameter(dense.weight.detach().t().contiguous())
-        self.bias = dense.bias
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.bias, x, self.weight)
-
-
-ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh,
-               "identity": lambda x: x}
-
-
-class SAE(nn.Module):
+class SAE(Recommender):
     """n_items -> hidden[0] -> ... -> hidden[-1] -> n_items, activation on hidden layers only.
 
     Layers are `nn.Linear` with torch's default init, as in the classic notebooks, the first
-    stored item-major (`ItemLinear`). Besides the
-    dense `forward`, the model offers sparse entry points for the batched engine: the first
-    layer as an `embedding_bag` over a user's observed (item, rating) pairs, and the output
-    computed only at requested (row, item) pairs.
+    stored item-major (`ItemLinear`). Besides the dense `forward`, the model reads sparse
+    rows: the first layer as an `embedding_bag` over a row's observed (item, rating) pairs,
+    and, for the masked loss, the output computed only at the observed pairs.
     """
 
     def __init__(self, n_items: int, cfg: SAEConfig):
         super().__init__()
-        if cfg.activation not in ACTIVATIONS:
-            raise ValueError(f"activation {cfg.activation!r} unknown; "
-                             f"choose from {', '.join(ACTIVATIONS)}")
         dims = (n_items, *cfg.hidden, n_items)
         self.layers = nn.ModuleList([ItemLinear(dims[0], dims[1]), *(
             nn.Linear(a, b) for a, b in zip(dims[1:-1], dims[2:]))])
+        self.activation = cfg.activation
         self.act = ACTIVATIONS[cfg.activation]
         self.dropout = cfg.dropout
         self.corruption = cfg.corruption
@@ -124,9 +90,7 @@ class SAE(nn.Module):
 
     def encode_sparse(self, batch: CSRBatch, values: torch.Tensor) -> torch.Tensor:
         """Rows given as a CSR pattern (users x items) and their ratings -> (B, h)."""
-        first = self.layers[0]
-        z = sparse_linear(first.weight, first.bias, batch, self._corrupt(values))
-        return self._hidden_from_first(z)
+        return self._hidden_from_first(self.layers[0].sparse(batch, self._corrupt(values)))
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         return self.layers[-1](h)
@@ -140,9 +104,34 @@ class SAE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
+    def predict_observed(self, batch: Batch) -> torch.Tensor:
+        """Outputs at the batch's observed entries (CSR order), by the sampled product or, on
+        the dense path, at full width and then gathered."""
+        h = self.encode_sparse(batch.pattern, batch.values)
+        if batch.dense_output:
+            return self.decode(h)[batch.entry_rows(), batch.pattern.cols]
+        return self.decode_at(h, batch.pattern)
 
-def _build(n_items: int, cfg: SAEConfig) -> SAE:
-    return SAE(n_items, cfg)
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Mean squared error over the batch's observed ratings."""
+        err = self.predict_observed(batch) - batch.values
+        return err.square().sum() / max(1, batch.values.numel())
+
+    def score(self, batch: Batch) -> torch.Tensor:
+        return self.decode(self.encode_sparse(batch.pattern, batch.values))
+
+    def stack(self) -> Stack:
+        return Stack(list(self.layers), self.activation, self.dropout, self.corruption)
+
+    def epoch_flops(self, x: sp.csr_matrix) -> Flops:
+        widths = (self.n_items, self.layers[0].weight.shape[1],
+                  *(layer.weight.shape[0] for layer in self.layers[1:]))
+        return Flops(stack_flops(x, widths, dense_input=False, sparse_output=True), "gather",
+                     widths[1])
+
+
+def _build(n_rows: int, n_cols: int, cfg: SAEConfig) -> SAE:
+    return SAE(n_cols, cfg)
 
 
 CLASSIC = Recipe(optimizer="rmsprop", lr=0.01, weight_decay=0.5, epochs=200)

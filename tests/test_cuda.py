@@ -5,7 +5,7 @@ import torch
 
 import datasets
 import models
-from bench.evaluate import evaluate_ratings
+from bench.evaluate import evaluate
 from bench.train import fit
 
 pytestmark = [pytest.mark.cuda,
@@ -19,8 +19,8 @@ def test_cuda_training_matches_cpu_closely(mode):
     for dev in ("cpu", "cuda"):
         torch.manual_seed(0)
         cfg = models.config("sae-20-10-20")
-        model = models.get("sae-20-10-20").build(split.n_items, cfg).to(dev)
-        hist = fit(model, split, cfg, mode, torch.device(dev), 0, 2).history
-        out[dev] = (hist[-1]["train_loss"], evaluate_ratings(model, split, torch.device(dev)))
+        model = models.get("sae-20-10-20").build(split.n_users, split.n_items, cfg).to(dev)
+        hist = fit(model, split.train, cfg, mode, torch.device(dev), 0, 2).history
+        out[dev] = (hist[-1]["train_loss"], evaluate(model, cfg, split, torch.device(dev))[0])
     assert out["cuda"][0] == pytest.approx(out["cpu"][0], rel=1e-2)
     assert out["cuda"][1]["rmse"] == pytest.approx(out["cpu"][1]["rmse"], rel=1e-2)

@@ -8,10 +8,12 @@ from models.sparse_ops import CSRBatch, sampled_linear, sparse_linear
 
 
 def test_list_patterns_and_natural_names():
-    assert models.list() == ["sae-20-10-20", "sae-200-100-200", "sae-denoising", "sae-dropout"]
-    assert models.list("sae-2*") == ["sae-20-10-20", "sae-200-100-200"]
+    assert models.list("sae-*") == ["sae-20-10-20", "sae-20-10-20-sgd", "sae-200-100-200",
+                                    "sae-denoising", "sae-dropout"]
+    assert models.list("sae-2*") == ["sae-20-10-20", "sae-20-10-20-sgd", "sae-200-100-200"]
     assert models.list(["*drop*", "*noising"]) == ["sae-denoising", "sae-dropout"]
     assert models.list("nothing*") == []
+    assert models.list(kind="reference") == ["bias", "mf", "popularity"]
 
 
 def test_every_variant_documents_its_source():
@@ -21,7 +23,7 @@ def test_every_variant_documents_its_source():
 
 def test_unknown_model_is_an_error():
     with pytest.raises(KeyError, match="unknown model 'sae-9'.*sae-20-10-20"):
-        models.create("sae-9", 10)
+        models.create("sae-9", 10, 10)
 
 
 def test_overrides_are_checked():
@@ -112,7 +114,7 @@ def test_sampled_linear_matches_dense_at_observed_pairs():
 
 
 def test_sae_sparse_and_dense_paths_agree():
-    model, _ = models.create("sae-200-100-200", 9)
+    model, _ = models.create("sae-200-100-200", 5, 9)
     model.eval()
     dense, batch, vals = _batch(seed=2)
     h = model.encode_sparse(batch, vals)
@@ -122,7 +124,7 @@ def test_sae_sparse_and_dense_paths_agree():
 
 
 def test_denoising_corrupts_only_in_training():
-    model, _ = models.create("sae-denoising", 9, corruption=0.5)
+    model, _ = models.create("sae-denoising", 5, 9, corruption=0.5)
     dense, batch, vals = _batch(seed=3)
     model.eval()
     a, b = model.encode_sparse(batch, vals), model.encode_sparse(batch, vals)
@@ -140,17 +142,18 @@ def test_planned_column_order_gives_the_same_gradients():
     from bench.batched import BatchedEngine
 
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
-    model, cfg = models.create("sae-200-100-200", split.n_items, **{"batched.batch_size": 32})
-    engine = BatchedEngine(model, split.train, cfg.batched, torch.device("cpu"), None, 0)
+    model, cfg = models.create("sae-200-100-200", split.n_users, split.n_items,
+                               **{"batched.batch_size": 32})
+    engine = BatchedEngine(model, split.train, cfg.batched, torch.device("cpu"), 0)
     values, plan = engine._epoch_plan()
-    assert sum(hi - lo for lo, hi, _ in plan) == split.train.nnz
-    rows = sorted(tuple(zip(b.cols[b.crow[r]:b.crow[r + 1]].tolist(),
-                            values[lo:hi][b.crow[r]:b.crow[r + 1]].tolist()))
-                  for lo, hi, b in plan for r in range(b.n_rows))
-    want = sorted(tuple(zip(split.train[u].indices.tolist(), split.train[u].data.tolist()))
+    assert sum(hi - lo for lo, hi, _, _ in plan) == split.train.nnz
+    rows = sorted((int(u[r]),) + tuple(zip(b.cols[b.crow[r]:b.crow[r + 1]].tolist(),
+                                           values[lo:hi][b.crow[r]:b.crow[r + 1]].tolist()))
+                  for lo, hi, u, b in plan for r in range(b.n_rows))
+    want = sorted((u,) + tuple(zip(split.train[u].indices.tolist(), split.train[u].data.tolist()))
                   for u in range(split.train.shape[0]) if split.train[u].nnz)
     assert rows == want
-    for lo, hi, batch in plan[:3]:
+    for lo, hi, _, batch in plan[:3]:
         grads = []
         for b in (batch, dataclasses.replace(batch, t_perm=None, t_rows=None, t_ptr=None)):
             model.zero_grad()

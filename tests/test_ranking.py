@@ -14,11 +14,11 @@ from bench.evaluate import evaluate_ranking, legacy_topk, ranking_hits
 def setup():
     split = datasets.make_split(datasets.load("synthetic-120x80"), "random-75-25", seed=4)
     torch.manual_seed(0)
-    model, _ = models.create("sae-20-10-20", split.n_items)
+    model, cfg = models.create("sae-20-10-20", split.n_users, split.n_items)
     with torch.no_grad():  # spread the scores so the ranking is not near-constant
         model.layers[-1].weight.mul_(50)
     model.eval()
-    return split, model
+    return split, model, cfg
 
 
 def row(m, u):
@@ -49,9 +49,9 @@ def brute_force(model, split, k, relevance):
 
 
 def test_ranking_matches_brute_force(setup):
-    split, model = setup
-    users, hits, n_rel = ranking_hits(model, split, torch.device("cpu"), 10, 4.0,
-                                      batch_users=17)
+    split, model, cfg = setup
+    users, hits, n_rel = ranking_hits(model, cfg, split.train, split.test, torch.device("cpu"),
+                                      10, 4.0, batch_users=17)
     want = brute_force(model, split, 10, 4.0)
     assert list(users) == [u for u, _, _ in want]
     assert hits.tolist() == [h for _, h, _ in want]
@@ -60,8 +60,8 @@ def test_ranking_matches_brute_force(setup):
 
 
 def test_summary_is_mean_of_per_user_values(setup):
-    split, model = setup
-    summary, per_user = evaluate_ranking(model, split, torch.device("cpu"), ks=(5, 10),
+    split, model, cfg = setup
+    summary, per_user = evaluate_ranking(model, cfg, split, torch.device("cpu"), ks=(5, 10),
                                          relevance=4.0)
     assert summary["ndcg@10"] == pytest.approx(per_user["ndcg@10"].mean())
     assert len(per_user["user"]) == summary["n_users_ranked"]
@@ -74,17 +74,17 @@ def test_summary_is_mean_of_per_user_values(setup):
 
 
 def test_relevance_threshold_changes_the_relevant_set(setup):
-    split, model = setup
-    s4, _ = evaluate_ranking(model, split, torch.device("cpu"), ks=(5,), relevance=4.0)
-    s5, _ = evaluate_ranking(model, split, torch.device("cpu"), ks=(5,), relevance=5.0)
+    split, model, cfg = setup
+    s4, _ = evaluate_ranking(model, cfg, split, torch.device("cpu"), ks=(5,), relevance=4.0)
+    s5, _ = evaluate_ranking(model, cfg, split, torch.device("cpu"), ks=(5,), relevance=5.0)
     assert s5["n_users_ranked"] < s4["n_users_ranked"]
 
 
 def test_legacy_topk_follows_the_notebook_code(setup):
     """A transcription of the ML-1M notebook's `compute_top_k_accuracy` on dense rows: the
     output for the test row, times the test mask, argsorted over all items."""
-    split, model = setup
-    out = legacy_topk(model, split, torch.device("cpu"), ks=(5, 10))
+    split, model, cfg = setup
+    out = legacy_topk(model, cfg, split, torch.device("cpu"), ks=(5, 10))
     scores = dense_scores(model, split.test)
     test = split.test.toarray()
     for k in (5, 10):

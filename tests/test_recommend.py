@@ -55,8 +55,8 @@ def test_ml1m_ids_map_to_titles(tmp_path, real_data_dir, capsys):
     ds = datasets.load("ml-1m", real_data_dir, download=False)
     split = datasets.make_split(ds, "random-90-10")
     torch.manual_seed(0)
-    model, _ = models.create("sae-20-10-20", split.n_items)
-    table = recommend.recommend(model, split, ds.items, 8, 50)
+    model, cfg = models.create("sae-20-10-20", split.n_users, split.n_items)
+    table = recommend.recommend(model, cfg, split, ds.items, 8, 50)
     titles = ds.items.set_index("item")["title"]
     assert all(titles.loc[i] == t for i, t in zip(table["movie_id"], table["title"]))
     rated = set(ds.ratings.loc[ds.ratings["user"] == 8, "item"])

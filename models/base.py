@@ -1,0 +1,264 @@
+"""The one contract between a model family and the rest of aebench.
+
+Engines, evaluation, timing and the CLI see a variant only through what this file defines;
+nothing in `bench/` names a concrete model. A new family is one file in `models/` that
+subclasses `Recommender` and `ModelConfig`, plus its `register(...)` calls.
+
+What a variant declares, as data (fields of its `ModelConfig`):
+- `feedback`: what it learns from. `explicit`: the ratings, and it predicts ratings (it gets
+  the masked-RMSE protocol and the ranking protocol). `implicit`: every training rating is
+  an interaction of value 1, and it only ranks (its rating errors read "—").
+- `rows`: which rows of the training matrix it reads. `user`: a user's ratings over items.
+  `item`: an item's ratings over users (the transposed matrix); its prediction for
+  (user, item) is entry `user` of the item's reconstructed row, and a user's full-width
+  scores are that user's column of the reconstructed matrix.
+- `per_user` / `batched`: the training recipe of each mode, or None where the family has
+  none (closed-form families have neither).
+
+What a model implements (a `Recommender`, an `nn.Module`):
+- `trainer`: `epochs` (gradient epochs over mini-batches of sparse rows) or `closed-form`.
+- `loss(batch)`: for `epochs`, the scalar to minimise on one `Batch`, computed only where the
+  family's loss needs it (observed entries for a masked loss, full width for a softmax).
+- `fit(x)`: for `closed-form`, learn from the whole training matrix at once.
+- `score(batch)`: full-width outputs of the batch's rows, (B, n_cols): predicted ratings of
+  an explicit model, ranking scores of an implicit one. Called in eval mode, no gradient.
+- `setup(x)` (optional): statistics of the training matrix a model starts from (a global
+  mean, say), before any training.
+- `epoch_flops(x)` (optional): a `Flops` count of one batched epoch over `x`, with the
+  ceiling that bounds it (`gather` for sparse products, `matmul` for dense GEMMs), for
+  `bench speed`.
+- `stack()` (optional): the model as a stack of dense layers, for the faithful per-user
+  engine and the classic reference loop (the SAE family).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from .sparse_ops import CSRBatch
+
+FEEDBACK = ("explicit", "implicit")
+ROWS = ("user", "item")
+OPTIMIZERS = ("adam", "rmsprop", "sgd", "rprop")
+SCHEDULES = ("constant", "cosine")
+LOSSES = ("items", "rated")  # per-user loss normalisation, `Recipe.loss`
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a variant is trained in one mode (`per-user` or `batched`)."""
+
+    optimizer: str = "rmsprop"  # adam | rmsprop | sgd | rprop (full-batch, sign-based)
+    lr: float = 0.01
+    weight_decay: float = 0.5   # added to the gradient (L2), as torch's optimizers do
+    epochs: int = 200           # the most epochs; early stopping may end sooner
+    batch_size: int = 1         # rows per step; 0 = the whole matrix (full batch)
+    zero_grad: bool = False     # per-user: the classic code never zeroes gradients
+    schedule: str = "constant"  # batched: constant | cosine (lr decays to 0 over `epochs`)
+    loss: str = "items"         # per-user: squared error / n_items (classic) | / n_rated
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What every variant declares; a family's config extends it with its own fields."""
+
+    feedback: str = "explicit"  # explicit | implicit
+    rows: str = "user"          # user | item
+    per_user: Recipe | None = None
+    batched: Recipe | None = None
+    note: str = ""              # what the default recipe reaches, and why it is what it is
+
+    @property
+    def rates(self) -> bool:
+        """Whether the variant predicts ratings (else it only ranks)."""
+        return self.feedback == "explicit"
+
+    def recipe(self, mode: str) -> Recipe | None:
+        return {"per-user": self.per_user, "batched": self.batched}[mode]
+
+    def view(self, ratings: sp.csr_matrix) -> sp.csr_matrix:
+        """The matrix this variant reads, from a users x items rating matrix: binarised under
+        implicit feedback, transposed for an item-based model."""
+        x = ratings
+        if self.feedback == "implicit":
+            x = sp.csr_matrix((np.ones_like(x.data), x.indices, x.indptr), shape=x.shape)
+        if self.rows == "item":
+            x = x.T.tocsr()
+            x.sort_indices()
+        return x
+
+    def validate(self) -> None:
+        if self.feedback not in FEEDBACK:
+            raise ValueError(f"feedback {self.feedback!r} unknown; choose from "
+                             f"{', '.join(FEEDBACK)}")
+        if self.rows not in ROWS:
+            raise ValueError(f"rows {self.rows!r} unknown; choose from {', '.join(ROWS)}")
+        for recipe in (self.per_user, self.batched):
+            if recipe is None:
+                continue
+            if recipe.optimizer not in OPTIMIZERS:
+                raise ValueError(f"optimizer {recipe.optimizer!r} unknown; choose from "
+                                 f"{', '.join(OPTIMIZERS)}")
+            if recipe.schedule not in SCHEDULES:
+                raise ValueError(f"schedule {recipe.schedule!r} unknown; choose from "
+                                 f"{', '.join(SCHEDULES)}")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows of the training matrix as a model sees them in one step (or one scoring pass)."""
+
+    rows: torch.Tensor          # (B,) indices of these rows in the training matrix
+    pattern: CSRBatch           # their observed entries (row pointers, columns, column order)
+    values: torch.Tensor        # entry values: ratings, or ones under implicit feedback
+    step: int = 0               # optimizer steps taken before this batch
+    progress: float = 0.0       # epochs completed before this batch, fractional (annealing)
+    dense_output: bool = False  # outputs at full width, then gathered (the CUDA path)
+
+    @property
+    def size(self) -> int:
+        return self.pattern.n_rows
+
+    def entry_rows(self) -> torch.Tensor:
+        """Row (within the batch) of every entry, in CSR order."""
+        return torch.repeat_interleave(torch.arange(self.size, device=self.values.device),
+                                       self.pattern.crow.diff(),
+                                       output_size=self.values.numel())
+
+    def row_sums(self, values: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-row sums of `values` (default: the batch's values), (B,)."""
+        values = self.values if values is None else values
+        out = torch.zeros(self.size, dtype=values.dtype, device=values.device)
+        return out.index_add_(0, self.entry_rows(), values)
+
+    def dense(self) -> torch.Tensor:
+        """The batch as a dense (B, n_cols) tensor, zero where unobserved."""
+        out = torch.zeros(self.size, self.pattern.n_cols, dtype=self.values.dtype,
+                          device=self.values.device)
+        out[self.entry_rows(), self.pattern.cols] = self.values
+        return out
+
+
+@dataclass(frozen=True)
+class Flops:
+    """FLOPs of one training epoch (2 per multiply-add) and what bounds them: `gather` (sparse
+    products, one multiply-add per gathered float of a `width`-wide table) or `matmul`."""
+
+    total: float
+    bound: str
+    width: int = 0
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A model as a stack of dense layers: an item-major first layer (`weight` items x out),
+    then `nn.Linear` layers; `activation` after every layer but the last. What the faithful
+    per-user engine and the classic reference loop train."""
+
+    layers: list[nn.Module]
+    activation: str
+    dropout: float = 0.0        # on hidden activations between hidden layers
+    corruption: float = 0.0     # share of observed inputs zeroed in training
+
+
+def stack_flops(x: sp.csr_matrix, widths: tuple[int, ...], dense_input: bool,
+                sparse_output: bool) -> float:
+    """Forward+backward FLOPs of one epoch of a dense stack n_items -> widths[1:] over the
+    rows of `x` with entries. The first layer reads the observed entries (or every item of
+    a row, `dense_input`) and runs forward and weight gradient only: its input is data and
+    needs no gradient. Inner layers run at every row with forward, weight and input
+    gradients; so does the output layer, at the observed entries only (`sparse_output`) or
+    at full width. 2 FLOPs per multiply-add."""
+    rows = int((x.getnnz(axis=1) > 0).sum())
+    first = (rows * x.shape[1] if dense_input else x.nnz) * widths[1]
+    inner = rows * sum(a * b for a, b in zip(widths[1:-2], widths[2:-1]))
+    out = (x.nnz if sparse_output else rows * x.shape[1]) * widths[-2]
+    return 2.0 * (2 * first + 3 * (inner + out))
+
+
+# Search spaces (`register(..., space=...)`): small declarative parameter ranges, keyed by
+# the override they set (`batched.lr`, `hidden`, ...), which `bench tune` turns into Optuna
+# suggestions. Data, not code paths.
+@dataclass(frozen=True)
+class LogUniform:
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Uniform:
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class IntRange:
+    low: int
+    high: int
+    step: int = 1
+
+
+@dataclass(frozen=True)
+class Choice:
+    values: tuple
+
+
+Param = LogUniform | Uniform | IntRange | Choice
+
+
+@dataclass(frozen=True)
+class Space:
+    """A variant's search space and why it is what it is."""
+
+    params: dict[str, Param] = field(default_factory=dict)
+    reason: str = ""
+
+
+class Recommender(nn.Module):
+    """Base class of every model family: see the module docstring for the contract."""
+
+    trainer: ClassVar[str] = "epochs"  # epochs | closed-form
+
+    def setup(self, x: sp.csr_matrix) -> None:
+        """Statistics of the training matrix (the model's view) taken before training."""
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} trains in closed form (fit)")
+
+    def fit(self, x: sp.csr_matrix) -> None:
+        raise NotImplementedError(f"{type(self).__name__} trains by gradient epochs (loss)")
+
+    def score(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def epoch_flops(self, x: sp.csr_matrix) -> Flops | None:
+        return None
+
+    def stack(self) -> Stack | None:
+        return None
+
+
+def xavier_(module: nn.Module, bias_std: float = 0.0) -> None:
+    """Glorot-uniform weights (what TensorFlow's `xavier_initializer` draws) and biases
+    zero, or normal with `bias_std` (Liang et al.'s truncated normal of std 0.001)."""
+    for name, p in module.named_parameters():
+        if p.dim() >= 2:
+            nn.init.xavier_uniform_(p)
+        elif name.endswith("bias"):
+            if bias_std:
+                nn.init.trunc_normal_(p, std=bias_std, a=-2 * bias_std, b=2 * bias_std)
+            else:
+                nn.init.zeros_(p)
+
+
+def describe(value: Any) -> Any:
+    """A search-space parameter as plain data (for records and `list`)."""
+    from dataclasses import asdict, is_dataclass
+
+    return {"kind": type(value).__name__, **asdict(value)} if is_dataclass(value) else value
