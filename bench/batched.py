@@ -25,6 +25,8 @@ import torch
 from models.base import Batch, Recipe, Recommender
 from models.sparse_ops import CSRBatch
 
+from .optim import FusedRprop
+
 
 @dataclass(frozen=True)
 class EngineOptions:
@@ -58,14 +60,15 @@ DEFAULT_OPTIONS = EngineOptions()
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop,
               "sgd": torch.optim.SGD, "rprop": torch.optim.Rprop}
-FUSED = {"adam", "sgd"}  # torch.optim classes with a fused CPU kernel
+FUSED = {"adam", "sgd", "rprop"}  # with a fused CPU step (torch's, or ours for Rprop)
 
 
 def make_optimizer(params, recipe: Recipe, device: torch.device,
                    options: EngineOptions = DEFAULT_OPTIONS) -> torch.optim.Optimizer:
     """The recipe's torch optimizer. `fused` falls back to `foreach` for optimizers without a
-    fused kernel; `single` is the per-parameter loop. Rprop has no weight decay argument: a
-    family that trains with it puts its penalty in the loss."""
+    fused kernel (Rprop's fused CPU step is `bench.optim.FusedRprop`); `single` is the
+    per-parameter loop. Rprop has no weight decay argument: a family that trains with it
+    puts its penalty in the loss."""
     if recipe.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer {recipe.optimizer!r} unknown; "
                          f"choose from {', '.join(OPTIMIZERS)}")
@@ -77,6 +80,8 @@ def make_optimizer(params, recipe: Recipe, device: torch.device,
     if recipe.optimizer == "rprop":
         if recipe.weight_decay:
             raise ValueError("rprop takes no weight decay; put the penalty in the loss")
+        if impl == "fused" and device.type == "cpu":
+            return FusedRprop(params, lr=recipe.lr)
         return torch.optim.Rprop(params, lr=recipe.lr, **extra)
     return OPTIMIZERS[recipe.optimizer](params, lr=recipe.lr,
                                         weight_decay=recipe.weight_decay, **extra)

@@ -104,10 +104,14 @@ class SplitCache:
         return self._splits[key]
 
     def fitting_view(self, name: str, split: str, seed: int, fraction: float) -> datasets.Split:
+        """What training and model selection see: the validation carving of the split's
+        training ratings (`fraction` > 0), or the training ratings alone; never a test
+        rating (the carving is made from `Split.without_test()`)."""
         key = (name, split, seed, fraction)
         if key not in self._splits:
-            self._splits[key] = datasets.carve_validation(self.split(name, split, seed),
-                                                          fraction, seed)
+            train_only = self.split(name, split, seed).without_test()
+            self._splits[key] = (datasets.carve_validation(train_only, fraction, seed)
+                                 if fraction else train_only)
         return self._splits[key]
 
 
@@ -122,9 +126,61 @@ def model_config(cfg: RunConfig):
                                     for k in ("epochs", "lr", "weight_decay", "batch_size")})
 
 
+@dataclass
+class Trained:
+    """A model trained on a cell's fitting view, and how the training went."""
+
+    model: Any
+    config: Any
+    view: datasets.Split
+    x: Any
+    result: Any
+    validation: dict | None
+    memory: dict
+
+
+def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=None) -> Trained:
+    """Everything before the test set: build the variant and fit it on `view`, the cell's
+    fitting view (`SplitCache.fitting_view`: no test rating in it), reading the validation
+    figure for early stopping when the view carries a validation set. `on_valid(epoch,
+    value)` sees each validation read (tuning's pruning hook; it may raise to stop)."""
+    variant = models.get(cfg.model)
+    mcfg = model_config(cfg)
+    recipe = recipe_for(mcfg, cfg.mode)
+    if recipe is None and cfg.mode == "per-user":
+        raise ValueError(f"{cfg.model} has no per-user recipe")
+    device = torch.device(cfg.device)
+    x = mcfg.view(view.train)
+    torch.manual_seed(cfg.seed)
+    model = variant.build(x.shape[0], x.shape[1], mcfg).to(device)
+    metric, higher = validation_metric(mcfg)
+    monitor = None
+    if cfg.validation:
+        def monitor(epoch: int) -> float:
+            value = validate(model, mcfg, view, device, cfg.relevance)
+            if on_valid is not None:
+                on_valid(epoch, value)
+            return value
+    stopping = Stopping(cfg.eval_every or 0, cfg.patience, higher)
+    probe = MemoryProbe(device)
+    probe.reset()
+    result = fit(model, x, mcfg, cfg.mode, device, cfg.seed, monitor=monitor,
+                 stopping=stopping, on_epoch=on_epoch,
+                 options=EngineOptions.preset(cfg.engine_paths))
+    epochs = recipe.epochs if recipe else 1
+    validation = None if not cfg.validation else {
+        "fraction": cfg.validation, "fingerprint": view.fingerprint,
+        "n_valid": int(view.test.nnz), "metric": metric, "higher_is_better": higher,
+        "best": result.best_value, "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+        "eval_every": stopping.every(epochs), "patience": cfg.patience}
+    return Trained(model, mcfg, view, x, result, validation, probe.fields())
+
+
 def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
             on_epoch=None) -> dict:
-    """Train and evaluate one cell; never raises for a failed run, records it instead."""
+    """Train one cell on its fitting view, then evaluate it once on the test set, and
+    record it; never raises for a failed run, records it instead."""
     variant = models.get(cfg.model)
     record: dict = {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode,
                     "device": cfg.device, "seed": cfg.seed, "run_config": dataclasses.asdict(cfg),
@@ -135,50 +191,33 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
         record["env"] = records.environment(device)
         split = cache.split(cfg.dataset, cfg.split_name, cfg.seed)
         record["split"] = split.describe()
-        mcfg = model_config(cfg)
+        view = cache.fitting_view(cfg.dataset, cfg.split_name, cfg.seed, cfg.validation)
+        trained = train_cell(cfg, view, on_epoch)
+        mcfg, result = trained.config, trained.result
         recipe = recipe_for(mcfg, cfg.mode)
-        if recipe is None and cfg.mode == "per-user":
-            raise ValueError(f"{cfg.model} has no per-user recipe")
         record["config"] = dataclasses.asdict(mcfg)
         record["variant"] = {"kind": variant.kind, "feedback": mcfg.feedback,
                              "rows": mcfg.rows, "rates": mcfg.rates}
+        record["trainer"] = trained.model.trainer
         record["epochs"] = recipe.epochs if recipe else 1
-        view = (cache.fitting_view(cfg.dataset, cfg.split_name, cfg.seed, cfg.validation)
-                if cfg.validation else None)
-        x = mcfg.view(view.train if view is not None else split.train)
-        torch.manual_seed(cfg.seed)
-        model = variant.build(x.shape[0], x.shape[1], mcfg).to(device)
-        record["trainer"] = model.trainer
-        metric, higher = validation_metric(mcfg)
-        monitor = None if view is None else (
-            lambda: validate(model, mcfg, view, device, cfg.relevance))
-        probe = MemoryProbe(device)
-        probe.reset()
-        result = fit(model, x, mcfg, cfg.mode, device, cfg.seed, monitor=monitor,
-                     stopping=Stopping(cfg.eval_every or 0, cfg.patience, higher),
-                     on_epoch=on_epoch, options=EngineOptions.preset(cfg.engine_paths))
         record["history"] = result.history
-        record["validation"] = None if view is None else {
-            "fraction": cfg.validation, "fingerprint": view.fingerprint,
-            "n_valid": int(view.test.nnz), "metric": metric, "higher_is_better": higher,
-            "best": result.best_value, "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
-            "eval_every": Stopping(cfg.eval_every or 0).every(record["epochs"]),
-            "patience": cfg.patience}
+        record["validation"] = trained.validation
         t0 = time.perf_counter()
-        record["metrics"], per_user = evaluate(model, mcfg, split, device, cfg.ks,
+        # the test set, touched once: the model reads the full training ratings
+        record["metrics"], per_user = evaluate(trained.model, mcfg, split, device, cfg.ks,
                                                cfg.relevance)
         eval_s = time.perf_counter() - t0
         epoch_s = sorted(h["epoch_s"] for h in result.history)
         record["timings"] = {
             "epoch_s_median": epoch_s[len(epoch_s) // 2],
             "fit_s": result.fit_s, "eval_s": eval_s, "epochs_run": result.epochs_run,
-            "ratings_per_s": x.nnz * len(epoch_s) / result.fit_s if result.fit_s else None,
-            **probe.fields(),
+            "ratings_per_s": (trained.x.nnz * len(epoch_s) / result.fit_s
+                              if result.fit_s else None),
+            **trained.memory,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
         if out_dir is not None:
-            record["weights"] = save_weights(model, record, x.shape, out_dir)
+            record["weights"] = save_weights(trained.model, record, trained.x.shape, out_dir)
             record["per_user"] = save_per_user(split, per_user, record, out_dir)
         record["status"] = "ok"
     except (Exception, torch.OutOfMemoryError) as exc:  # a failed cell must not stop the grid

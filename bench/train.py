@@ -6,7 +6,7 @@ A closed-form family is one timed `fit(x)`. A gradient family trains by `batched
 faithful `per-user` engine (`bench/per_user.py`). Epoch wall time excludes evaluation and is
 read after a device synchronisation, so CUDA timings are real.
 
-Early stopping: every `eval_every` epochs, outside the timed part, `monitor()` gives the
+Early stopping: every `eval_every` epochs, outside the timed part, `monitor(epoch)` gives the
 validation figure (the caller builds it from the validation carving, so it cannot read a test
 rating); the best state is kept, training stops after `patience` evaluations without
 improvement, and the best state is restored at the end.
@@ -75,7 +75,7 @@ class FitResult:
 
 def fit(model: Recommender, x: sp.csr_matrix, cfg: ModelConfig, mode: str,
         device: torch.device, seed: int, epochs: int | None = None,
-        monitor: Callable[[], float] | None = None, stopping: Stopping = Stopping(),
+        monitor: Callable[[int], float] | None = None, stopping: Stopping = Stopping(),
         on_epoch: Callable[[dict], None] | None = None,
         options: EngineOptions = DEFAULT_OPTIONS) -> FitResult:
     """Train `model` on `x` (its view of the training matrix). Without `monitor` the
@@ -91,7 +91,7 @@ def fit(model: Recommender, x: sp.csr_matrix, cfg: ModelConfig, mode: str,
         row = {"epoch": 1, "train_loss": None, "epoch_s": dt}
         result = FitResult([row], dt, 1)
         if monitor is not None:
-            row["valid"] = result.best_value = monitor()
+            row["valid"] = result.best_value = monitor(1)
             result.best_epoch, result.curve = 1, [(1, row["valid"])]
         if on_epoch is not None:
             on_epoch(row)
@@ -117,7 +117,7 @@ def fit(model: Recommender, x: sp.csr_matrix, cfg: ModelConfig, mode: str,
             result.history.append(row)
             raise FloatingPointError(f"training loss is {loss} at epoch {epoch}")
         if monitor is not None and (epoch % every == 0 or epoch == epochs):
-            value = row["valid"] = monitor()
+            value = row["valid"] = monitor(epoch)
             result.curve.append((epoch, value))
             if math.isfinite(value) and (result.best_value is None
                                          or sign * value < sign * result.best_value):

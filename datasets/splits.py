@@ -57,6 +57,13 @@ class Split:
                 "n_items": self.n_items, "n_train": int(self.train.nnz),
                 "n_test": int(self.test.nnz)}
 
+    def without_test(self) -> Split:
+        """The same split with its test ratings gone (an empty matrix of the same shape):
+        what training and model selection are given, so they cannot read a test rating."""
+        empty = sp.csr_matrix(self.train.shape, dtype=np.float32)
+        return Split(self.dataset, self.name, self.seed, self.train, empty, self.user_ids,
+                     self.item_ids, self.fingerprint)
+
     def item_index(self, item_id: int) -> int:
         pos = int(np.searchsorted(self.item_ids, item_id))
         if pos >= len(self.item_ids) or self.item_ids[pos] != item_id:

@@ -35,6 +35,7 @@ from .base import (
 )
 from .layers import ACTIVATIONS, ItemLinear
 from .registry import register
+from .sparse_ops import CSRBatch
 
 
 @dataclass(frozen=True)
@@ -48,27 +49,28 @@ class CDAEConfig(ModelConfig):
         optimizer="adam", lr=1e-3, weight_decay=1e-5, epochs=200, batch_size=256))
 
 
-def sample_negatives(observed: torch.Tensor, per_row: torch.Tensor,
-                     generator: torch.Generator | None = None, max_rounds: int = 100
+def sample_negatives(pattern: CSRBatch, per_row: torch.Tensor,
+                     generator: torch.Generator | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Uniform draws, with replacement, of `per_row[r]` columns for each row r from the
-    columns that `observed` (a (B, n_cols) bool mask) leaves free; rows with no free column
-    get none. Returns (rows, cols) of the draws. Colliding draws are drawn again."""
-    n_rows, n_cols = observed.shape
-    free = (~observed).sum(1)
+    """Uniform draws, with replacement, of `per_row[r]` columns for each row r of `pattern`
+    from the columns that row has no entry in (rows with none free get no draw). Returns
+    (rows, cols) of the draws. Exact, without rejection: every row's free columns are listed
+    in order once per batch, and a draw j in [0, free_r) picks the j-th of them."""
+    crow, cols, n = pattern.crow, pattern.cols, pattern.n_cols
+    dev = cols.device
+    counts = crow.diff()
+    free = n - counts
     per_row = torch.where(free > 0, per_row, torch.zeros_like(per_row))
-    rows = torch.repeat_interleave(torch.arange(n_rows, device=observed.device), per_row)
-    cols = torch.randint(0, n_cols, rows.shape, device=observed.device, generator=generator)
-    for _ in range(max_rounds):
-        bad = observed[rows, cols]
-        if not bad.any():
-            break
-        cols[bad] = torch.randint(0, n_cols, (int(bad.sum()),), device=observed.device,
-                                  generator=generator)
-    else:  # practically unreachable: keep only the draws that landed on free columns
-        ok = ~observed[rows, cols]
-        rows, cols = rows[ok], cols[ok]
-    return rows, cols
+    b = torch.arange(counts.numel(), device=dev)
+    rows = torch.repeat_interleave(b, per_row)
+    observed = torch.zeros(counts.numel() * n, dtype=torch.bool, device=dev)
+    observed[torch.repeat_interleave(b, counts, output_size=cols.numel()) * n + cols] = True
+    free_cols = torch.nonzero(~observed).squeeze(1) % n  # row-major: each row's free, in order
+    start = torch.cumsum(free, 0) - free
+    free_r = free.index_select(0, rows)
+    j = (torch.rand(rows.numel(), device=dev, generator=generator) * free_r).long()
+    j = torch.minimum(j, free_r - 1)
+    return rows, free_cols.index_select(0, start.index_select(0, rows) + j)
 
 
 class CDAE(Recommender):
@@ -88,14 +90,17 @@ class CDAE(Recommender):
         return self.act(self.first.sparse(batch.pattern, values) + self.user[batch.rows])
 
     def loss(self, batch: Batch) -> torch.Tensor:
+        """Logistic loss at the observed entries (target 1) and at the sampled negatives
+        (target 0), summed per user, averaged over the batch. The batch's entry columns are
+        sorted within each row, as the engines lay them out."""
         logits = self.out(self._hidden(batch))
-        rows, cols = batch.entry_rows(), batch.pattern.cols
-        observed = torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
-        observed[rows, cols] = True
-        neg_rows, neg_cols = sample_negatives(observed,
+        n = logits.shape[1]
+        flat = logits.view(-1)
+        pos = batch.entry_rows() * n + batch.pattern.cols
+        neg_rows, neg_cols = sample_negatives(batch.pattern,
                                               self.cfg.negatives * batch.pattern.crow.diff())
-        positive = F.softplus(-logits[rows, cols]).sum()       # -log sigmoid(l), target 1
-        negative = F.softplus(logits[neg_rows, neg_cols]).sum()  # -log(1 - sigmoid(l)), 0
+        positive = F.softplus(-flat.index_select(0, pos)).sum()  # -log sigmoid(l), target 1
+        negative = F.softplus(flat.index_select(0, neg_rows * n + neg_cols)).sum()  # target 0
         return (positive + negative) / batch.size
 
     def score(self, batch: Batch) -> torch.Tensor:

@@ -18,6 +18,7 @@ from torch import nn
 
 from .base import Batch, Flops, IntRange, LogUniform, ModelConfig, Recipe, Recommender, Space
 from .registry import register
+from .sparse_ops import sampled_linear
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,25 @@ class MF(Recommender):
         self.mean.fill_(float(x.data.mean()) if x.nnz else 0.0)
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        users = batch.rows[batch.entry_rows()]
-        items = batch.pattern.cols
-        p, q = self.user.index_select(0, users), self.item.index_select(0, items)
-        bu, bi = self.user_bias.index_select(0, users), self.item_bias.index_select(0, items)
-        err = self.mean + bu + bi + (p * q).sum(1) - batch.values
-        penalty = p.square().sum(1) + q.square().sum(1) + bu.square() + bi.square()
-        return (err.square() + self.reg * penalty).mean()
+        """Mean over the batch's ratings of the squared error plus the per-rating penalty.
+
+        The prediction at the observed entries is an SDDMM (`sampled_linear`, the SAE output
+        layer's product, with the user factors as its input), and the penalty sums
+        lambda (||p_u||^2 + b_u^2) once per rating of u and lambda (||q_i||^2 + b_i^2) once
+        per rating of i, computed as counts times squared norms: no (ratings x factors)
+        temporaries."""
+        rows, pattern = batch.rows, batch.pattern
+        p, bu = self.user.index_select(0, rows), self.user_bias.index_select(0, rows)
+        n_u = pattern.crow.diff().to(p.dtype)
+        pred = sampled_linear(p, self.item, self.item_bias, pattern)
+        pred = pred + (self.mean + bu).repeat_interleave(pattern.crow.diff(),
+                                                          output_size=pred.numel())
+        sse = (pred - batch.values).square().sum()
+        items, n_i = torch.unique(pattern.cols, return_counts=True)
+        q, bi = self.item.index_select(0, items), self.item_bias.index_select(0, items)
+        penalty = (n_u * (p.square().sum(1) + bu.square())).sum() + (
+            n_i.to(p.dtype) * (q.square().sum(1) + bi.square())).sum()
+        return (sse + self.reg * penalty) / max(1, pred.numel())
 
     def score(self, batch: Batch) -> torch.Tensor:
         users = batch.rows

@@ -178,3 +178,16 @@ register("sae-denoising", _build,
                         "want smaller steps than the plain 20-10-20"),
          "the classic 20-10-20 recipe on corrupted input: 20% of observed ratings zeroed, "
          "loss on all observed (Vincent et al., ICML 2008; Wu et al., CDAE, WSDM 2016)")
+register("sae-20-10-20-sgd", _build,
+         SAEConfig(per_user=Recipe(optimizer="sgd", lr=3.0, weight_decay=0.0, epochs=100,
+                                   zero_grad=True),
+                   batched=Recipe(optimizer="sgd", lr=2.0, weight_decay=0.0, epochs=200,
+                                  batch_size=32),
+                   note="validation RMSE (5% carving, seed 0): per-user SGD lr 3 with "
+                        "zeroed gradients 0.938 on u1 (lr 1: 1.005, lr 10: 0.976; the classic "
+                        "never-zeroed gradients diverge or stall at 1.90 under SGD); batched "
+                        "SGD lr 2, batch 32: 0.917 on u1, 0.900 on ml-1m (batch 64 stalls at "
+                        "the item means on u1, lr 1 learns slower)"),
+         "the classic 20-10-20 SAE trained with plain SGD (no momentum, no weight decay), the "
+         "optimiser the classic notebooks' comments name (`Variable # PyTorch Stochastic "
+         "Gradient Descent module`); loss over the user's observed ratings / n_items")

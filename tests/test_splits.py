@@ -83,3 +83,36 @@ def test_synthetic_shapes_and_ranges():
     assert not df.duplicated(["user", "item"]).any()
     assert np.array_equal(df.values, synthetic_ratings(50, 40, density=0.1, seed=0).values)
     assert datasets.load("synthetic-30x20").ratings["item"].max() <= 20
+
+
+def test_validation_carving_is_seeded_disjoint_and_sized(synth):
+    s = datasets.make_split(synth, "random-90-10", seed=1)
+    a = datasets.carve_validation(s.without_test(), 0.05, seed=3)
+    b = datasets.carve_validation(s.without_test(), 0.05, seed=3)
+    c = datasets.carve_validation(s.without_test(), 0.05, seed=4)
+    assert a.test.nnz == round(s.train.nnz * 0.05)
+    assert a.train.nnz + a.test.nnz == s.train.nnz
+    assert a.train.multiply(a.test).nnz == 0
+    # the carving is the training ratings split in two, nothing else
+    assert ((a.train + a.test) != s.train).nnz == 0
+    assert a.fingerprint == b.fingerprint != c.fingerprint != s.fingerprint
+    assert (a.train != b.train).nnz == 0 and (a.train != c.train).nnz > 0
+    assert a.name == "random-90-10/valid" and a.seed == 3
+
+
+def test_fitting_view_holds_no_test_rating(synth):
+    """What training and model selection get holds no test rating: the view of a split with
+    its test ratings gone is the same as the view of the split itself."""
+    s = datasets.make_split(synth, "random-90-10", seed=2)
+    view = datasets.carve_validation(s.without_test(), 0.1, seed=0)
+    assert s.without_test().test.nnz == 0
+    assert view.train.multiply(s.test).nnz == 0 and view.test.multiply(s.test).nnz == 0
+    assert view.fingerprint == datasets.carve_validation(s, 0.1, seed=0).fingerprint
+
+
+def test_official_split_carving_leaves_the_test_file_untouched(fixture_dir):
+    ds = datasets.load("ml-100k", fixture_dir, download=False)
+    s = datasets.make_split(ds, "u1")
+    view = datasets.carve_validation(s.without_test(), 0.2, seed=0)
+    assert view.train.nnz + view.test.nnz == s.train.nnz == 5 and view.test.nnz == 1
+    assert s.test.nnz == 4  # u1.test itself is not carved

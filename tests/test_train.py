@@ -109,3 +109,67 @@ def test_nonfinite_loss_raises():
     model = models.get("sae-20-10-20").build(split.n_users, split.n_items, cfg)
     with pytest.raises(FloatingPointError, match="training loss is nan"):
         fit(model, split.train, cfg, "batched", torch.device("cpu"), 0, 5)
+
+
+def test_fused_rprop_matches_torch_rprop():
+    """Sign changes, growth, shrinkage and both step-size clamps, step for step."""
+    from bench.optim import FusedRprop
+
+    torch.manual_seed(0)
+    p = torch.randn(4000)
+    a, b = p.clone().requires_grad_(), p.clone().requires_grad_()
+    ref = torch.optim.Rprop([a], lr=0.3, step_sizes=(1e-3, 1.0))
+    fused = FusedRprop([b], lr=0.3, step_sizes=(1e-3, 1.0))
+    for k in range(12):
+        g = torch.randn(4000)
+        g[::7] = 0.0
+        g[1::5] = g[1::5].abs() * (1 if k % 2 else -1)  # some coordinates flip every step
+        a.grad, b.grad = g.clone(), g.clone()
+        ref.step()
+        fused.step()
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
+    torch.testing.assert_close(fused.state[b]["step_size"], ref.state[a]["step_size"])
+    torch.testing.assert_close(fused.state[b]["prev"], ref.state[a]["prev"])
+
+
+def test_early_stopping_keeps_the_best_state_and_stops_after_patience():
+    """Validation reads every 2 epochs: the best is at epoch 4, two worse reads follow, and
+    training stops at epoch 8 with epoch 4's weights restored."""
+    from bench.train import Stopping
+
+    split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
+    cfg = models.config("sae-20-10-20")
+    torch.manual_seed(0)
+    model = models.get("sae-20-10-20").build(split.n_users, split.n_items, cfg)
+    readings = iter([0.9, 0.8, 0.85, 0.82, 0.7])
+    saved = {}
+
+    def monitor(epoch):
+        saved[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+        return next(readings)
+
+    result = fit(model, split.train, cfg, "batched", torch.device("cpu"), 0, epochs=20,
+                 monitor=monitor, stopping=Stopping(eval_every=2, patience=2))
+    assert (result.best_epoch, result.best_value) == (4, 0.8)
+    assert result.epochs_run == 8 and result.stopped_early
+    assert [h["epoch"] for h in result.history if "valid" in h] == [2, 4, 6, 8]
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, saved[4][k])
+
+
+def test_higher_is_better_validation_and_closed_form_read_once():
+    from bench.train import Stopping
+
+    split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
+    cfg = models.config("mult-dae")
+    model = models.get("mult-dae").build(split.n_users, split.n_items, cfg)
+    readings = iter([0.1, 0.3, 0.2, 0.25])
+    result = fit(model, cfg.view(split.train), cfg, "batched", torch.device("cpu"), 0,
+                 epochs=4, monitor=lambda e: next(readings),
+                 stopping=Stopping(eval_every=1, patience=5, higher_is_better=True))
+    assert (result.best_epoch, result.best_value, result.epochs_run) == (2, 0.3, 4)
+    ease_cfg = models.config("ease")
+    ease = models.get("ease").build(split.n_users, split.n_items, ease_cfg)
+    result = fit(ease, ease_cfg.view(split.train), ease_cfg, "batched", torch.device("cpu"), 0,
+                 monitor=lambda e: 0.5)
+    assert (result.epochs_run, result.best_epoch, result.best_value) == (1, 1, 0.5)
