@@ -1,5 +1,5 @@
-"""aebench command line: `python -m bench {run,list,report,compare,speed,perf-check,timings,
-recommend}`.
+"""aebench command line: `python -m bench {run,tune,list,report,compare,speed,perf-check,
+timings,recommend}`.
 
 argparse lives here only; `run` options map one to one onto `RunConfig` fields. Every option
 is checked before any data is loaded or any run starts: a bad value exits with status 2 and
@@ -72,6 +72,17 @@ FRACTION = float_in(0.0, 1.0)
 RELEVANCE = float_in(1.0, 5.0, high_open=False)
 
 
+def _executor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--executor", default="local", choices=["local", "ray"],
+                        help="run cells (or trials) in this process, or as Ray tasks "
+                             "(pip install -e .[ray])")
+    parser.add_argument("--address", help="with --executor ray: join this Ray cluster "
+                                           "(default: start a local one)")
+    parser.add_argument("--threads", type=POSITIVE,
+                        help="torch and numba threads per cell or trial (Ray: CPUs asked "
+                             "per task, default 1; local: default torch's)")
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     from .batched import EngineOptions  # noqa: F401 (presets named below)
     from .speed import PATHS
@@ -122,6 +133,35 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     run.add_argument("--out", help="run folder (default: results/runs/<UTC timestamp>)")
     run.add_argument("--resume", action="store_true",
                      help="skip the cells whose ok record is already in --out's runs.jsonl")
+    run.add_argument("--recipes", help="tuned recipes (a tuning folder's recipes.json): "
+                                       "cells with one use it, the rest their defaults")
+    _executor_options(run)
+
+    tune = subs["tune"] = sub.add_parser("tune", help="tune every matching variant with the "
+                                                      "same budget on validation data (Optuna)")
+    tune.add_argument("-m", "--models", nargs="+", action="extend", required=True,
+                      help="fnmatch patterns (repeatable)")
+    tune.add_argument("-d", "--datasets", nargs="+", action="extend", required=True)
+    tune.add_argument("--split", help="default: u1 for ml-100k, random-90-10 otherwise")
+    tune.add_argument("--trials", type=POSITIVE, required=True,
+                      help="trials per variant (the same budget for every variant)")
+    tune.add_argument("--timeout", type=float_in(0.0, low_open=True),
+                      help="seconds per variant and call (the same for every variant)")
+    tune.add_argument("--seed", type=NONNEGATIVE, default=0,
+                      help="seeds the sampler, the split, the carving and the weights")
+    tune.add_argument("--out", help="output folder (default: results/tuning/<UTC timestamp>)")
+    tune.add_argument("--storage", help="Optuna storage URL (default: sqlite file "
+                                        "studies.db in --out)")
+    tune.add_argument("--resume", action="store_true",
+                      help="continue the studies in the storage up to --trials each")
+    tune.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    tune.add_argument("--valid-fraction", type=float_in(0.0, 1.0, low_open=True),
+                      default=0.05, help="validation share of the training ratings")
+    tune.add_argument("--eval-every", type=POSITIVE,
+                      help="validation reads every N epochs (default: ~25 per run)")
+    tune.add_argument("--patience", type=POSITIVE, default=5)
+    tune.add_argument("--data-dir")
+    _executor_options(tune)
 
     subs["list"] = sub.add_parser("list", help="show registered variants, datasets and "
                                                "split protocols")
@@ -248,7 +288,7 @@ def _cmd_run(args, sub) -> int:
 
     from . import records, report
     from .device import available
-    from .runner import SplitCache, grid, pending, run_one
+    from .runner import cell_task, grid, pending, save, shared_cache
 
     if args.all:
         patterns, names = args.models or ["*"], args.datasets or ["ml-100k", "ml-1m"]
@@ -278,36 +318,134 @@ def _cmd_run(args, sub) -> int:
                  eval_every=args.eval_every, patience=args.patience, ks=tuple(args.ks),
                  relevance=args.relevance, data_dir=args.data_dir,
                  engine_paths=args.engine_paths)
+    if args.recipes:
+        cells = _with_recipes(sub, cells, args.recipes)
     out = Path(args.out or f"results/runs/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
     done = records.load(out) if args.resume and (out / "runs.jsonl").is_file() else []
     todo = pending(cells, done)
     if args.resume:
         print(f"resuming {out}: {len(cells) - len(todo)} of {len(cells)} cells already ok")
-    cache = SplitCache(args.data_dir)
-    _preload(cache, names, args.split, seeds)
+    _preload(shared_cache(args.data_dir), names, args.split, seeds)
+    executor = _executor(sub, args)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
-    with tqdm(todo, desc="grid", unit="run") as bar:
-        for cell in bar:
-            label = f"{cell.model} {cell.dataset} {cell.device} {cell.mode} s{cell.seed}"
-            bar.set_postfix_str(label)
-            with tqdm(desc=label, unit="epoch", leave=False) as ebar:
-                def on_epoch(row, ebar=ebar):
-                    ebar.update(1)
-                    shown = {k: f"{row[k]:.4f}" for k in ("train_loss", "valid")
-                             if row.get(k) is not None}
-                    ebar.set_postfix(**shown)
-                rec = run_one(cell, cache, out, on_epoch)
-            records.append(out / "runs.jsonl", rec)
-            if rec["status"] == "ok":
-                tqdm.write(f"{label}: {summary(rec)}")
+
+    def finish(rec, artifacts, label):
+        nonlocal failed
+        save(rec, artifacts, out)
+        if rec["status"] == "ok":
+            tqdm.write(f"{label}: {summary(rec)}")
+        else:
+            failed += 1
+            tqdm.write(f"{label}: FAILED {rec['error']}")
+
+    def label(cell):
+        return f"{cell.model} {cell.dataset} {cell.device} {cell.mode} s{cell.seed}"
+
+    try:
+        with tqdm(total=len(todo), desc="grid", unit="run") as bar:
+            if executor.name == "local":
+                for cell in todo:
+                    bar.set_postfix_str(label(cell))
+                    with tqdm(desc=label(cell), unit="epoch", leave=False) as ebar:
+                        def on_epoch(row, ebar=ebar):
+                            ebar.update(1)
+                            ebar.set_postfix(**{k: f"{row[k]:.4f}" for k in
+                                                ("train_loss", "valid")
+                                                if row.get(k) is not None})
+                        finish(*cell_task(cell, on_epoch), label(cell))
+                    bar.update(1)
             else:
-                failed += 1
-                tqdm.write(f"{label}: FAILED {rec['error']}")
+                running = {executor.submit(cell_task, (c,), gpus=int(c.device == "cuda")): c
+                           for c in todo}
+                while running:
+                    (ref, (rec, artifacts)), _ = executor.wait_one(list(running))
+                    finish(rec, artifacts, label(running.pop(ref)))
+                    bar.update(1)
+    finally:
+        executor.close()
     written = report.write(out)
     print(f"{len(todo) - failed}/{len(todo)} runs ok; records in {out / 'runs.jsonl'}")
     print("wrote " + ", ".join(str(p) for p in written))
     return 1 if failed else 0
+
+
+def _executor(sub, args):
+    from . import executors
+
+    try:
+        return executors.make(args.executor, args.address, args.threads)
+    except RuntimeError as exc:
+        sub.error(f"argument --executor: {exc}")
+
+
+def _with_recipes(sub, cells, path):
+    """Cells with a tuned recipe for their (model, dataset) in `path` use it."""
+    import dataclasses
+
+    from .tune import load_recipes
+
+    try:
+        recipes = load_recipes(Path(path))
+    except ValueError as exc:
+        sub.error(f"argument --recipes: {exc}")
+    out = []
+    for c in cells:
+        tuned = recipes.get(c.model, {}).get(c.dataset)
+        out.append(c if tuned is None else dataclasses.replace(
+            c, overrides=tuple(sorted(tuned["overrides"].items())), recipe="tuned",
+            study=tuned["study"]))
+    return out
+
+
+def _cmd_tune(args, sub) -> int:
+    import optuna
+
+    import models
+
+    from . import tune
+    from .runner import RunConfig, shared_cache
+
+    chosen = _resolve_models(sub, args.models)
+    _check_devices(sub, "--device", [args.device])
+    _check_datasets(sub, args.datasets, args.split)
+    empty = [m for m in chosen if not models.get(m).space.params]
+    chosen = [m for m in chosen if m not in empty]
+    if empty:
+        print(f"no search space, nothing to tune: {', '.join(empty)}")
+    out = Path(args.out or f"results/tuning/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
+    out.mkdir(parents=True, exist_ok=True)
+    storage = args.storage or f"sqlite:///{(out / 'studies.db').resolve()}"
+    _preload(shared_cache(args.data_dir), args.datasets, args.split,
+             range(args.seed, args.seed + 1))
+    executor = _executor(sub, args)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    summaries, studies = [], []
+    try:
+        for dataset in args.datasets:
+            for model in chosen:
+                cell = RunConfig(model=model, dataset=dataset, split=args.split,
+                                 device=args.device, seed=args.seed,
+                                 valid_fraction=args.valid_fraction,
+                                 eval_every=args.eval_every, patience=args.patience,
+                                 data_dir=args.data_dir)
+                try:
+                    s = tune.tune_variant(cell, args.trials, storage, executor, args.seed,
+                                          args.timeout, args.resume)
+                except FileExistsError as exc:
+                    sub.error(f"argument --resume: {exc}")
+                summaries.append(s)
+                studies.append(optuna.load_study(study_name=s["study"], storage=storage))
+                print(f"{s['study']}: best {s['metric']} {s.get('value')} (default "
+                      f"{s.get('default_value')}) over {s['trials']} trials, {s['pruned']} "
+                      f"pruned, {s['failed']} failed")
+                written = tune.write_outputs(out, summaries, studies)
+    finally:
+        executor.close()
+    if summaries:
+        print("wrote " + ", ".join(str(p) for p in written[:2]) + f" and {len(written) - 2} "
+              "study files in " + str(out))
+    return 0
 
 
 def summary(rec: dict) -> str:
@@ -435,7 +573,7 @@ def _cmd_speed(args, sub) -> int:
 def _cmd_recommend(args, sub) -> int:
     from tabulate import tabulate
 
-    from . import recommend, records
+    from . import recommend
     from .runner import RunConfig, SplitCache, run_one
 
     _resolve_models(sub, [args.model])
@@ -450,7 +588,6 @@ def _cmd_recommend(args, sub) -> int:
               f"training one ({args.mode}) into {out}")
         rec = run_one(RunConfig(model=args.model, dataset=args.dataset, split=args.split,
                                 mode=args.mode, data_dir=args.data_dir), cache, out)
-        records.append(out / "runs.jsonl", rec)
         if rec["status"] != "ok":
             sys.exit(f"aebench: training failed: {rec['error']}")
         path = out / rec["weights"]
@@ -504,7 +641,7 @@ def _cmd_timings(args, extra) -> int:
 
 COMMANDS = {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report,
             "compare": _cmd_compare, "speed": _cmd_speed, "recommend": _cmd_recommend,
-            "perf-check": _cmd_perf_check}
+            "perf-check": _cmd_perf_check, "tune": _cmd_tune}
 
 
 def main(argv: list[str] | None = None) -> int:

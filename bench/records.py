@@ -71,8 +71,15 @@ def _clean(value):
 
 
 def append(path: Path, record: dict) -> None:
-    """Append one record and flush it to disk, so an interrupted grid keeps finished runs."""
+    """Append one record and flush it to disk, so an interrupted grid keeps finished runs. A
+    last line cut short by a killed writer (no newline) is a lost record: it is dropped
+    first, so that it cannot run into this one."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file() and path.stat().st_size:
+        data = path.read_bytes()
+        if not data.endswith(b"\n"):
+            with open(path, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(_clean(record), sort_keys=True) + "\n")
         fh.flush()
@@ -80,16 +87,21 @@ def append(path: Path, record: dict) -> None:
 
 
 def load(path: Path) -> list[dict]:
-    """Records of a runs.jsonl file (or of `runs.jsonl` inside a folder)."""
+    """Records of a runs.jsonl file (or of `runs.jsonl` inside a folder). A last line without
+    its newline that does not parse is a record a killed run was writing: it is skipped.
+    Any other malformed line is an error that names the file and line."""
     path = Path(path)
     if path.is_dir():
         path = path / "runs.jsonl"
     out = []
     with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{line_no}: not a JSON record ({exc})") from exc
+        lines = fh.readlines()
+    for line_no, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                if line_no == len(lines) and not line.endswith("\n"):
+                    continue
+                raise ValueError(f"{path}:{line_no}: not a JSON record ({exc})") from exc
     return out

@@ -52,7 +52,8 @@ class RunConfig:
     data_dir: str | None = None
     engine_paths: str = "auto"      # auto | cuda (take CUDA's code paths on any device)
     overrides: tuple[tuple[str, Any], ...] = ()  # config overrides of a tuned recipe
-    recipe: str = "default"         # default | tuned:<study> (which recipe the cell uses)
+    recipe: str = "default"         # default | tuned (which recipe the cell uses)
+    study: str | None = None        # the tuning study a tuned recipe came from
 
     @property
     def split_name(self) -> str:
@@ -115,6 +116,23 @@ class SplitCache:
         return self._splits[key]
 
 
+_CACHES: dict[str | None, SplitCache] = {}
+
+
+def shared_cache(data_dir: str | None = None) -> SplitCache:
+    """This process's `SplitCache` for `data_dir`: tasks that run here, or in a Ray worker,
+    load each dataset and split once per process."""
+    if data_dir not in _CACHES:
+        _CACHES[data_dir] = SplitCache(data_dir)
+    return _CACHES[data_dir]
+
+
+def cell_task(cfg: RunConfig, on_epoch=None) -> tuple[dict, dict]:
+    """One grid cell as an executor's task: its record and artifacts, computed with this
+    process's cache."""
+    return execute(cfg, shared_cache(cfg.data_dir), on_epoch)
+
+
 def model_config(cfg: RunConfig):
     """The variant's config with the cell's recipe overrides, then its CLI overrides (which
     apply where the variant has a recipe for the mode)."""
@@ -154,6 +172,8 @@ def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=Non
     torch.manual_seed(cfg.seed)
     model = variant.build(x.shape[0], x.shape[1], mcfg).to(device)
     metric, higher = validation_metric(mcfg)
+    if model.trainer == "closed-form":
+        on_valid = None  # one read, after the fit: nothing left to prune
     monitor = None
     if cfg.validation:
         def monitor(epoch: int) -> float:
@@ -177,15 +197,18 @@ def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=Non
     return Trained(model, mcfg, view, x, result, validation, probe.fields())
 
 
-def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
-            on_epoch=None) -> dict:
-    """Train one cell on its fitting view, then evaluate it once on the test set, and
-    record it; never raises for a failed run, records it instead."""
+def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dict]:
+    """Train one cell on its fitting view, then evaluate it once on the test set. Returns the
+    record and its artifacts (the weights and the per-user values, for `save`); never raises
+    for a failed run, records it instead. Writes nothing: whichever process runs a cell, only
+    the driver writes."""
     variant = models.get(cfg.model)
     record: dict = {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode,
                     "device": cfg.device, "seed": cfg.seed, "run_config": dataclasses.asdict(cfg),
-                    "recipe": {"name": cfg.recipe, "overrides": dict(cfg.overrides)},
+                    "recipe": {"name": cfg.recipe, "study": cfg.study,
+                               "overrides": dict(cfg.overrides)},
                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    artifacts: dict = {}
     device = torch.device(cfg.device)
     try:
         record["env"] = records.environment(device)
@@ -216,15 +239,45 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
             **trained.memory,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
-        if out_dir is not None:
-            record["weights"] = save_weights(trained.model, record, trained.x.shape, out_dir)
-            record["per_user"] = save_per_user(split, per_user, record, out_dir)
+        values = dict(per_user)
+        ranked = values.pop("user")
+        artifacts = {
+            "state_dict": {k: v.cpu() for k, v in trained.model.state_dict().items()},
+            "shape": list(trained.x.shape),
+            "per_user": {"user_id": split.user_ids, "ranked_user_id": split.user_ids[ranked],
+                         **{k.replace("@", "_at_"): v for k, v in values.items()}}}
         record["status"] = "ok"
     except (Exception, torch.OutOfMemoryError) as exc:  # a failed cell must not stop the grid
         record["status"] = "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["traceback"] = traceback.format_exc(limit=5)
+    return record, artifacts
+
+
+def save(record: dict, artifacts: dict, out_dir: Path) -> dict:
+    """Write a cell's weights and per-user values under `out_dir` (the record names them)
+    and append the record to `out_dir/runs.jsonl`."""
+    if record["status"] == "ok" and artifacts:
+        name = cell_name(record)
+        weights = out_dir / "weights" / f"{name}.pt"
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": artifacts["state_dict"], "config": record["config"],
+                    "split": record["split"], "model": record["model"],
+                    "shape": artifacts["shape"]}, weights)
+        per_user = out_dir / "per_user" / f"{name}.npz"
+        per_user.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(per_user, **artifacts["per_user"])
+        record["weights"] = str(weights.relative_to(out_dir))
+        record["per_user"] = str(per_user.relative_to(out_dir))
+    records.append(out_dir / "runs.jsonl", record)
     return record
+
+
+def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
+            on_epoch=None) -> dict:
+    """`execute` one cell and, with `out_dir`, `save` it there."""
+    record, artifacts = execute(cfg, cache, on_epoch)
+    return save(record, artifacts, Path(out_dir)) if out_dir is not None else record
 
 
 def cell_name(record: dict) -> str:
@@ -232,28 +285,6 @@ def cell_name(record: dict) -> str:
     tag = "" if recipe == "default" else "__" + recipe.replace(":", "-").replace("/", "-")
     return (f"{record['model']}__{record['dataset']}__{record['split']['name']}__"
             f"{record['mode']}__{record['device']}__s{record['seed']}{tag}")
-
-
-def save_per_user(split, per_user: dict, record: dict, out_dir: Path) -> str:
-    """Per-user values (original user ids) for paired comparisons between variants: each
-    user's test squared-error sum and count (rating models) and each ranked user's ranking
-    metrics."""
-    path = out_dir / "per_user" / f"{cell_name(record)}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    values = dict(per_user)
-    ranked_users = split.user_ids[values.pop("user")]
-    np.savez_compressed(path, user_id=split.user_ids, ranked_user_id=ranked_users,
-                        **{k.replace("@", "_at_"): v for k, v in values.items()})
-    return str(path.relative_to(out_dir))
-
-
-def save_weights(model, record: dict, shape: tuple[int, int], out_dir: Path) -> str:
-    path = out_dir / "weights" / f"{cell_name(record)}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "config": record["config"], "split": record["split"], "model": record["model"],
-                "shape": list(shape)}, path)
-    return str(path.relative_to(out_dir))
 
 
 def grid(model_patterns, dataset_names, devices, seeds=(0,), **common) -> list[RunConfig]:

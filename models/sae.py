@@ -28,7 +28,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Batch, Flops, ModelConfig, Recipe, Recommender, Stack, stack_flops
+from .base import (
+    Batch,
+    Choice,
+    Flops,
+    LogUniform,
+    ModelConfig,
+    Recipe,
+    Recommender,
+    Space,
+    Stack,
+    Uniform,
+    stack_flops,
+)
 from .layers import ACTIVATIONS, ItemLinear
 from .registry import register
 from .sparse_ops import CSRBatch, sampled_linear
@@ -135,6 +147,19 @@ def _build(n_rows: int, n_cols: int, cfg: SAEConfig) -> SAE:
 
 
 CLASSIC = Recipe(optimizer="rmsprop", lr=0.01, weight_decay=0.5, epochs=200)
+
+
+def space(lr: tuple[float, float] = (1e-3, 3e-2), **extra) -> Space:
+    """The SAE family's batched search space: the Adam step, the batch, the L2 strength and
+    the schedule, plus a variant's own regulariser (dropout, corruption)."""
+    params = {"batched.lr": LogUniform(*lr),
+              "batched.batch_size": Choice((16, 32, 64, 128, 256, 512)),
+              "batched.weight_decay": Choice((0.0, 1e-6, 1e-5, 1e-4)),
+              "batched.schedule": Choice(("constant", "cosine")), **extra}
+    return Space(params, "the batched recipe's step size, batch and schedule, which set where "
+                         "Adam stops, and an L2 strength from none up, since the bottleneck "
+                         "already regularises" + (" ; the variant's own regulariser"
+                                                  if extra else ""))
 # Batched recipes, tuned so that batched training is no worse in test RMSE than per-user
 # training of the same variant on ml-100k u1 and ml-1m random-90-10 (figures in each `note`).
 # Adam needs no weight decay here: the narrow bottleneck regularises, and L2 at the classic
@@ -150,7 +175,7 @@ BATCHED_NOTE = ("Adam lr 0.01 cosine, batch 64, 150 epochs: RMSE 0.961 on u1 (pe
 register("sae-20-10-20", _build,
          SAEConfig(per_user=CLASSIC, batched=BATCHED, note=BATCHED_NOTE),
          "SuperDataScience Deep Learning A-Z SAE notebook (ml-100k u1): 20-10-20 sigmoid, "
-         "RMSprop lr 0.01, weight decay 0.5, 200 epochs, per-user steps")
+         "RMSprop lr 0.01, weight decay 0.5, 200 epochs, per-user steps", space=space())
 register("sae-200-100-200", _build,
          SAEConfig(hidden=(200, 100, 200),
                    per_user=Recipe(lr=0.005, weight_decay=1.0, epochs=50, loss="rated"),
@@ -159,7 +184,8 @@ register("sae-200-100-200", _build,
                         "1.041), 0.874 on ml-1m (per-user 0.943); better on both than batch "
                         "256 at lr 0.003 for 60 epochs (0.974, 0.882) in about the same time"),
          "the ML-1M SAE notebook (longday1102/RS-AutoEncoder): 200-100-200 sigmoid, RMSprop "
-         "lr 0.005, weight decay 1.0, 50 epochs, loss over rated items, random 75/25 split")
+         "lr 0.005, weight decay 1.0, 50 epochs, loss over rated items, random 75/25 split",
+         space=space())
 register("sae-dropout", _build,
          SAEConfig(dropout=0.2, per_user=CLASSIC,
                    batched=Recipe(optimizer="adam", lr=0.005, weight_decay=0.0, epochs=100,
@@ -168,7 +194,7 @@ register("sae-dropout", _build,
                         "over seeds 0-2 (per-user 0.972; constant lr 0.003 gave 0.969-0.972), "
                         "0.914 on ml-1m (per-user 0.945); batch 32-64 left u1 at 0.971-0.984"),
          "the classic 20-10-20 recipe with dropout 0.2 between hidden layers "
-         "(Srivastava et al., JMLR 2014)")
+         "(Srivastava et al., JMLR 2014)", space=space(dropout=Uniform(0.0, 0.5)))
 register("sae-denoising", _build,
          SAEConfig(corruption=0.2, per_user=CLASSIC,
                    batched=Recipe(optimizer="adam", lr=0.0075, weight_decay=0.0, epochs=150,
@@ -177,7 +203,8 @@ register("sae-denoising", _build,
                         "(per-user 0.968), 0.904 on ml-1m (per-user 0.913); corrupted inputs "
                         "want smaller steps than the plain 20-10-20"),
          "the classic 20-10-20 recipe on corrupted input: 20% of observed ratings zeroed, "
-         "loss on all observed (Vincent et al., ICML 2008; Wu et al., CDAE, WSDM 2016)")
+         "loss on all observed (Vincent et al., ICML 2008; Wu et al., CDAE, WSDM 2016)",
+         space=space(corruption=Uniform(0.0, 0.5)))
 register("sae-20-10-20-sgd", _build,
          SAEConfig(per_user=Recipe(optimizer="sgd", lr=3.0, weight_decay=0.0, epochs=100,
                                    zero_grad=True),
@@ -190,4 +217,5 @@ register("sae-20-10-20-sgd", _build,
                         "the item means on u1, lr 1 learns slower)"),
          "the classic 20-10-20 SAE trained with plain SGD (no momentum, no weight decay), the "
          "optimiser the classic notebooks' comments name (`Variable # PyTorch Stochastic "
-         "Gradient Descent module`); loss over the user's observed ratings / n_items")
+         "Gradient Descent module`); loss over the user's observed ratings / n_items",
+         space=space(lr=(0.1, 5.0)))

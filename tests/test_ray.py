@@ -1,0 +1,56 @@
+"""Grids and studies on a real local Ray cluster (2 CPUs, started once for this module): the
+driver alone writes the records, and the grid's metrics equal the local executor's."""
+
+import json
+
+import pytest
+
+from bench import records
+from bench.__main__ import main
+
+ray = pytest.importorskip("ray", reason="Ray is the optional extra: pip install -e .[ray]")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+GRID = ["run", "-m", "sae-20-10-20", "mf", "ease", "-d", "synthetic", "--seeds", "2",
+        "--epochs", "6", "--threads", "1"]
+
+
+def test_grid_on_ray_matches_the_local_executor(tmp_path):
+    assert main(GRID + ["--out", str(tmp_path / "local")]) == 0
+    assert main(GRID + ["--executor", "ray", "--out", str(tmp_path / "ray")]) == 0
+    local, remote = records.load(tmp_path / "local"), records.load(tmp_path / "ray")
+    assert len(remote) == 6 and all(r["status"] == "ok" for r in remote)
+    by_cell = {(r["model"], r["seed"]): r for r in local}
+    for r in remote:
+        assert r["metrics"] == by_cell[(r["model"], r["seed"])]["metrics"]
+        assert r["env"]["torch_threads"] == 1
+        assert (tmp_path / "ray" / r["per_user"]).is_file()
+        assert (tmp_path / "ray" / r["weights"]).is_file()
+    assert (tmp_path / "ray" / "tables.md").is_file()
+
+
+def test_a_failed_cell_on_ray_is_a_failed_record(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "-m", "sae-20-10-20", "ease", "-d", "synthetic", "--lr", "1e30",
+                 "--epochs", "2", "--executor", "ray", "--out", str(out)]) == 1
+    status = {r["model"]: r["status"] for r in records.load(out)}
+    assert status == {"sae-20-10-20": "failed", "ease": "ok"}
+
+
+def test_study_on_ray(tmp_path):
+    out = tmp_path / "tuning"
+    assert main(["tune", "-m", "mf", "ease", "-d", "synthetic", "--trials", "4",
+                 "--executor", "ray", "--threads", "1", "--out", str(out)]) == 0
+    recipes = json.loads((out / "recipes.json").read_text())["recipes"]
+    for model in ("mf", "ease"):
+        s = recipes[model]["synthetic"]
+        assert s["trials"] == 4 and s["complete"] >= 1 and s["default_value"] is not None

@@ -1,0 +1,129 @@
+"""`bench tune`: the search space as Optuna suggestions, the default recipe as the first trial,
+pruning against a snapshot of the study, SQLite storage that resumes, no test rating read,
+and `run --recipes` with the tuned recipes."""
+
+import json
+
+import optuna
+import pytest
+
+import models
+from bench import records, runner, tune
+from bench.__main__ import main
+from bench.executors import LocalExecutor
+from bench.runner import RunConfig
+from models.base import Choice, IntRange, LogUniform, Space, Uniform
+from tests.test_protocol import PoisonedCache
+
+
+def test_suggest_draws_every_kind_of_parameter_and_maps_choices_back():
+    space = Space({"a": LogUniform(1e-3, 1.0), "b": Uniform(0.0, 0.5), "c": IntRange(2, 8, 2),
+                   "hidden": Choice(((600, 200), (300, 100)))})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(10):
+        got = tune.suggest(study.ask(), space)
+        assert 1e-3 <= got["a"] <= 1.0 and 0.0 <= got["b"] <= 0.5 and got["c"] in (2, 4, 6, 8)
+        assert got["hidden"] in ((600, 200), (300, 100))
+
+
+def test_default_recipes_lie_in_their_spaces():
+    for name in models.list():
+        if models.get(name).space.params:
+            params = tune.default_params(name)
+            assert params is not None, name
+            # the default, read back through the space, is the default config
+            labels = {k: {tune.choice_label(v): v for v in p.values}
+                      for k, p in models.get(name).space.params.items() if isinstance(p, Choice)}
+            overrides = {k: labels[k][v] if k in labels else v for k, v in params.items()}
+            assert models.config(name, **overrides) == models.config(name), name
+
+
+def test_a_trial_is_pruned_against_the_snapshot_of_better_trials():
+    """The local copy of the median pruner sees finished trials whose every validation read
+    is far better: the new trial stops at its first read past the warm-up."""
+    cell = RunConfig(model="sae-20-10-20", dataset="synthetic", epochs=12, eval_every=2)
+    good = [optuna.trial.create_trial(value=0.01, params={}, distributions={},
+                                      intermediate_values={e: 0.01 for e in range(2, 13, 2)})
+            for _ in range(3)]
+    out = tune.trial_task(cell, good, "minimize", {"startup": 2, "warmup": 0})
+    assert out["state"] == "pruned" and len(out["steps"]) == 1
+    alone = tune.trial_task(cell, [], "minimize", {"startup": 2, "warmup": 0})
+    assert alone["state"] == "complete" and len(alone["steps"]) == 6
+
+
+def _study(tmp_path, model, trials, resume=False, cache=None, monkeypatch=None):
+    if cache is not None:
+        monkeypatch.setitem(runner._CACHES, None, cache)
+    cell = RunConfig(model=model, dataset="synthetic", epochs=6)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    return tune.tune_variant(cell, trials, storage, LocalExecutor(), seed=0, resume=resume,
+                             log=lambda *a: None), storage
+
+
+def test_study_starts_from_the_default_and_never_reads_test_ratings(tmp_path, monkeypatch):
+    clean, storage = _study(tmp_path / "a", "mf", 4, cache=runner.SplitCache(),
+                            monkeypatch=monkeypatch)
+    poisoned, _ = _study(tmp_path / "b", "mf", 4, cache=PoisonedCache(),
+                         monkeypatch=monkeypatch)
+    assert clean["trials"] == 4 and clean["complete"] + clean["pruned"] + clean["failed"] == 4
+    study = optuna.load_study(study_name=clean["study"], storage=storage)
+    first = study.trials[0]
+    assert first.user_attrs["default"] and clean["default_value"] == first.value
+    assert first.params == tune.default_params("mf")
+    values = [t.value for t in study.trials]
+    other = optuna.load_study(study_name=poisoned["study"],
+                              storage=f"sqlite:///{tmp_path / 'b' / 'studies.db'}")
+    assert values == [t.value for t in other.trials]
+
+
+def test_a_study_resumes_from_its_storage(tmp_path, monkeypatch):
+    first, storage = _study(tmp_path / "s", "bias", 3)
+    before = optuna.load_study(study_name=first["study"], storage=storage).trials
+    second, _ = _study(tmp_path / "s", "bias", 5, resume=True)
+    after = optuna.load_study(study_name=first["study"], storage=storage).trials
+    assert second["trials"] == 5 and [t.params for t in after[:3]] == [t.params for t in before]
+    with pytest.raises(FileExistsError, match="--resume"):
+        _study(tmp_path / "s", "bias", 6)
+
+
+def test_tune_then_run_with_the_tuned_recipes(tmp_path, capsys):
+    out = tmp_path / "tuning"
+    assert main(["tune", "-m", "bias", "ease", "popularity", "-d", "synthetic", "--trials", "3",
+                 "--out", str(out)]) == 0
+    assert "nothing to tune: popularity" in capsys.readouterr().out
+    recipes = json.loads((out / "recipes.json").read_text())
+    assert set(recipes["recipes"]) == {"bias", "ease"}
+    assert (out / "tuning.md").is_file() and (out / "studies.db").is_file()
+    assert list(out.glob("history-ease__synthetic*.csv"))
+    # a second tune into the same storage must be told to resume
+    with pytest.raises(SystemExit) as exc:
+        main(["tune", "-m", "bias", "-d", "synthetic", "--trials", "3", "--out", str(out)])
+    assert exc.value.code == 2 and "--resume" in capsys.readouterr().err
+    run = tmp_path / "run"
+    assert main(["run", "-m", "bias", "ease", "popularity", "-d", "synthetic", "--recipes",
+                 str(out / "recipes.json"), "--out", str(run)]) == 0
+    recs = {r["model"]: r for r in records.load(run)}
+    assert recs["ease"]["recipe"]["name"] == "tuned"
+    assert recs["ease"]["recipe"]["study"] == "ease@synthetic/random-90-10"
+    lam = recipes["recipes"]["ease"]["synthetic"]["overrides"]["lam"]
+    assert recs["ease"]["config"]["lam"] == lam
+    assert recs["popularity"]["recipe"]["name"] == "default"
+    assert "tuned recipes" in (run / "tables.md").read_text()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "not a recipes file"),
+    ('{"format": "other", "recipes": {}}', "not an aebench recipes file"),
+    ('{"format": "aebench-recipes/1", "recipes": {"nope": {}}}', "'nope' is not registered"),
+    ('{"format": "aebench-recipes/1", "recipes": {"ease": {"synthetic": {"overrides": '
+     '{"lamb": 1}}}}}', "no option 'lamb'"),
+])
+def test_bad_recipes_files_are_named(tmp_path, content, message, capsys):
+    path = tmp_path / "recipes.json"
+    path.write_text(content)
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "-m", "ease", "-d", "synthetic", "--recipes", str(path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "argument --recipes" in err and str(path) in err
+    assert message in err
