@@ -225,6 +225,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                                       "and the per-user reference runs")
     rep.add_argument("--reference", default="results/reference-per-user",
                      help="with --readme: run folder of the per-user reference runs")
+    rep.add_argument("--tuned", help="with --readme: run folder of the tuned-recipe run")
+    rep.add_argument("--tuning", help="with --readme and --tuned: the tuning folder "
+                                      "(studies.json)")
     return p, subs
 
 
@@ -497,8 +500,9 @@ def _cmd_report(args, sub) -> int:
         sub.error(f"argument dir: {args.dir} holds no runs.jsonl")
     written = report.write(Path(args.dir))
     if args.readme:
-        written.append(report.update_readme(Path(args.readme), Path(args.dir),
-                                            Path(args.reference)))
+        written.append(report.update_readme(
+            Path(args.readme), Path(args.dir), Path(args.reference),
+            Path(args.tuned) if args.tuned else None, Path(args.tuning) if args.tuning else None))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 

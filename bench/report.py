@@ -226,14 +226,53 @@ def block(text: str, start: str, end: str) -> str:
     return text.split(start, 1)[1].split(end, 1)[0].strip()
 
 
-def update_readme(readme: Path, run_dir: Path, reference_dir: Path) -> Path:
-    """Rewrite README's generated blocks from a run folder and the per-user reference runs."""
+TUNED_START, TUNED_END = "<!-- tuned:start -->", "<!-- tuned:end -->"
+TUNING_START, TUNING_END = "<!-- tuning:start -->", "<!-- tuning:end -->"
+
+
+def tuning(studies: list[dict], default: list[dict], tuned: list[dict]) -> str:
+    """What tuning moved: per variant and dataset, the study's budget and outcome (validation)
+    and the test figure over seeds with the default and the tuned recipe."""
+    def mean(recs, model, dataset, recipe, metric):
+        values = [r["metrics"].get(metric) for r in ok(recs) if r["model"] == model
+                  and r["dataset"] == dataset and recipe_name(r) == recipe]
+        return stats.mean_ci(values)
+
+    rows = []
+    for s in sorted(studies, key=lambda s: (s["dataset"], s["model"])):
+        metric = s["metric"]
+        d = mean(default, s["model"], s["dataset"], "default", metric)
+        t = mean(tuned, s["model"], s["dataset"], "tuned", metric)
+        rows.append([s["model"], f"{s['dataset']} {s['split']}", metric,
+                     f"{s['trials']} ({s['complete']} / {s['pruned']} / {s['failed']})",
+                     fmt(s.get("default_value")), fmt(s.get("value")),
+                     f"{fmt(d['mean'])} (n={d['n']})", f"{fmt(t['mean'])} (n={t['n']})",
+                     fmt(t["mean"] - d["mean"], "+.4f") if d["n"] and t["n"] else "—"])
+    return tabulate(rows, headers=["model", "data", "metric", "trials (complete / pruned / "
+                                   "failed)", "validation, default", "validation, tuned",
+                                   "test, default", "test, tuned", "test: tuned - default"],
+                    tablefmt="github", disable_numparse=True)
+
+
+def update_readme(readme: Path, run_dir: Path, reference_dir: Path,
+                  tuned_dir: Path | None = None, tuning_dir: Path | None = None) -> Path:
+    """Rewrite README's generated blocks from a run folder, the per-user reference runs and,
+    where given, the tuned-recipe run folder and the tuning folder."""
+    import json
+
     recs = records.load(run_dir)
     per_user = records.load(reference_dir)
     text = readme.read_text(encoding="utf-8")
     text = replace_block(text, START, END, headline(run_dir, recs))
     text = replace_block(text, REF_START, REF_END, reference(per_user, recs))
     text = replace_block(text, MODES_START, MODES_END, modes(per_user, recs))
+    if tuned_dir is not None:
+        tuned = records.load(tuned_dir)
+        text = replace_block(text, TUNED_START, TUNED_END,
+                             headline(tuned_dir, tuned, recipe="tuned"))
+        if tuning_dir is not None:
+            studies = json.loads((tuning_dir / "studies.json").read_text())
+            text = replace_block(text, TUNING_START, TUNING_END, tuning(studies, recs, tuned))
     readme.write_text(text, encoding="utf-8")
     return readme
 

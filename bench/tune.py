@@ -235,8 +235,9 @@ def summary(study: optuna.Study, cell: RunConfig, storage: str) -> dict:
 
 
 def write_outputs(out_dir: Path, summaries: list[dict], studies: list[optuna.Study]) -> list:
-    """recipes.json (what `run --recipes` reads), tuning.md, and per study its trial history
-    (CSV) and two plots: optimisation history and parameter importances."""
+    """recipes.json (what `run --recipes` reads), studies.json (every study's summary),
+    tuning.md, and per study its trial history (CSV) and two plots: optimisation history and
+    parameter importances."""
     out_dir.mkdir(parents=True, exist_ok=True)
     recipes: dict = {}
     for s in summaries:
@@ -245,7 +246,9 @@ def write_outputs(out_dir: Path, summaries: list[dict], studies: list[optuna.Stu
     path = out_dir / "recipes.json"
     path.write_text(json.dumps({"format": FORMAT, "recipes": recipes}, indent=1,
                                sort_keys=True) + "\n")
-    written = [path]
+    (out_dir / "studies.json").write_text(json.dumps(summaries, indent=1, sort_keys=True)
+                                          + "\n")
+    written = [path, out_dir / "studies.json"]
     from tabulate import tabulate
 
     rows = [[s["model"], f"{s['dataset']} {s['split']}", s["metric"], s["trials"],

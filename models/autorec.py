@@ -30,7 +30,7 @@ from .sae import SAE, SAEConfig
 class AutoRecConfig(SAEConfig):
     hidden: tuple[int, ...] = (500,)
     activation: str = "sigmoid"
-    l2: float = 1.0             # lambda: (lambda / 2) * sum of squared weights, in the loss
+    l2: float = 100.0           # lambda: (lambda / 2) * sum of squared weights, in the loss
     per_user: Recipe | None = None
     batched: Recipe | None = field(default_factory=lambda: Recipe(
         optimizer="rprop", lr=0.01, weight_decay=0.0, epochs=300, batch_size=0))
@@ -65,10 +65,16 @@ SOURCE = ("Sedhain et al., AutoRec, WWW 2015: k=500 sigmoid encoder, identity de
           "masked squared error + lambda/2 ||W||^2, trained with RProp (full batch)")
 
 register("autorec-i", _build,
-         AutoRecConfig(rows="item",
-                       note="full-batch RProp, lambda 1, up to 300 epochs with early stopping"),
+         AutoRecConfig(rows="item", l2=300.0,
+                       note="full-batch RProp (initial step 0.01), lambda 300, up to 300 "
+                            "epochs: validation RMSE (5% carving, seed 0) 0.885 on u1, 0.836 "
+                            "on ml-1m; lambda 1 / 10 / 100 / 1000 gave 0.918 / 0.907 / 0.883 / "
+                            "0.929 on u1 and 0.879 / 0.872 / 0.842 / 0.859 on ml-1m"),
          SOURCE, space=SPACE)
 register("autorec-u", _build,
-         AutoRecConfig(rows="user",
-                       note="full-batch RProp, lambda 1, up to 300 epochs with early stopping"),
+         AutoRecConfig(rows="user", l2=100.0,
+                       note="full-batch RProp (initial step 0.01), lambda 100, up to 300 "
+                            "epochs: validation RMSE 0.929 on u1, 0.890 on ml-1m; lambda 1 / 10 "
+                            "/ 300 / 1000 gave 0.950 / 0.943 / 0.939 / 0.976 on u1 and 0.922 / "
+                            "0.909 / 0.886 / 0.901 on ml-1m"),
          SOURCE, space=SPACE)

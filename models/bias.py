@@ -25,8 +25,8 @@ from .registry import register
 
 @dataclass(frozen=True)
 class BiasConfig(ModelConfig):
-    reg_user: float = 5.0
-    reg_item: float = 5.0
+    reg_user: float = 2.0
+    reg_item: float = 2.0
     iterations: int = 10
 
 
@@ -65,7 +65,10 @@ def _build(n_rows: int, n_cols: int, cfg: BiasConfig) -> Bias:
     return Bias(n_rows, n_cols, cfg)
 
 
-register("bias", _build, BiasConfig(note="closed form, reg_user 5, reg_item 5, 10 sweeps"),
+register("bias", _build,
+         BiasConfig(note="closed form, reg_user = reg_item = 2, 10 sweeps: validation RMSE "
+                         "(5% carving, seed 0) 0.922 on u1, 0.908 on ml-1m; 5 / 10 / 25 gave "
+                         "0.923 / 0.927 / 0.939 on u1 and 0.908 / 0.909 / 0.912 on ml-1m"),
          "global mean + regularised user and item biases (Koren, TKDD 2010, sec. 2.1), "
          "fitted by alternating least squares", kind="reference",
          space=Space({"reg_user": LogUniform(0.1, 100.0), "reg_item": LogUniform(0.1, 100.0),

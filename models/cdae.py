@@ -46,7 +46,7 @@ class CDAEConfig(ModelConfig):
     negatives: int = 5          # sampled negatives per observed item
     activation: str = "sigmoid"
     batched: Recipe | None = field(default_factory=lambda: Recipe(
-        optimizer="adam", lr=1e-3, weight_decay=1e-5, epochs=200, batch_size=256))
+        optimizer="adam", lr=3e-3, weight_decay=1e-5, epochs=200, batch_size=256))
 
 
 def sample_negatives(pattern: CSRBatch, per_row: torch.Tensor,
@@ -117,7 +117,10 @@ def _build(n_rows: int, n_cols: int, cfg: CDAEConfig) -> CDAE:
 
 
 register("cdae", _build,
-         CDAEConfig(note="K 50, q 0.5, 5 negatives per positive, Adam 1e-3, batch 256"),
+         CDAEConfig(note="K 50, q 0.5, 5 negatives per observed item, Adam lr 3e-3, batch "
+                         "256, up to 200 epochs: validation NDCG@10 (5% carving, seed 0) 0.173 "
+                         "on u1, 0.154 on ml-1m; lr 1e-3 0.147 / 0.151, lr 1e-2 0.180 / 0.145, "
+                         "q 0.2 (lr 3e-3) 0.172 / 0.156"),
          "Wu et al., CDAE, WSDM 2016 (authors' code jasonyaw/CDAE): user input node, dropout "
          "corruption, logistic loss on observed items and sampled negatives",
          space=Space({"batched.lr": LogUniform(1e-4, 1e-2), "corruption": Uniform(0.0, 0.8),

@@ -68,7 +68,10 @@ def _build(n_rows: int, n_cols: int, cfg: EASEConfig) -> EASE:
     return EASE(n_rows, n_cols, cfg)
 
 
-register("ease", _build, EASEConfig(note="closed form, lambda 500"),
+register("ease", _build,
+         EASEConfig(note="closed form, Steck's lambda 500: validation NDCG@10 (5% carving, "
+                         "seed 0) 0.198 on u1, 0.181 on ml-1m; lambda 100 / 250 / 1000 gave "
+                         "0.190 / 0.197 / 0.194 on u1 and 0.165 / 0.176 / 0.183 on ml-1m"),
          "Steck, EASE, WWW 2019: B = I - P diag(1/diag P), P = (X^T X + lambda I)^-1",
          space=Space({"lam": LogUniform(10.0, 5000.0)},
                      "lambda is EASE's only hyperparameter; Steck tunes it on a log scale"))

@@ -23,10 +23,10 @@ from .sparse_ops import sampled_linear
 
 @dataclass(frozen=True)
 class MFConfig(ModelConfig):
-    dim: int = 64               # latent factors
-    reg: float = 0.05           # lambda, per observed rating
+    dim: int = 128              # latent factors
+    reg: float = 0.08           # lambda, per observed rating
     batched: Recipe | None = field(default_factory=lambda: Recipe(
-        optimizer="adam", lr=0.005, weight_decay=0.0, epochs=100, batch_size=256))
+        optimizer="adam", lr=0.005, weight_decay=0.0, epochs=150, batch_size=128))
 
 
 class MF(Recommender):
@@ -77,7 +77,13 @@ def _build(n_rows: int, n_cols: int, cfg: MFConfig) -> MF:
     return MF(n_rows, n_cols, cfg)
 
 
-register("mf", _build, MFConfig(note="Adam lr 0.005, batch 256, 64 factors, lambda 0.05"),
+register("mf", _build,
+         MFConfig(note="128 factors, lambda 0.08, Adam lr 0.005, batch 128 users, up to 150 "
+                       "epochs: validation RMSE (5% carving, seed 0) 0.911 on u1 (still "
+                       "improving at the cap), 0.853-0.856 on ml-1m (batch 256 / 64); 64 "
+                       "factors: lambda 0.02 / 0.05 / 0.1 gave 0.886 / 0.861 / 0.861 on ml-1m "
+                       "and 0.968 / 0.946 / 0.915 on u1, where larger lambda and more steps "
+                       "per epoch help"),
          "biased matrix factorisation (Koren, Bell and Volinsky, IEEE Computer 2009), "
          "per-rating L2 as in its SGD formulation, trained by the batched engine",
          kind="reference",

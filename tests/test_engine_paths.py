@@ -113,15 +113,20 @@ def test_per_user_torch_op_rmsprop_agrees_with_the_numba_kernel(split):
 
 
 def test_synchronize_and_memory_probe_on_the_cpu():
+    """A reset forgets an earlier peak; a later allocation raises the new one."""
     synchronize(CPU)
     probe = MemoryProbe(CPU)
+    spike = torch.ones(300 * 2**20 // 4)  # 300 MiB, touched, then given back to the system
+    del spike
+    high = probe.peak_mb()
     probe.reset()
-    before = probe.peak_mb()
-    block = torch.ones(40 * 2**20 // 4)  # 40 MiB, touched
-    block += 1
+    if probe.kind == "cpu-rss-process":
+        pytest.skip("this kernel does not let a process reset its resident high-water mark")
+    low = probe.peak_mb()
+    assert low < high - 250
+    block = torch.ones(300 * 2**20 // 4)
     fields = probe.fields()
-    assert fields["peak_mem_kind"] in ("cpu-rss", "cpu-rss-process")
-    assert fields["peak_mem_mb"] >= before + 35
+    assert fields["peak_mem_kind"] == "cpu-rss" and fields["peak_mem_mb"] > low + 250
     del block
 
 

@@ -1,65 +1,139 @@
-"""The published tables are real: README's headline equals what the records in
-results/published/ say, and every published cell finished with finite metrics."""
+"""The published tables are real: README's generated blocks equal what the records in
+results/ say, every published cell finished, the grids are complete (every variant x both
+datasets x five seeds, with the fair protocol), and the tuning budget was equal."""
 
+import json
 import math
 
 import pytest
 
+import models
 from bench import records, report
 from tests.conftest import ROOT
 
-PUBLISHED = ROOT / "results" / "published"
+RESULTS = ROOT / "results"
+PUBLISHED, TUNED, TUNING = RESULTS / "published", RESULTS / "published-tuned", RESULTS / "tuning"
+REFERENCE = RESULTS / "reference-per-user"
+SEEDS = set(range(5))
+DATASETS = ("ml-100k", "ml-1m")
+REGENERATE = ("regenerate with `python -m bench report results/published --readme README.md "
+              "--tuned results/published-tuned --tuning results/tuning`")
+
+
+def _load(folder):
+    path = folder / "runs.jsonl"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: publish it (see README, Results)")
+    return records.load(path)
 
 
 @pytest.fixture(scope="module")
 def published():
-    path = PUBLISHED / "runs.jsonl"
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `python -m bench run --all --out results/published`")
-    return records.load(path)
+    return _load(PUBLISHED)
 
 
-REGENERATE = "regenerate with `python -m bench report results/published --readme README.md`"
+@pytest.fixture(scope="module")
+def tuned():
+    return _load(TUNED)
 
 
-def test_readme_headline_matches_published_records(published):
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    want = report.headline(report.frame(published))
-    assert report.block(text, report.START, report.END) == want.strip(), REGENERATE
+@pytest.fixture(scope="module")
+def readme():
+    return (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_readme_reference_table_matches_records(published):
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    per_user = records.load(ROOT / "results" / "reference-per-user")
-    want = report.reference(per_user, published)
-    assert report.block(text, report.REF_START, report.REF_END) == want.strip(), REGENERATE
+def test_readme_headline_matches_published_records(published, readme):
+    want = report.headline(PUBLISHED, published)
+    assert "Rating prediction, ml-1m" in want and "Ranking, ml-100k" in want
+    assert report.block(readme, report.START, report.END) == want.strip(), REGENERATE
 
 
-def test_readme_modes_table_matches_records(published):
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    per_user = records.load(ROOT / "results" / "reference-per-user")
+def test_readme_tuned_tables_match_records(tuned, readme):
+    want = report.headline(TUNED, tuned, recipe="tuned")
+    assert report.block(readme, report.TUNED_START, report.TUNED_END) == want.strip(), \
+        REGENERATE
+
+
+def test_readme_tuning_table_matches_studies_and_records(published, tuned, readme):
+    studies = json.loads((TUNING / "studies.json").read_text())
+    want = report.tuning(studies, published, tuned)
+    assert report.block(readme, report.TUNING_START, report.TUNING_END) == want.strip(), \
+        REGENERATE
+
+
+def test_readme_reference_table_matches_records(published, readme):
+    want = report.reference(records.load(REFERENCE), published)
+    assert report.block(readme, report.REF_START, report.REF_END) == want.strip(), REGENERATE
+
+
+def test_readme_modes_table_matches_records(published, readme):
+    per_user = records.load(REFERENCE)
     want = report.modes(per_user, published)
-    assert len(want.splitlines()) == 2 + 8, "every variant x (u1, ml-1m) in both modes"
-    assert report.block(text, report.MODES_START, report.MODES_END) == want.strip(), REGENERATE
+    sae = [m for m in models.list() if models.config(m).per_user is not None]
+    assert len(want.splitlines()) == 2 + 2 * len(sae), "every per-user variant x (u1, ml-1m)"
+    assert report.block(readme, report.MODES_START, report.MODES_END) == want.strip(), \
+        REGENERATE
 
 
-def test_every_published_cell_is_ok_and_finite(published):
-    assert published, "no published records"
-    for r in published:
+@pytest.mark.parametrize("folder", ["published", "tuned"])
+def test_every_published_cell_is_ok_finite_and_recorded_whole(folder, request):
+    recs = request.getfixturevalue(folder)
+    assert recs
+    for r in recs:
         assert r["status"] == "ok", r.get("error")
-        for key in ("rmse", "mae", "legacy_loss", "ndcg@10"):
+        keys = ("rmse", "mae", "legacy_loss", "ndcg@10") if r["variant"]["rates"] else \
+            ("ndcg@10", "recall@10", "hit@10", "mrr@10")
+        for key in keys:
             assert math.isfinite(r["metrics"][key]), (r["model"], r["dataset"], key)
-        assert r["env"]["git_commit"], "records must name the commit they came from"
+        assert ("rmse" in r["metrics"]) == r["variant"]["rates"]
+        env = r["env"]
+        assert env["git_commit"] and not env["git_commit"].endswith("-dirty"), \
+            "records must come from a committed state"
+        v = r["validation"]
+        assert v["fraction"] == 0.05 and len(v["fingerprint"]) == 64
+        assert 1 <= v["best_epoch"] <= v["epochs_run"] <= r["epochs"]
+        assert (PUBLISHED if folder == "published" else TUNED).joinpath(r["per_user"]).is_file()
 
 
-def test_published_covers_the_full_grid(published):
-    import models
+@pytest.mark.parametrize("folder", ["published", "tuned"])
+def test_published_grids_are_complete(folder, request):
+    recs = request.getfixturevalue(folder)
+    cells = {(r["model"], r["dataset"], r["seed"]) for r in recs if r["device"] == "cpu"}
+    assert cells >= {(m, d, s) for m in models.list() for d in DATASETS for s in SEEDS}
+    for seed in SEEDS:  # every variant saw the same split and carving per seed and dataset
+        for d in DATASETS:
+            same = [r for r in recs if r["seed"] == seed and r["dataset"] == d]
+            assert len({r["split"]["fingerprint"] for r in same}) == 1
+            assert len({r["validation"]["fingerprint"] for r in same}) == 1
 
-    cells = {(r["model"], r["dataset"]) for r in published if r["device"] == "cpu"}
-    assert cells >= {(m, d) for m in models.list() for d in ("ml-100k", "ml-1m")}
+
+def test_tuned_run_used_the_studies_recipes(tuned):
+    recipes = json.loads((TUNING / "recipes.json").read_text())["recipes"]
+    for r in tuned:
+        study = recipes.get(r["model"], {}).get(r["dataset"])
+        if study is None:
+            assert r["recipe"]["name"] == "default"
+            continue
+        assert r["recipe"]["name"] == "tuned" and r["recipe"]["study"] == study["study"]
+        assert r["recipe"]["overrides"] == study["overrides"]
+
+
+def test_every_tunable_variant_got_the_same_budget():
+    studies = json.loads((TUNING / "studies.json").read_text())
+    tunable = {m for m in models.list() if models.get(m).space.params}
+    for dataset, budget in (("ml-100k", 30), ("ml-1m", 10)):
+        mine = {s["model"]: s for s in studies if s["dataset"] == dataset}
+        assert set(mine) == tunable
+        assert {s["trials"] for s in mine.values()} == {budget}, dataset
+        assert all(s["complete"] >= 1 for s in mine.values())
 
 
 def test_published_outputs_exist():
-    for name in ("tables.md", "tables.csv", "environment.md", "rmse_by_epoch.png",
-                 "final_rmse.png", "epoch_seconds.png", "ndcg_vs_rmse.png"):
+    for name in ("tables.md", "tables.csv", "environment.md", "final_rmse.png",
+                 "final_ndcg.png", "validation_rmse.png", "validation_ndcg.png",
+                 "epoch_seconds.png", "ndcg_vs_rmse.png", "speed-cpu.json"):
         assert (PUBLISHED / name).is_file(), name
+    for name in ("tables.md", "runs.jsonl"):
+        assert (TUNED / name).is_file(), name
+    for name in ("recipes.json", "studies.json", "tuning.md", "studies.db"):
+        assert (TUNING / name).is_file(), name

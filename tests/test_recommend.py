@@ -61,3 +61,17 @@ def test_ml1m_ids_map_to_titles(tmp_path, real_data_dir, capsys):
     assert all(titles.loc[i] == t for i, t in zip(table["movie_id"], table["title"]))
     rated = set(ds.ratings.loc[ds.ratings["user"] == 8, "item"])
     assert not rated & set(table["movie_id"])
+
+
+@pytest.mark.parametrize("name", ["autorec-i", "mf", "ease", "popularity", "mult-vae", "cdae",
+                                  "bias"])
+def test_every_kind_of_variant_recommends(name, tmp_path, fixture_dir, capsys):
+    """Item-based, per-user parameters, closed form, ranking only: each trains, saves,
+    reloads and ranks user 1's one unrated movie (30) by its original id and title."""
+    argv = ["recommend", "--model", name, "--dataset", "ml-1m", "--user", "1", "-k", "3",
+            "--data-dir", str(fixture_dir), "--runs", str(tmp_path / "runs")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Caf\xe9 Society (1995)" in out and "Heat (1995)" not in out
+    assert main(argv) == 0
+    assert "using the saved model" in capsys.readouterr().out

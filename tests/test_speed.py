@@ -31,7 +31,7 @@ def test_models_count_their_own_epoch_flops_by_hand():
     assert sae.epoch_flops(train).total == pytest.approx(2 * 64)  # as worked above
     assert sae.epoch_flops(train).bound == "gather" and sae.epoch_flops(train).width == 2
     # MF, 64 factors: per rating the dot product and both factor gradients, 3 x 64 MACs
-    mf, _ = models.create("mf", 3, 3)
+    mf, _ = models.create("mf", 3, 3, dim=64)
     assert mf.epoch_flops(train).total == pytest.approx(2 * 3 * 4 * 64)
     # Mult-VAE 3 -> 2 -> (2 x 1) -> 2 -> 3: the sparse first layer 4 ratings x 2 (x2), the
     # dense layers 2x2 + 1x2 + 2x3 = 12 MACs per rated row (x3): 2 x (16 + 72) FLOPs
