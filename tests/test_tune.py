@@ -127,3 +127,18 @@ def test_bad_recipes_files_are_named(tmp_path, content, message, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "argument --recipes" in err and str(path) in err
     assert message in err
+
+
+def test_studies_of_several_calls_add_up_in_the_outputs(tmp_path):
+    """Tuning ml-100k, then ml-1m, into one folder: recipes.json and studies.json hold both
+    (each call writes them from every study in the storage)."""
+    out = tmp_path / "tuning"
+    for dataset in ("synthetic", "synthetic-40x30"):
+        assert main(["tune", "-m", "ease", "-d", dataset, "--trials", "2", "--out",
+                     str(out)]) == 0
+    recipes = json.loads((out / "recipes.json").read_text())["recipes"]
+    assert set(recipes["ease"]) == {"synthetic", "synthetic-40x30"}
+    studies = json.loads((out / "studies.json").read_text())
+    assert [(s["model"], s["dataset"]) for s in studies] == [("ease", "synthetic"),
+                                                             ("ease", "synthetic-40x30")]
+    assert len(list(out.glob("history-ease__*.csv"))) == 2
