@@ -53,13 +53,33 @@ def recipe_name(record: dict) -> str:
     return record.get("recipe", {}).get("name", "default")
 
 
+def tunable(model: str) -> bool:
+    """Whether a variant has a search space (a variant without one, such as popularity, runs
+    its one recipe in every run, default or tuned)."""
+    try:
+        import models
+
+        return bool(models.get(model).space.params)
+    except KeyError:
+        return True
+
+
 def groups(recs: list[dict]) -> dict[tuple, dict[str, list[dict]]]:
     """Successful records by table (dataset, split, device, mode, recipe), then by variant;
-    one record per seed (the last wins)."""
+    one record per seed (the last wins). A variant with nothing to tune stands in the tables
+    of every recipe of its run (popularity is the reference of a tuned ranking table too)."""
     out: dict[tuple, dict[str, dict[int, dict]]] = {}
+    fixed = []
     for r in ok(recs):
         key = (r["dataset"], r["split"]["name"], r["device"], r["mode"], recipe_name(r))
+        if key[-1] == "default" and not tunable(r["model"]):
+            fixed.append((key, r))
+            continue
         out.setdefault(key, {}).setdefault(r["model"], {})[r["seed"]] = r
+    for key, r in fixed:
+        tables = [k for k in out if k[:-1] == key[:-1]] or [key]
+        for k in tables:
+            out.setdefault(k, {}).setdefault(r["model"], {})[r["seed"]] = r
     return {k: {m: [seeds[s] for s in sorted(seeds)] for m, seeds in sorted(v.items())}
             for k, v in sorted(out.items())}
 

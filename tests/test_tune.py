@@ -109,7 +109,13 @@ def test_tune_then_run_with_the_tuned_recipes(tmp_path, capsys):
     lam = recipes["recipes"]["ease"]["synthetic"]["overrides"]["lam"]
     assert recs["ease"]["config"]["lam"] == lam
     assert recs["popularity"]["recipe"]["name"] == "default"
-    assert "tuned recipes" in (run / "tables.md").read_text()
+    tables = (run / "tables.md").read_text()
+    assert "tuned recipes" in tables and "default recipes" not in tables
+    # popularity, with nothing to tune, stands as the reference of the tuned ranking table
+    from bench import report
+    ranking = report.groups(records.load(run))[("synthetic", "random-90-10", "cpu", "batched",
+                                                  "tuned")]
+    assert set(ranking) == {"bias", "ease", "popularity"}
 
 
 @pytest.mark.parametrize("content, message", [
