@@ -76,10 +76,11 @@ def append(path: Path, record: dict) -> None:
     first, so that it cannot run into this one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file() and path.stat().st_size:
-        data = path.read_bytes()
-        if not data.endswith(b"\n"):
-            with open(path, "r+b") as fh:
-                fh.truncate(data.rfind(b"\n") + 1)
+        with open(path, "r+b") as fh:
+            fh.seek(-1, 2)
+            if fh.read(1) != b"\n":  # rare: only then read the file to find the cut
+                fh.seek(0)
+                fh.truncate(fh.read().rfind(b"\n") + 1)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(_clean(record), sort_keys=True) + "\n")
         fh.flush()

@@ -282,7 +282,7 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
 
 def cell_name(record: dict) -> str:
     recipe = record.get("recipe", {}).get("name", "default")
-    tag = "" if recipe == "default" else "__" + recipe.replace(":", "-").replace("/", "-")
+    tag = "" if recipe == "default" else f"__{recipe}"
     return (f"{record['model']}__{record['dataset']}__{record['split']['name']}__"
             f"{record['mode']}__{record['device']}__s{record['seed']}{tag}")
 

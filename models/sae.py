@@ -160,7 +160,7 @@ def space(lr: tuple[float, float] = (1e-3, 3e-2), **extra) -> Space:
               "batched.schedule": Choice(("constant", "cosine")), **extra}
     return Space(params, "the batched recipe's step size, batch and schedule, which set where "
                          "Adam stops, and an L2 strength from none up, since the bottleneck "
-                         "already regularises" + (" ; the variant's own regulariser"
+                         "already regularises" + ("; the variant's own regulariser"
                                                   if extra else ""))
 # Batched recipes (figures in each `note`: validation RMSE, 5% carving, seed 0, u1 / ml-1m).
 # Adam needs no weight decay here: the narrow bottleneck regularises, and L2 at the classic
