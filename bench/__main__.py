@@ -556,7 +556,8 @@ def _cmd_speed(args, sub) -> int:
     print(f"{args.dataset} {split_name}, {records.device_name(device)}, "
           f"{torch.get_num_threads()} threads; measured fp32 matmul peak {peak:.1f} GFLOP/s; "
           "gather ceilings (embedding_bag of the training entries at the first-layer width): "
-          + ", ".join(f"{g:.1f} GFLOP/s at width {w}" for (_, w), g in ceilings.items()))
+          + ", ".join(f"{g:.1f} GFLOP/s at width {w} over {r} rows x {c} columns"
+                     for ((r, c), w), g in ceilings.items()))
     print(tabulate([[r["model"], r["path"], r["epoch_s"], r["speedup_vs_classic"],
                      r["gflop_per_epoch"], r["gflops"], r["bound"], r["pct_of_peak"],
                      r.get("pct_of_gather_ceiling")] for r in rows],
