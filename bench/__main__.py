@@ -346,25 +346,34 @@ def _cmd_run(args, sub) -> int:
         return f"{cell.model} {cell.dataset} {cell.device} {cell.mode} s{cell.seed}"
 
     try:
-        with tqdm(total=len(todo), desc="grid", unit="run") as bar:
-            if executor.name == "local":
-                for cell in todo:
-                    bar.set_postfix_str(label(cell))
-                    with tqdm(desc=label(cell), unit="epoch", leave=False) as ebar:
-                        def on_epoch(row, ebar=ebar):
-                            ebar.update(1)
-                            ebar.set_postfix(**{k: f"{row[k]:.4f}" for k in
-                                                ("train_loss", "valid")
-                                                if row.get(k) is not None})
-                        finish(*cell_task(cell, on_epoch), label(cell))
-                    bar.update(1)
-            else:
-                running = {executor.submit(cell_task, (c,), gpus=int(c.device == "cuda")): c
-                           for c in todo}
-                while running:
-                    (ref, (rec, artifacts)), _ = executor.wait_one(list(running))
-                    finish(rec, artifacts, label(running.pop(ref)))
-                    bar.update(1)
+        with tqdm(total=len(todo), desc="grid", unit="run") as bar, \
+                tqdm(unit="epoch", leave=False, disable=executor.name != "local") as ebar:
+
+            current = [None]  # the cell whose epochs the epoch bar counts
+
+            def progress(cell):
+                """Epoch progress of a cell that runs in this process (None on Ray, whose
+                workers print nothing)."""
+                if ebar.disable:
+                    return None
+
+                def on_epoch(row):
+                    if current[0] is not cell:  # the first epoch of this cell
+                        current[0] = cell
+                        bar.set_postfix_str(label(cell))
+                        ebar.reset()
+                        ebar.set_description_str(label(cell))
+                    ebar.update(1)
+                    ebar.set_postfix(**{k: f"{row[k]:.4f}" for k in ("train_loss", "valid")
+                                        if row.get(k) is not None})
+                return on_epoch
+
+            running = {executor.submit(cell_task, (c, progress(c)),
+                                       gpus=int(c.device == "cuda")): c for c in todo}
+            while running:
+                (ref, (rec, artifacts)), _ = executor.wait_one(list(running))
+                finish(rec, artifacts, label(running.pop(ref)))
+                bar.update(1)
     finally:
         executor.close()
     written = report.write(out)
@@ -556,7 +565,8 @@ def _cmd_speed(args, sub) -> int:
     print(f"{args.dataset} {split_name}, {records.device_name(device)}, "
           f"{torch.get_num_threads()} threads; measured fp32 matmul peak {peak:.1f} GFLOP/s; "
           "gather ceilings (embedding_bag of the training entries at the first-layer width): "
-          + ", ".join(f"{g:.1f} GFLOP/s at width {w}" for (_, w), g in ceilings.items()))
+          + ", ".join(f"{g:.1f} GFLOP/s at width {w} over {r} rows x {c} columns"
+                     for ((r, c), w), g in ceilings.items()))
     print(tabulate([[r["model"], r["path"], r["epoch_s"], r["speedup_vs_classic"],
                      r["gflop_per_epoch"], r["gflops"], r["bound"], r["pct_of_peak"],
                      r.get("pct_of_gather_ceiling")] for r in rows],

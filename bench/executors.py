@@ -27,16 +27,32 @@ def set_threads(threads: int | None) -> None:
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
+class _Queued:
+    """A task that LocalExecutor runs when it is waited on."""
+
+    def __init__(self, fn: Callable, args: tuple):
+        self.fn, self.args = fn, args
+
+
 class LocalExecutor:
-    """Tasks one after another in this process."""
+    """Tasks one after another in this process: `submit` queues a task and `wait_one` runs
+    the oldest, so that the driver loops of `run` and `tune` serve both executors."""
 
     name = "local"
+    parallel = 1
 
     def __init__(self, threads: int | None = None):
         self.threads = threads
         set_threads(threads)
 
-    parallel = 1
+    def submit(self, fn: Callable, args: tuple, gpus: float = 0) -> _Queued:
+        """One task, run by the `wait_one` that first reaches it."""
+        return _Queued(fn, args)
+
+    def wait_one(self, pending: list) -> tuple[tuple[Any, Any], list]:
+        """((the oldest task, its result), the tasks still queued)."""
+        task, rest = pending[0], pending[1:]
+        return (task, task.fn(*task.args)), rest
 
     def close(self) -> None:
         pass

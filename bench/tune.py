@@ -187,21 +187,16 @@ def tune_variant(cell: RunConfig, trials: int, storage: str, executor, seed: int
         log(f"{name} trial {trial.number}: {out['state']} {metric} {shown} "
             f"({out['seconds']:.0f} s)")
 
-    running: dict = {}  # Ray task -> its trial
-    if executor.name == "local":
-        while room():
+    running: dict = {}  # task -> its trial
+    gpus = 1 if cell.device == "cuda" else 0
+    while True:
+        while len(running) < executor.parallel and room():
             trial, args = hand_out()
-            tell(trial, trial_task(*args))
-    else:
-        gpus = 1 if cell.device == "cuda" else 0
-        while True:
-            while len(running) < executor.parallel and room():
-                trial, args = hand_out()
-                running[executor.submit(trial_task, args, gpus=gpus)] = trial
-            if not running:
-                break
-            (ref, out), _ = executor.wait_one(list(running))
-            tell(running.pop(ref), out)
+            running[executor.submit(trial_task, args, gpus=gpus)] = trial
+        if not running:
+            break
+        (ref, out), _ = executor.wait_one(list(running))
+        tell(running.pop(ref), out)
     return summary(study, storage)
 
 

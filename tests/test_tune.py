@@ -148,3 +148,15 @@ def test_studies_of_several_calls_add_up_in_the_outputs(tmp_path):
     assert [(s["model"], s["dataset"]) for s in studies] == [("ease", "synthetic"),
                                                              ("ease", "synthetic-40x30")]
     assert len(list(out.glob("history-ease__*.csv"))) == 2
+
+
+def test_local_executor_runs_queued_tasks_oldest_first_when_waited_on():
+    ran = []
+    ex = LocalExecutor()
+    a = ex.submit(lambda x: ran.append(x) or x * 10, (1,))
+    b = ex.submit(lambda x: ran.append(x) or x * 10, (2,))
+    assert ran == []  # queued, not run
+    (task, result), rest = ex.wait_one([a, b])
+    assert (task, result, rest, ran) == (a, 10, [b], [1])
+    (task, result), rest = ex.wait_one(rest)
+    assert (task, result, rest, ran) == (b, 20, [], [1, 2])
