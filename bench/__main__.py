@@ -349,7 +349,7 @@ def _cmd_run(args, sub) -> int:
         with tqdm(total=len(todo), desc="grid", unit="run") as bar, \
                 tqdm(unit="epoch", leave=False, disable=executor.name != "local") as ebar:
 
-            current = [None]  # the cell whose epochs the epoch bar counts
+            current = None  # the cell whose epochs the epoch bar counts
 
             def progress(cell):
                 """Epoch progress of a cell that runs in this process (None on Ray, whose
@@ -358,9 +358,9 @@ def _cmd_run(args, sub) -> int:
                     return None
 
                 def on_epoch(row):
-                    if current[0] is not cell:  # the first epoch of this cell
-                        current[0] = cell
-                        bar.set_postfix_str(label(cell))
+                    nonlocal current
+                    if current is not cell:  # the first epoch of this cell
+                        current = cell
                         ebar.reset()
                         ebar.set_description_str(label(cell))
                     ebar.update(1)
@@ -370,7 +370,8 @@ def _cmd_run(args, sub) -> int:
 
             running = {executor.submit(cell_task, (c, progress(c)),
                                        gpus=int(c.device == "cuda")): c for c in todo}
-            while running:
+            while running:  # the oldest unfinished cell is the one the local executor runs
+                bar.set_postfix_str(label(next(iter(running.values()))))
                 (ref, (rec, artifacts)), _ = executor.wait_one(list(running))
                 finish(rec, artifacts, label(running.pop(ref)))
                 bar.update(1)
