@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from models.base import Batch, Recipe, Recommender
+from models.base import Batch, Phase, Recipe, Recommender
 from models.sparse_ops import CSRBatch
 
 from .optim import FusedRprop
@@ -133,9 +133,20 @@ class BatchedEngine:
     def __init__(self, model: Recommender, x: sp.csr_matrix, recipe: Recipe,
                  device: torch.device, seed: int, options: EngineOptions = DEFAULT_OPTIONS):
         self.model, self.recipe, self.device = model, recipe, device
-        self.opt = make_optimizer(model.parameters(), recipe, device, options)
-        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.opt, T_max=max(1, recipe.epochs)) if recipe.schedule == "cosine" else None)
+        self.phases = model.phases() or (Phase("", ("",)),)
+        named = list(model.named_parameters())
+        self.groups = []
+        for phase in self.phases:
+            params = [p for n, p in named if n.startswith(phase.params)]
+            if not params:
+                raise ValueError(f"{type(model).__name__}: phase {phase.name!r} names no "
+                                 f"parameter (prefixes {phase.params})")
+            self.groups.append(params)
+        self.opts = [make_optimizer(params, recipe, device, options) for params in self.groups]
+        self.opt = self.opts[0]
+        self.schedulers = ([torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(1, recipe.epochs)) for opt in self.opts]
+            if recipe.schedule == "cosine" else [])
         self.indptr = x.indptr.astype(np.int64)
         self.indices = x.indices.astype(np.int64)
         self.data = np.ascontiguousarray(x.data, dtype=np.float32)
@@ -169,22 +180,51 @@ class BatchedEngine:
         return vals_d, plan
 
     def epoch(self) -> float:
-        """One pass over all rows with entries; returns the mean of the batch losses,
-        weighted by rows per batch."""
-        model, opt = self.model, self.opt
+        """One epoch: each phase's passes over all rows with entries (one pass of every
+        parameter without phases); returns the mean of the batch losses, weighted by rows
+        per batch, over every pass."""
+        model = self.model
         model.train()
+        total = torch.zeros((), device=self.device)
+        passes = sum(phase.passes for phase in self.phases)
+        done = 0
+        for phase, opt, params in zip(self.phases, self.opts, self.groups):
+            frozen = self._freeze_all_but(params) if len(self.phases) > 1 else []
+            try:
+                for _ in range(phase.passes):
+                    total += self._pass(opt, phase.name, done / passes)
+                    done += 1
+            finally:
+                for p in frozen:
+                    p.requires_grad_(True)
+            model.end_phase(phase.name)
+        self.epochs_done += 1
+        for scheduler in self.schedulers:
+            scheduler.step()
+        return float(total) / max(1, len(self.rows) * passes)
+
+    def _freeze_all_but(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Stop gradients of every trainable parameter outside `params`; returns them."""
+        keep = {id(p) for p in params}
+        frozen = [p for p in self.model.parameters() if p.requires_grad and id(p) not in keep]
+        for p in frozen:
+            p.requires_grad_(False)
+        return frozen
+
+    def _pass(self, opt: torch.optim.Optimizer, phase: str, offset: float) -> torch.Tensor:
+        """One pass over the rows in a fresh order, stepping `opt`; the rows-weighted sum of
+        the batch losses. `offset`: the share of the epoch's passes done before this one."""
         values, plan = self._epoch_plan()
         total = torch.zeros((), device=self.device)
+        share = 1.0 / sum(ph.passes for ph in self.phases)
         for k, (lo, hi, rows, pattern) in enumerate(plan):
             batch = Batch(rows, pattern, values[lo:hi], self.steps,
-                          self.epochs_done + k / len(plan), self.dense_output)
-            loss = model.loss(batch)
+                          self.epochs_done + offset + share * k / len(plan),
+                          self.dense_output, phase)
+            loss = self.model.loss(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             self.steps += 1
             total += loss.detach() * batch.size
-        self.epochs_done += 1
-        if self.scheduler is not None:
-            self.scheduler.step()
-        return float(total) / max(1, len(self.rows))
+        return total

@@ -3,7 +3,21 @@
 The contract between models and the rest of aebench is `models/base.py`; each family is one
 file here that registers its variants."""
 
-from . import autorec, bias, cdae, ease, mf, mult, popularity, sae  # noqa: F401 (registers)
+from . import (  # noqa: F401 (registers)
+    autorec,
+    bias,
+    cdae,
+    ease,
+    ials,
+    mf,
+    mult,
+    neighbors,
+    popularity,
+    puresvd,
+    recvae,
+    sae,
+    slim,
+)
 from .base import ModelConfig, Recipe, Recommender
 from .registry import (  # noqa: A004
     Variant,

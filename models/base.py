@@ -19,6 +19,11 @@ What a model implements (a `Recommender`, an `nn.Module`):
 - `trainer`: `epochs` (gradient epochs over mini-batches of sparse rows) or `closed-form`.
 - `loss(batch)`: for `epochs`, the scalar to minimise on one `Batch`, computed only where the
   family's loss needs it (observed entries for a masked loss, full width for a softmax).
+- `phases()` (optional): an epoch as alternating phases (`Phase`), each a number of passes
+  over the rows that update one group of parameters with an optimizer of its own, followed by
+  `end_phase(name)` (RecVAE's encoder and decoder phases and its prior refresh). The default,
+  no phases, is one pass updating every parameter. `batch.phase` tells `loss` which phase
+  it serves.
 - `fit(x)`: for `closed-form`, learn from the whole training matrix at once.
 - `score(batch)`: full-width outputs of the batch's rows, (B, n_cols): predicted ratings of
   an explicit model, ranking scores of an implicit one. Called in eval mode, no gradient.
@@ -120,6 +125,7 @@ class Batch:
     step: int = 0               # optimizer steps taken before this batch
     progress: float = 0.0       # epochs completed before this batch, fractional (annealing)
     dense_output: bool = False  # outputs at full width, then gathered (the CUDA path)
+    phase: str = ""             # the `Phase` this step serves ("" without phases)
 
     @property
     def size(self) -> int:
@@ -182,6 +188,18 @@ def stack_flops(x: sp.csr_matrix, widths: tuple[int, ...], dense_input: bool,
     return 2.0 * (2 * first + 3 * (inner + out))
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One part of an epoch: `passes` passes over the rows (each in a fresh order) that step
+    only the parameters whose names start with one of `params`, with an optimizer of the
+    phase's own (the recipe's kind and settings); the others are frozen meanwhile, so no
+    gradient is computed for them."""
+
+    name: str
+    params: tuple[str, ...]
+    passes: int = 1
+
+
 # Search spaces (`register(..., space=...)`): small declarative parameter ranges, keyed by
 # the override they set (`batched.lr`, `hidden`, ...), which `bench tune` turns into Optuna
 # suggestions. Data, not code paths.
@@ -236,6 +254,12 @@ class Recommender(nn.Module):
 
     def score(self, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
+
+    def phases(self) -> tuple[Phase, ...]:
+        return ()
+
+    def end_phase(self, name: str) -> None:
+        """Called after each phase's passes (a prior refresh, say)."""
 
     def epoch_flops(self, x: sp.csr_matrix) -> Flops | None:
         return None

@@ -1,0 +1,58 @@
+"""What the item-item families share (EASE, SLIM, ItemKNN, RP3beta): a closed-form model whose
+learnt state is one items x items weight matrix W, a user's scores x_u W, the Gram matrix
+X^T X of the binarised training matrix, and pruning W to the k largest weights of each column
+or row. Kept apart so that each family file holds only its own fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from .base import Batch, Recommender
+
+
+def gram(x: sp.csr_matrix, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """X^T X (items x items) of a users x items matrix `x`, as one sparse-dense product: an
+    `embedding_bag` that sums, for each item, the dense rows of the users who have it (0.65 s
+    on ml-1m here, against 1.7 s for the dense GEMM and 1.9 s for `torch.sparse.mm`); exact
+    for binary data, whose entries are integer counts."""
+    xt = x.T.tocsr()
+    dense = torch.from_numpy(x.toarray().astype(np.float32))
+    out = F.embedding_bag(torch.from_numpy(xt.indices.astype(np.int64)), dense,
+                          torch.from_numpy(xt.indptr[:-1].astype(np.int64)), mode="sum",
+                          per_sample_weights=torch.from_numpy(xt.data.astype(np.float32)))
+    return out.to(dtype)
+
+
+def keep_top_k(w: torch.Tensor, k: int, dim: int = 0) -> torch.Tensor:
+    """`w` with all but the k largest entries of each column (`dim` 0) or row (`dim` 1) set to
+    0; k <= 0 or k >= the length keeps everything. Ties at the k-th value go to the lower
+    index (a stable sort; torch.topk leaves their order open)."""
+    n = w.shape[dim]
+    if k <= 0 or k >= n:
+        return w
+    idx = torch.sort(w, dim=dim, descending=True, stable=True).indices.narrow(dim, 0, k)
+    out = torch.zeros_like(w)
+    return out.scatter_(dim, idx, w.gather(dim, idx))
+
+
+class ItemItem(Recommender):
+    """A closed-form item-item model: `fit` sets `weight` (items x items), scores are x_u W."""
+
+    trainer = "closed-form"
+
+    def __init__(self, n_users: int, n_items: int, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("weight", torch.zeros(n_items, n_items))
+
+    def weights(self, x: sp.csr_matrix) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fit(self, x: sp.csr_matrix) -> None:
+        self.weight.copy_(self.weights(x))
+
+    def score(self, batch: Batch) -> torch.Tensor:
+        return batch.pattern.rows_times(self.weight, batch.values)

@@ -1,0 +1,133 @@
+"""SLIM ElasticNet (Ning and Karypis, "SLIM: Sparse Linear Methods for Top-N Recommender
+Systems", ICDM 2011), as Dacrema et al.'s reproducibility study runs it
+(MaurizioFD/RecSys2019_DeepLearning_Evaluation, `SLIMElasticNetRecommender`): for each item j,
+scikit-learn's `ElasticNet(alpha, l1_ratio, positive=True, fit_intercept=False)` fitted on the
+binarised training matrix X with column j removed and target x_j, i.e.
+
+    w_j = argmin_{w >= 0, w_j = 0} 1/(2 n_users) ||x_j - X w||^2
+                                   + alpha l1_ratio ||w||_1 + alpha (1 - l1_ratio) / 2 ||w||^2,
+
+then the `topk` largest weights of each column kept; a user's scores are x_u W.
+
+The solver is the same coordinate descent on the same objective, written for this problem
+instead of calling scikit-learn 3,706 times: it works on the Gram matrix G = X^T X, which all
+items share, and keeps a per-item active set with covariance updates (Friedman, Hastie and
+Tibshirani's glmnet, JSS 2010): the gradient of coordinate i is g_ij - sum_{k active} G_ik w_k,
+so a sweep over the active set costs |active|^2, not n_items per change, and a full sweep
+over every coordinate checks the optimality conditions before an item is done. Items are
+solved in parallel (numba `prange`, the threads torch is set to). `tests/test_families.py`
+checks it against scikit-learn's `ElasticNet` on a small matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .base import IntRange, LogUniform, ModelConfig, Space
+from .item_item import ItemItem, gram, keep_top_k
+from .registry import register
+
+
+@dataclass(frozen=True)
+class SLIMConfig(ModelConfig):
+    feedback: str = "implicit"
+    alpha: float = 1e-2          # elastic-net strength (per user, scikit-learn's scaling)
+    l1_ratio: float = 0.1        # share of alpha on the L1 term
+    topk: int = 100              # weights kept per item
+    tol: float = 1e-4            # stop when no coordinate moves by more than tol * max |w|
+    max_iter: int = 100          # full sweeps per item (scikit-learn's default, as Dacrema's)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _enet_columns(g, n, l1, l2, tol, max_iter):  # pragma: no cover - compiled
+    """W (items x items, column j = item j's weights) by coordinate descent on the Gram matrix
+    `g` of `n` rows: per column, full sweeps alternating with sweeps over the active set."""
+    m = g.shape[0]
+    out = np.zeros((m, m))  # row j holds column j of W
+    for j in numba.prange(m):
+        w = np.zeros(m)
+        active = np.empty(m, np.int64)
+        is_active = np.zeros(m, np.bool_)
+        n_active = 0
+        for _ in range(max_iter):
+            # a full sweep over every coordinate but j
+            big, delta = 0.0, 0.0
+            for i in range(m):
+                if i == j:
+                    continue
+                denom = g[i, i] / n + l2
+                if denom <= 0.0:
+                    continue
+                grad = g[i, j]
+                for a in range(n_active):
+                    k = active[a]
+                    grad -= g[i, k] * w[k]
+                z = (grad + g[i, i] * w[i]) / n - l1
+                new = z / denom if z > 0.0 else 0.0
+                if new != w[i]:
+                    delta = max(delta, abs(new - w[i]))
+                    w[i] = new
+                    if not is_active[i]:
+                        is_active[i] = True
+                        active[n_active] = i
+                        n_active += 1
+                big = max(big, w[i])
+            if delta <= tol * big:
+                break
+            # sweeps over the active set until it settles
+            for _ in range(max_iter):
+                big, delta = 0.0, 0.0
+                for a in range(n_active):
+                    i = active[a]
+                    grad = g[i, j]
+                    for b in range(n_active):
+                        k = active[b]
+                        grad -= g[i, k] * w[k]
+                    z = (grad + g[i, i] * w[i]) / n - l1
+                    new = z / (g[i, i] / n + l2) if z > 0.0 else 0.0
+                    delta = max(delta, abs(new - w[i]))
+                    w[i] = new
+                    big = max(big, new)
+                if delta <= tol * big:
+                    break
+        out[j] = w
+    return out
+
+
+def slim_weights(x: sp.csr_matrix, alpha: float, l1_ratio: float, topk: int,
+                 tol: float = 1e-4, max_iter: int = 100) -> torch.Tensor:
+    """W of SLIM ElasticNet (the objective above) for a binary users x items matrix `x`."""
+    g = gram(x, torch.float64).numpy()
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    wt = _enet_columns(g, float(x.shape[0]), alpha * l1_ratio, alpha * (1.0 - l1_ratio),
+                       tol, max_iter)
+    w = torch.from_numpy(np.ascontiguousarray(wt.T, dtype=np.float32))
+    return keep_top_k(w, topk, dim=0)
+
+
+class SLIM(ItemItem):
+    def weights(self, x: sp.csr_matrix) -> torch.Tensor:
+        c = self.cfg
+        return slim_weights(x, c.alpha, c.l1_ratio, c.topk, c.tol, c.max_iter)
+
+
+def _build(n_rows: int, n_cols: int, cfg: SLIMConfig) -> SLIM:
+    return SLIM(n_rows, n_cols, cfg)
+
+
+register("slim", _build,
+         SLIMConfig(note="alpha 0.01, l1_ratio 0.1, topk 100: validation NDCG@10 (5% carving, "
+                         "seed 0) 0.1952 on u1, 0.1768 on ml-1m; alpha 1e-3 0.1787 / 0.1712, "
+                         "alpha 0.03 0.1939 / 0.1745, alpha 0.03 with l1_ratio 0.3 0.1967 / "
+                         "0.1680; topk 50 / 200 0.1921 / 0.1952 on u1"),
+         "SLIM ElasticNet (Ning and Karypis, ICDM 2011), as Dacrema et al.'s "
+         "SLIMElasticNetRecommender fits it; coordinate descent on the Gram matrix",
+         kind="reference",
+         space=Space({"alpha": LogUniform(1e-5, 1.0), "l1_ratio": LogUniform(1e-5, 1.0),
+                      "topk": IntRange(5, 1000)},
+                     "Dacrema et al.'s search: alpha and l1_ratio on log scales, topk"))
