@@ -404,12 +404,14 @@ def plots(df: pd.DataFrame, curve: pd.DataFrame, out: Path) -> list[Path]:
             if order:
                 sns.barplot(data=ae, x="model", y=metric, order=order, errorbar="sd",
                             capsize=0.2, color="#4c72b0", ax=ax)
-            for k, (model, vals) in enumerate(ref.groupby("model")[metric]):
-                ax.axhline(vals.mean(), ls="--", lw=1.2, color=f"C{k + 1}")
-                ax.annotate(f"{model} † {vals.mean():.4f}", xy=(1.0, vals.mean()),
-                            xycoords=("axes fraction", "data"), xytext=(-4, 3),
-                            textcoords="offset points", ha="right", fontsize=8,
-                            color=f"C{k + 1}")
+            # references: one dashed line each, named in a legend ordered like the lines
+            refs = ref.groupby("model")[metric].mean().sort_values(ascending=lower_better)
+            for k, (model, value) in enumerate(refs.items()):
+                ax.axhline(value, ls=("--", ":", "-.")[k % 3], lw=1.3, color=f"C{k + 1}",
+                           label=f"{model} † {value:.4f}")
+            if len(refs):
+                ax.legend(fontsize=7, loc="upper left" if lower_better else "upper right",
+                          framealpha=0.85, title="references", title_fontsize=7)
             values = d.groupby("model")[metric].mean()
             spread = values.max() - values.min()
             ax.set_ylim(max(0.0, values.min() - 0.25 * spread - 0.01) if lower_better else 0,
