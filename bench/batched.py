@@ -143,7 +143,7 @@ class BatchedEngine:
                                  f"parameter (prefixes {phase.params})")
             self.groups.append(params)
         self.opts = [make_optimizer(params, recipe, device, options) for params in self.groups]
-        self.opt = self.opts[0]
+        self.passes = sum(phase.passes for phase in self.phases)  # per epoch
         self.schedulers = ([torch.optim.lr_scheduler.CosineAnnealingLR(
             opt, T_max=max(1, recipe.epochs)) for opt in self.opts]
             if recipe.schedule == "cosine" else [])
@@ -186,13 +186,12 @@ class BatchedEngine:
         model = self.model
         model.train()
         total = torch.zeros((), device=self.device)
-        passes = sum(phase.passes for phase in self.phases)
         done = 0
         for phase, opt, params in zip(self.phases, self.opts, self.groups):
             frozen = self._freeze_all_but(params) if len(self.phases) > 1 else []
             try:
                 for _ in range(phase.passes):
-                    total += self._pass(opt, phase.name, done / passes)
+                    total += self._pass(opt, phase.name, done / self.passes)
                     done += 1
             finally:
                 for p in frozen:
@@ -201,7 +200,7 @@ class BatchedEngine:
         self.epochs_done += 1
         for scheduler in self.schedulers:
             scheduler.step()
-        return float(total) / max(1, len(self.rows) * passes)
+        return float(total) / max(1, len(self.rows) * self.passes)
 
     def _freeze_all_but(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
         """Stop gradients of every trainable parameter outside `params`; returns them."""
@@ -216,7 +215,7 @@ class BatchedEngine:
         the batch losses. `offset`: the share of the epoch's passes done before this one."""
         values, plan = self._epoch_plan()
         total = torch.zeros((), device=self.device)
-        share = 1.0 / sum(ph.passes for ph in self.phases)
+        share = 1.0 / self.passes
         for k, (lo, hi, rows, pattern) in enumerate(plan):
             batch = Batch(rows, pattern, values[lo:hi], self.steps,
                           self.epochs_done + offset + share * k / len(plan),
