@@ -264,7 +264,9 @@ def tuning(studies: list[dict], default: list[dict], tuned: list[dict]) -> str:
         d = mean(default, s["model"], s["dataset"], "default", metric)
         t = mean(tuned, s["model"], s["dataset"], "tuned", metric)
         rows.append([s["model"], f"{s['dataset']} {s['split']}", metric,
-                     f"{s['trials']} ({s['complete']} / {s['pruned']} / {s['failed']})",
+                     f"{s['trials']} ({s['complete']} / {s['pruned']} / {s['failed']})"
+                     + (f", {s['interrupted']} interrupted and asked again"
+                        if s.get("interrupted") else ""),
                      fmt(s.get("default_value")), fmt(s.get("value")),
                      f"{fmt(d['mean'])} (n={d['n']})", f"{fmt(t['mean'])} (n={t['n']})",
                      fmt(t["mean"] - d["mean"], "+.4f") if d["n"] and t["n"] else "—"])

@@ -15,7 +15,10 @@ trial's intermediate values and tells the study how it ended.
 
 Storage: an SQLite file in the output folder (`studies.db`) by default, so a killed study
 resumes with its finished trials (`--resume`); `--storage URL` takes any database Optuna
-supports, so that workers on several machines can share one study.
+supports, so that workers on several machines can share one study. A trial the killed driver
+left running is marked failed with the user attribute `interrupted`, does not count against
+the budget, and its parameters are asked again first, so the study still evaluates every
+point its sampler chose.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import socket
 import time
 import warnings
 from pathlib import Path
@@ -126,10 +131,58 @@ def make_pruner(spec: dict) -> optuna.pruners.BasePruner:
                                        n_warmup_steps=spec["warmup"])
 
 
+INTERRUPTED = "interrupted"  # user attribute of a trial whose driver died while it ran
+
+
 def finished(study: optuna.Study) -> list:
+    """The trials the budget counts: complete, pruned, or failed by the model (an error), not
+    interrupted."""
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
               optuna.trial.TrialState.FAIL)
-    return study.get_trials(deepcopy=False, states=states)
+    return [t for t in study.get_trials(deepcopy=False, states=states)
+            if INTERRUPTED not in t.user_attrs]
+
+
+def driver_id() -> str:
+    """Who hands out a trial (user attribute `driver`): host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def driver_gone(driver: str) -> bool:
+    """Whether the driver that handed a trial out is known to be dead: a process of this host
+    that no longer exists. A driver on another host (a shared `--storage`) is never assumed
+    dead."""
+    host, _, pid = driver.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def requeue_interrupted(study: optuna.Study) -> list[int]:
+    """On resume: mark the trials whose driver died while they ran as failed and
+    `interrupted`, and enqueue the parameters of every interrupted trial not yet asked again
+    (once each). Returns the numbers of the trials enqueued again."""
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if not driver_gone(t.user_attrs.get("driver", "")):
+            continue
+        study._storage.set_trial_user_attr(t._trial_id, INTERRUPTED,
+                                           "its driver stopped while it ran")
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    again = [t for t in trials if INTERRUPTED in t.user_attrs and t.number not in retried]
+    for t in again:
+        attrs = {"retry_of": t.number}
+        if t.user_attrs.get("default"):
+            attrs["default"] = True
+        study.enqueue_trial(t.params, user_attrs=attrs)
+    return [t.number for t in again]
 
 
 def tune_variant(cell: RunConfig, trials: int, storage: str, executor, seed: int = 0,
@@ -157,6 +210,8 @@ def tune_variant(cell: RunConfig, trials: int, storage: str, executor, seed: int
     study.set_user_attr("space", {k: repr(v) for k, v in variant.space.params.items()})
     if not study.trials and (defaults := default_params(cell.model)) is not None:
         study.enqueue_trial(defaults, user_attrs={"default": True})
+    if again := requeue_interrupted(study):
+        log(f"{name}: asking interrupted trial(s) {', '.join(map(str, again))} again")
     start = time.monotonic()
 
     def room() -> bool:
@@ -166,6 +221,7 @@ def tune_variant(cell: RunConfig, trials: int, storage: str, executor, seed: int
 
     def hand_out():
         trial = study.ask()
+        trial.set_user_attr("driver", driver_id())
         overrides = suggest(trial, variant.space)
         task = dataclasses.replace(cell, overrides=tuple(sorted(overrides.items())))
         return trial, (task, finished(study), direction, pruner)
@@ -203,7 +259,7 @@ def tune_variant(cell: RunConfig, trials: int, storage: str, executor, seed: int
 def summary(study: optuna.Study, storage: str) -> dict:
     """The study's best recipe, its validation figure, the trial counts, and the default
     recipe's figure (its first trial) when the default lies in the search space."""
-    trials = study.get_trials(deepcopy=False)
+    trials = finished(study)
     states = [t.state for t in trials]
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     cell = study.user_attrs["cell"]
@@ -213,7 +269,9 @@ def summary(study: optuna.Study, storage: str) -> dict:
            "direction": study.direction.name.lower(), "trials": len(trials),
            "complete": states.count(optuna.trial.TrialState.COMPLETE),
            "pruned": states.count(optuna.trial.TrialState.PRUNED),
-           "failed": states.count(optuna.trial.TrialState.FAIL)}
+           "failed": states.count(optuna.trial.TrialState.FAIL),
+           "interrupted": sum(INTERRUPTED in t.user_attrs
+                              for t in study.get_trials(deepcopy=False))}
     default = next((t for t in complete if t.user_attrs.get("default")), None)
     out["default_value"] = default.value if default else None
     if complete:
@@ -258,14 +316,14 @@ def write_summaries(out_dir: Path, storage: str) -> list[Path]:
     from tabulate import tabulate
 
     rows = [[s["model"], f"{s['dataset']} {s['split']}", s["metric"], s["trials"],
-             s["complete"], s["pruned"], s["failed"],
+             s["complete"], s["pruned"], s["failed"], s.get("interrupted", 0),
              "—" if s.get("default_value") is None else f"{s['default_value']:.4f}",
              "—" if s.get("value") is None else f"{s['value']:.4f}",
              json.dumps(s.get("overrides", {}))] for s in summaries]
     (out_dir / "tuning.md").write_text(
         "# Tuning studies (validation figures only)\n\n" + tabulate(
             rows, headers=["model", "data", "metric", "trials", "complete", "pruned", "failed",
-                           "default", "best", "best recipe (overrides)"],
+                           "interrupted", "default", "best", "best recipe (overrides)"],
             tablefmt="github", disable_numparse=True) + "\n")
     return [out_dir / "recipes.json", out_dir / "studies.json", out_dir / "tuning.md"]
 

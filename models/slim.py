@@ -14,7 +14,10 @@ instead of calling scikit-learn 3,706 times: it works on the Gram matrix G = X^T
 items share, and keeps a per-item active set with covariance updates (Friedman, Hastie and
 Tibshirani's glmnet, JSS 2010): the gradient of coordinate i is g_ij - sum_{k active} G_ik w_k,
 so a sweep over the active set costs |active|^2, not n_items per change, and a full sweep
-over every coordinate checks the optimality conditions before an item is done. Items are
+over every coordinate checks the optimality conditions before an item is done. Once an
+item's active set outgrows nnz(X) / n_items (weak regularisation, a dense solution), its
+gradients come from the residual x_j - X w instead (scikit-learn's own update), whose
+sweep costs nnz(X) however many weights are active. Items are
 solved in parallel (numba `prange`, the threads torch is set to). `tests/test_families.py`
 checks it against scikit-learn's `ElasticNet` on a small matrix.
 """
@@ -43,10 +46,27 @@ class SLIMConfig(ModelConfig):
     max_iter: int = 100          # full sweeps per item (scikit-learn's default, as Dacrema's)
 
 
+@numba.njit(cache=True, nogil=True)
+def _residual(j, w, active, n_active, indptr, indices, n):  # pragma: no cover - compiled
+    """r = x_j - X w, from the columns of X (CSC, binary) that `w` uses."""
+    r = np.zeros(n)
+    for p in range(indptr[j], indptr[j + 1]):
+        r[indices[p]] = 1.0
+    for a in range(n_active):
+        k = active[a]
+        for p in range(indptr[k], indptr[k + 1]):
+            r[indices[p]] -= w[k]
+    return r
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _enet_columns(g, n, l1, l2, tol, max_iter):  # pragma: no cover - compiled
+def _enet_columns(g, indptr, indices, n, l1, l2, tol, max_iter, switch):  # pragma: no cover
     """W (items x items, column j = item j's weights) by coordinate descent on the Gram matrix
-    `g` of `n` rows: per column, full sweeps alternating with sweeps over the active set."""
+    `g` of the binary matrix X (CSC `indptr`, `indices`, `n` rows): per column, full sweeps
+    alternating with sweeps over the active set. A coordinate's gradient comes from the Gram
+    matrix (covariance updates, |active| per coordinate) while at most `switch` coordinates
+    are active, then from the residual x_j - X w (the column's nonzeros per coordinate), so a
+    dense solution costs nnz(X) per sweep, not n_items x |active|."""
     m = g.shape[0]
     out = np.zeros((m, m))  # row j holds column j of W
     for j in numba.prange(m):
@@ -54,8 +74,11 @@ def _enet_columns(g, n, l1, l2, tol, max_iter):  # pragma: no cover - compiled
         active = np.empty(m, np.int64)
         is_active = np.zeros(m, np.bool_)
         n_active = 0
+        r = np.zeros(0)
         for _ in range(max_iter):
             # a full sweep over every coordinate but j
+            if r.size == 0 and n_active > switch:
+                r = _residual(j, w, active, n_active, indptr, indices, n)
             big, delta = 0.0, 0.0
             for i in range(m):
                 if i == j:
@@ -63,13 +86,21 @@ def _enet_columns(g, n, l1, l2, tol, max_iter):  # pragma: no cover - compiled
                 denom = g[i, i] / n + l2
                 if denom <= 0.0:
                     continue
-                grad = g[i, j]
-                for a in range(n_active):
-                    k = active[a]
-                    grad -= g[i, k] * w[k]
+                if r.size:
+                    grad = 0.0
+                    for p in range(indptr[i], indptr[i + 1]):
+                        grad += r[indices[p]]
+                else:
+                    grad = g[i, j]
+                    for a in range(n_active):
+                        k = active[a]
+                        grad -= g[i, k] * w[k]
                 z = (grad + g[i, i] * w[i]) / n - l1
                 new = z / denom if z > 0.0 else 0.0
                 if new != w[i]:
+                    if r.size:
+                        for p in range(indptr[i], indptr[i + 1]):
+                            r[indices[p]] -= new - w[i]
                     delta = max(delta, abs(new - w[i]))
                     w[i] = new
                     if not is_active[i]:
@@ -80,16 +111,26 @@ def _enet_columns(g, n, l1, l2, tol, max_iter):  # pragma: no cover - compiled
             if delta <= tol * big:
                 break
             # sweeps over the active set until it settles
+            if r.size == 0 and n_active > switch:
+                r = _residual(j, w, active, n_active, indptr, indices, n)
             for _ in range(max_iter):
                 big, delta = 0.0, 0.0
                 for a in range(n_active):
                     i = active[a]
-                    grad = g[i, j]
-                    for b in range(n_active):
-                        k = active[b]
-                        grad -= g[i, k] * w[k]
+                    if r.size:
+                        grad = 0.0
+                        for p in range(indptr[i], indptr[i + 1]):
+                            grad += r[indices[p]]
+                    else:
+                        grad = g[i, j]
+                        for b in range(n_active):
+                            k = active[b]
+                            grad -= g[i, k] * w[k]
                     z = (grad + g[i, i] * w[i]) / n - l1
                     new = z / (g[i, i] / n + l2) if z > 0.0 else 0.0
+                    if r.size and new != w[i]:
+                        for p in range(indptr[i], indptr[i + 1]):
+                            r[indices[p]] -= new - w[i]
                     delta = max(delta, abs(new - w[i]))
                     w[i] = new
                     big = max(big, new)
@@ -100,12 +141,20 @@ def _enet_columns(g, n, l1, l2, tol, max_iter):  # pragma: no cover - compiled
 
 
 def slim_weights(x: sp.csr_matrix, alpha: float, l1_ratio: float, topk: int,
-                 tol: float = 1e-4, max_iter: int = 100) -> torch.Tensor:
-    """W of SLIM ElasticNet (the objective above) for a binary users x items matrix `x`."""
+                 tol: float = 1e-4, max_iter: int = 100,
+                 switch: int | None = None) -> torch.Tensor:
+    """W of SLIM ElasticNet (the objective above) for a binary users x items matrix `x`.
+    `switch`: the active-set size past which gradients come from the residual (default
+    nnz(X) / n_items, where a covariance sweep starts to cost more than a residual one)."""
     g = gram(x, torch.float64).numpy()
+    xc = sp.csc_matrix(x)
+    xc.sort_indices()
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    wt = _enet_columns(g, float(x.shape[0]), alpha * l1_ratio, alpha * (1.0 - l1_ratio),
-                       tol, max_iter)
+    if switch is None:
+        switch = max(1, xc.nnz // max(1, x.shape[1]))
+    wt = _enet_columns(g, xc.indptr.astype(np.int64), xc.indices.astype(np.int64),
+                       x.shape[0], alpha * l1_ratio, alpha * (1.0 - l1_ratio), tol, max_iter,
+                       switch)
     w = torch.from_numpy(np.ascontiguousarray(wt.T, dtype=np.float32))
     return keep_top_k(w, topk, dim=0)
 

@@ -113,6 +113,31 @@ def test_slim_solves_scikit_learns_elastic_net_per_item(split):
     assert (want > 0).sum() > dense.shape[1]  # a test with weights to find
 
 
+def test_slims_residual_and_covariance_gradients_solve_the_same_problem(split):
+    """Weak regularisation: gradients from the residual from the first coordinate on
+    (switch 0) and from the Gram matrix throughout take the same steps, and reach
+    scikit-learn's W."""
+    from sklearn.linear_model import ElasticNet
+
+    from models.slim import slim_weights
+
+    alpha, l1_ratio = 1e-3, 1e-3
+    x = models.config("slim").view(split.train)
+    dense = x.toarray().astype(np.float64)
+    resid, cov = (slim_weights(x, alpha, l1_ratio, 0, tol=1e-10, max_iter=10_000,
+                               switch=s).numpy() for s in (0, 10**6))
+    np.testing.assert_allclose(resid, cov, atol=1e-6)
+    want = np.zeros_like(resid)
+    for j in range(dense.shape[1]):
+        others = dense.copy()
+        others[:, j] = 0.0
+        want[:, j] = ElasticNet(alpha=alpha, l1_ratio=l1_ratio, positive=True,
+                                fit_intercept=False, tol=1e-12, max_iter=100_000
+                                ).fit(others, dense[:, j]).coef_
+    np.testing.assert_allclose(resid, want, atol=2e-5)
+    assert (want > 0).sum() > 3 * dense.shape[1]
+
+
 def test_slim_keeps_its_top_k_weights_per_item(split):
     full, _, _ = fitted("slim", split, alpha=0.001, l1_ratio=0.1, topk=0)
     top, _, _ = fitted("slim", split, alpha=0.001, l1_ratio=0.1, topk=3)

@@ -3,6 +3,12 @@ pruning against a snapshot of the study, SQLite storage that resumes, no test ra
 and `run --recipes` with the tuned recipes."""
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 import optuna
 import pytest
@@ -13,7 +19,10 @@ from bench.__main__ import main
 from bench.executors import LocalExecutor
 from bench.runner import RunConfig
 from models.base import Choice, IntRange, LogUniform, Space, Uniform
+from tests.conftest import ROOT
 from tests.test_protocol import PoisonedCache
+
+RUNNING = optuna.trial.TrialState.RUNNING
 
 
 def test_suggest_draws_every_kind_of_parameter_and_maps_choices_back():
@@ -160,3 +169,58 @@ def test_local_executor_runs_queued_tasks_oldest_first_when_waited_on():
     assert (task, result, rest, ran) == (a, 10, [b], [1])
     (task, result), rest = ex.wait_one(rest)
     assert (task, result, rest, ran) == (b, 20, [], [1, 2])
+
+
+def test_a_killed_study_asks_its_interrupted_trial_again_and_counts_it_once(tmp_path,
+                                                                           real_data_dir):
+    """`tune` killed while a trial runs (iALS on ml-100k: seconds a trial): on `--resume`
+    that trial is marked interrupted, its parameters are asked again, and the budget counts
+    the trials that ended, not it."""
+    out = tmp_path / "tuning"
+    argv = ["tune", "-m", "ials", "-d", "ml-100k", "--trials", "3", "--threads", "1",
+            "--data-dir", str(real_data_dir), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    storage = f"sqlite:///{out / 'studies.db'}"
+    deadline, cut = time.monotonic() + 120, None
+    while time.monotonic() < deadline and proc.poll() is None and cut is None:
+        time.sleep(0.05)
+        try:
+            study = optuna.load_study(study_name="ials@ml-100k/u1", storage=storage)
+            states = [t.state for t in study.get_trials(deepcopy=False)]
+        except Exception:  # the study is not created yet
+            continue
+        if states.count(optuna.trial.TrialState.COMPLETE) >= 1 and states[-1] == RUNNING:
+            cut = study.trials[-1]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert cut is not None, "the study was not caught with a trial running"
+
+    assert main(argv + ["--resume"]) == 0
+    study = optuna.load_study(study_name="ials@ml-100k/u1", storage=storage)
+    lost = study.trials[cut.number]
+    assert lost.state == optuna.trial.TrialState.FAIL and "interrupted" in lost.user_attrs
+    again = [t for t in study.trials if t.user_attrs.get("retry_of") == cut.number]
+    assert len(again) == 1 and again[0].params == cut.params
+    summary = tune.summary(study, storage)
+    assert summary["trials"] == 3 and summary["interrupted"] == 1
+    assert len(study.trials) == 4 and len(tune.finished(study)) == 3
+
+
+def test_a_trial_whose_driver_lives_is_not_taken_for_interrupted(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(study_name="s", storage=storage)
+    alive = study.ask()
+    alive.set_user_attr("driver", f"{socket.gethostname()}:{os.getppid()}")
+    elsewhere = study.ask()
+    elsewhere.set_user_attr("driver", "another-host:1")
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    gone = study.ask()
+    gone.set_user_attr("driver", f"{socket.gethostname()}:{dead.pid}")
+    assert tune.requeue_interrupted(study) == [gone.number]
+    states = [t.state for t in study.trials]
+    assert states[:3] == [RUNNING, RUNNING, optuna.trial.TrialState.FAIL]
+    assert tune.requeue_interrupted(study) == []  # asked again once only
