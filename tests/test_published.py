@@ -20,11 +20,6 @@ DATASETS = ("ml-100k", "ml-1m")
 # on ml-1m), and the datasets of the tuned run.
 BUDGETS = {"ml-100k": 30, "ml-1m": 10}
 TUNED_DATASETS = tuple(BUDGETS)
-# What is not published yet, named here rather than skipped (issue #20 stays open until it is):
-# the slim study on ml-1m stopped at 6 of its 10 trials (two trials with a dense solution ran
-# past the session's end and are recorded as failed), so its tuned cells are outstanding too.
-BUDGET_OUTSTANDING = {("slim", "ml-1m")}
-TUNED_OUTSTANDING = {("slim", "ml-1m")}
 REGENERATE = ("regenerate with `python -m bench report results/published --readme README.md "
               "--tuned results/published-tuned --tuning results/tuning`")
 
@@ -109,10 +104,7 @@ def test_published_grids_are_complete(folder, request):
     recs = request.getfixturevalue(folder)
     datasets = DATASETS if folder == "published" else TUNED_DATASETS
     cells = {(r["model"], r["dataset"], r["seed"]) for r in recs if r["device"] == "cpu"}
-    outstanding = TUNED_OUTSTANDING if folder == "tuned" else set()
-    assert cells >= {(m, d, s) for m in models.list() for d in datasets for s in SEEDS
-                     if (m, d) not in outstanding}
-    assert not {(m, d) for m, d, _ in cells} & outstanding, "published: drop it from the list"
+    assert cells >= {(m, d, s) for m in models.list() for d in datasets for s in SEEDS}
     for seed in SEEDS:  # every variant saw the same split and carving per seed and dataset
         for d in datasets:
             same = [r for r in recs if r["seed"] == seed and r["dataset"] == d]
@@ -138,12 +130,8 @@ def test_every_tunable_variant_got_the_same_budget():
     for dataset, budget in BUDGETS.items():
         mine = {s["model"]: s for s in studies if s["dataset"] == dataset}
         assert set(mine) == tunable
-        full = {m: s for m, s in mine.items() if (m, dataset) not in BUDGET_OUTSTANDING}
-        assert {s["trials"] for s in full.values()} == {budget}, dataset
+        assert {s["trials"] for s in mine.values()} == {budget}, dataset
         assert all(s["complete"] >= 1 for s in mine.values())
-        for m, s in mine.items():
-            if (m, dataset) in BUDGET_OUTSTANDING:
-                assert s["trials"] < budget, f"{m} on {dataset} is complete: drop it from the list"
 
 
 def test_published_outputs_exist():
