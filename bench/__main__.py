@@ -83,6 +83,14 @@ def _executor_options(parser: argparse.ArgumentParser) -> None:
                              "per task, default 1; local: default torch's)")
 
 
+def _plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plugin", dest="plugins", action="append", default=[],
+                        metavar="MODULE_OR_FILE",
+                        help="load model variants from this module, .py file or installed "
+                             "entry point first (repeatable; installed `aebench.models` "
+                             "entry points load anyway)")
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     from .batched import EngineOptions  # noqa: F401 (presets named below)
     from .speed import PATHS
@@ -136,6 +144,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     run.add_argument("--recipes", help="tuned recipes (a tuning folder's recipes.json): "
                                        "cells with one use it, the rest their defaults")
     _executor_options(run)
+    _plugin_option(run)
 
     tune = subs["tune"] = sub.add_parser("tune", help="tune every matching variant with the "
                                                       "same budget on validation data (Optuna)")
@@ -162,9 +171,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     tune.add_argument("--patience", type=POSITIVE, default=5)
     tune.add_argument("--data-dir")
     _executor_options(tune)
+    _plugin_option(tune)
 
     subs["list"] = sub.add_parser("list", help="show registered variants, datasets and "
                                                "split protocols")
+    _plugin_option(subs["list"])
 
     sp = subs["speed"] = sub.add_parser("speed", help="time one epoch of every path each "
                                                       "variant has: classic, per-user, "
@@ -178,6 +189,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     sp.add_argument("--repeats", type=POSITIVE, default=3, help="timed epochs (median)")
     sp.add_argument("--data-dir")
     sp.add_argument("--out", help="also write the rows as JSON here")
+    _plugin_option(sp)
 
     pc = subs["perf-check"] = sub.add_parser("perf-check", help="same-run speedup gate: "
                                              "batched and per-user vs the classic loop; exit 1 "
@@ -210,6 +222,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     rec.add_argument("--runs", nargs="+", default=["results/runs", "results/published"],
                      help="folders searched for saved weights")
     rec.add_argument("--data-dir")
+    _plugin_option(rec)
 
     cmp_ = subs["compare"] = sub.add_parser("compare", help="paired tests of every variant "
                                             "against the best of its table, over seeds")
@@ -233,14 +246,30 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
 
 # ---- checks that need more than one option, still before any data is read
 
+def _load_plugins(sub: argparse.ArgumentParser, specs: list[str]) -> None:
+    """The installed plugins (a broken one is reported once, on stderr, and the built-in
+    variants still run), then the named ones (a broken one stops the command, exit 2)."""
+    from models import plugins
+
+    for message in plugins.load_installed():
+        print(f"aebench: warning: {message}; its variants are not available", file=sys.stderr)
+    for spec in specs:
+        try:
+            plugins.load(spec)
+        except plugins.PluginError as exc:
+            sub.error(f"argument --plugin: {exc}")
+
+
 def _resolve_models(sub: argparse.ArgumentParser, patterns: list[str]) -> list[str]:
     """Every pattern must match a registered variant."""
     import models
 
     for pattern in patterns:
         if not models.list(pattern):
+            broken = models.plugins.broken()
             sub.error(f"argument -m/--models: {pattern!r} matches no registered model; "
-                      f"registered: {', '.join(models.list())}")
+                      f"registered: {', '.join(models.list())}"
+                      + (f"; broken plugins: {'; '.join(broken.values())}" if broken else ""))
     return models.list(patterns)
 
 
@@ -284,6 +313,21 @@ def _preload(cache, names: list[str], split: str | None, seeds: range) -> None:
             sys.exit(f"aebench: {name}: {exc}")
 
 
+def _rated_only(cells, cache):
+    """Drop the cells of rating models on implicit datasets (no ratings to learn), saying so."""
+    import models
+
+    keep, skipped = [], set()
+    for c in cells:
+        if cache.dataset(c.dataset).implicit and models.config(c.model).feedback == "explicit":
+            skipped.add((c.model, c.dataset))
+        else:
+            keep.append(c)
+    for model, dataset in sorted(skipped):
+        print(f"skipped: {model} learns from ratings; {dataset} is implicit (no ratings)")
+    return keep
+
+
 def _cmd_run(args, sub) -> int:
     from tqdm.auto import tqdm
 
@@ -320,7 +364,7 @@ def _cmd_run(args, sub) -> int:
                  batch_size=args.batch_size, valid_fraction=args.valid_fraction,
                  eval_every=args.eval_every, patience=args.patience, ks=tuple(args.ks),
                  relevance=args.relevance, data_dir=args.data_dir,
-                 engine_paths=args.engine_paths)
+                 engine_paths=args.engine_paths, plugins=tuple(args.plugins))
     if args.recipes:
         cells = _with_recipes(sub, cells, args.recipes)
     out = Path(args.out or f"results/runs/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
@@ -329,6 +373,7 @@ def _cmd_run(args, sub) -> int:
     if args.resume:
         print(f"resuming {out}: {len(cells) - len(todo)} of {len(cells)} cells already ok")
     _preload(shared_cache(args.data_dir), names, args.split, seeds)
+    todo = _rated_only(todo, shared_cache(args.data_dir))
     executor = _executor(sub, args)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -440,7 +485,7 @@ def _cmd_tune(args, sub) -> int:
                                  device=args.device, seed=args.seed,
                                  valid_fraction=args.valid_fraction,
                                  eval_every=args.eval_every, patience=args.patience,
-                                 data_dir=args.data_dir)
+                                 data_dir=args.data_dir, plugins=tuple(args.plugins))
                 try:
                     s = tune.tune_variant(cell, args.trials, storage, executor, args.seed,
                                           args.timeout, args.resume)
@@ -666,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_timings(args, extra)
     if extra:
         subs[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    if hasattr(args, "plugins"):
+        _load_plugins(subs[args.command], args.plugins)
     return COMMANDS[args.command](args, subs[args.command])
 
 

@@ -13,6 +13,7 @@ fitting ratings during model selection), and is scored on held-out ratings it ne
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -20,7 +21,7 @@ import scipy.sparse as sp
 import torch
 
 from datasets import Split
-from models.base import Batch, ModelConfig, Recommender
+from models.base import Batch, ModelConfig, Recommender, check_scores
 from models.sparse_ops import CSRBatch
 
 from . import metrics
@@ -44,7 +45,7 @@ def score_rows(model: Recommender, x: sp.csr_matrix, device: torch.device,
         crow = torch.as_tensor(indptr[a:b + 1] - lo, device=device)
         batch = Batch(torch.arange(a, b, device=device), CSRBatch(crow, cols[lo:hi], x.shape[1]),
                       values[lo:hi])
-        yield a, model.score(batch)
+        yield a, check_scores(model, model.score(batch), b - a, x.shape[1])
 
 
 def user_scores(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
@@ -84,12 +85,14 @@ def _row_index(m: sp.csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
 
 
-def rating_errors(pred: np.ndarray, target: sp.csr_matrix) -> dict[str, float]:
-    """Headline metrics on clamped predictions, plus unclamped RMSE and the legacy figure."""
+def rating_errors(pred: np.ndarray, target: sp.csr_matrix,
+                  scale: tuple[float, float] = (1.0, 5.0)) -> dict[str, float]:
+    """Headline metrics on predictions clamped to the rating scale, plus unclamped RMSE and
+    the legacy figure."""
     true = target.data.astype(np.float64)
     sse, n = metrics.per_user_sse(pred, true, _row_index(target), target.shape[0])
-    return {"rmse": metrics.rmse(metrics.clamp(pred), true),
-            "mae": metrics.mae(metrics.clamp(pred), true),
+    return {"rmse": metrics.rmse(metrics.clamp(pred, *scale), true),
+            "mae": metrics.mae(metrics.clamp(pred, *scale), true),
             "rmse_raw": metrics.rmse(pred, true),
             "legacy_loss": metrics.legacy_loss(sse, n)}
 
@@ -107,7 +110,8 @@ def cold_counts(split: Split) -> dict[str, int]:
 def per_user_errors(split: Split, test_pred: np.ndarray) -> dict[str, np.ndarray]:
     """Per-user test SSE (clamped predictions) and rating counts, for paired tests;
     `test_pred` is `predict_at(model, cfg, split.train, split.test, ...)`."""
-    sse, n = metrics.per_user_sse(metrics.clamp(test_pred), split.test.data.astype(np.float64),
+    sse, n = metrics.per_user_sse(metrics.clamp(test_pred, *split.scale),
+                                  split.test.data.astype(np.float64),
                                   _row_index(split.test), split.n_users)
     return {"test_sse": sse, "test_n": n}
 
@@ -200,18 +204,25 @@ def evaluate(model: Recommender, cfg: ModelConfig, split: Split, device: torch.d
     per_user: dict[str, np.ndarray] = {}
     if cfg.rates:
         test_pred = predict_at(model, cfg, split.train, split.test, device)
-        out.update(rating_errors(test_pred, split.test))
+        out.update(rating_errors(test_pred, split.test, split.scale))
         train = rating_errors(predict_at(model, cfg, split.train, split.train, device),
-                              split.train)
+                              split.train, split.scale)
         out.update({f"train_{k}": v for k, v in train.items()})
         per_user.update(per_user_errors(split, test_pred))
     out.update(cold_counts(split))
-    ranking, ranked = evaluate_ranking(model, cfg, split, device, ks, relevance)
+    ranking, ranked = evaluate_ranking(model, cfg, split, device, ks,
+                                       relevant_from(split, relevance))
     out.update(ranking)
     per_user.update(ranked)
     if cfg.rates:
         out.update(legacy_topk(model, cfg, split, device))
     return out, per_user
+
+
+def relevant_from(split: Split, relevance: float) -> float:
+    """The relevance threshold on `split`: `relevance` on a rated dataset; every held-out
+    interaction on an implicit one (all its values are 1)."""
+    return relevance if split.scale is not None else -math.inf
 
 
 VALIDATION_METRIC = {True: ("rmse", False), False: ("ndcg@10", True)}  # by cfg.rates
@@ -228,6 +239,7 @@ def validate(model: Recommender, cfg: ModelConfig, view: Split, device: torch.de
     rating model on the validation ratings, NDCG@10 of a ranking-only model."""
     if cfg.rates:
         pred = predict_at(model, cfg, view.train, view.test, device)
-        return metrics.rmse(metrics.clamp(pred), view.test.data.astype(np.float64))
-    _, hits, n_rel = ranking_hits(model, cfg, view.train, view.test, device, 10, relevance)
+        return metrics.rmse(metrics.clamp(pred, *view.scale), view.test.data.astype(np.float64))
+    _, hits, n_rel = ranking_hits(model, cfg, view.train, view.test, device, 10,
+                                  relevant_from(view, relevance))
     return float(metrics.ndcg_at_k(hits, n_rel, 10).mean()) if len(hits) else float("nan")

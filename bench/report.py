@@ -18,6 +18,7 @@ from tabulate import tabulate
 from . import records, stats
 
 REFERENCE_MARK = " †"
+PLUGIN_MARK = " ‡"  # a variant a plugin registered (the footnote names its distribution)
 RATING = {"metric": "rmse", "higher": False, "title": "Rating prediction",
           "columns": [("RMSE", "rmse"), ("MAE", "mae"), ("legacy loss", "legacy_loss")],
           "unit": "per-user RMSE"}
@@ -108,7 +109,8 @@ def comparison(run_dir: Path, cells: dict[str, list[dict]], spec: dict,
     rows = []
     for _, t in table.iterrows():
         recs = cells[t["model"]]
-        name = t["model"] + (REFERENCE_MARK if kind(recs[0]) == "reference" else "")
+        name = t["model"] + (REFERENCE_MARK if kind(recs[0]) == "reference" else "") + (
+            PLUGIN_MARK if recs[0].get("plugin") else "")
         head = (f"{fmt(t['mean'])} ± {fmt(t['std'])}" if t["n"] > 1 else fmt(t["mean"]))
         ci = f"[{fmt(t['ci_low'])}, {fmt(t['ci_high'])}]" if t["n"] > 1 else "—"
         others = [fmt(stats.mean_ci([r["metrics"].get(c) for r in recs])["mean"])
@@ -123,7 +125,18 @@ def comparison(run_dir: Path, cells: dict[str, list[dict]], spec: dict,
                *(title for title, _ in spec["columns"][1:]), "seeds",
                f"Δ {spec['unit']} vs best", "p Wilcoxon (Holm)", "p t-test (Holm)",
                f"differs at {alpha:g}"]
-    return table, tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    md = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    notes = sorted({plugin_note(rs[0]) for m, rs in cells.items()
+                    if m in set(table["model"]) and rs[0].get("plugin")})
+    return table, md + "".join(f"\n\n{n}" for n in notes)
+
+
+def plugin_note(record: dict) -> str:
+    """Where a plugin variant came from: `‡ plugin: NAME (DISTRIBUTION VERSION)`."""
+    p = record["plugin"]
+    where = (f"{p['distribution']} {p['version']}" if p.get("distribution")
+             else p.get("module") or p.get("name"))
+    return f"{PLUGIN_MARK.strip()} plugin: {record['model']} ({where})"
 
 
 def title(key: tuple, spec: dict) -> str:

@@ -54,6 +54,7 @@ class RunConfig:
     overrides: tuple[tuple[str, Any], ...] = ()  # config overrides of a tuned recipe
     recipe: str = "default"         # default | tuned (which recipe the cell uses)
     study: str | None = None        # the tuning study a tuned recipe came from
+    plugins: tuple[str, ...] = ()   # plugins to load first (`--plugin`), in any worker
 
     @property
     def split_name(self) -> str:
@@ -125,6 +126,16 @@ def shared_cache(data_dir: str | None = None) -> SplitCache:
     if data_dir not in _CACHES:
         _CACHES[data_dir] = SplitCache(data_dir)
     return _CACHES[data_dir]
+
+
+def prepare(cfg: RunConfig) -> None:
+    """What a cell needs in whichever process runs it (a Ray worker too): the installed model
+    plugins and the ones the cell names."""
+    from models import plugins
+
+    plugins.load_installed()
+    for spec in cfg.plugins:
+        plugins.load(spec)
 
 
 def cell_task(cfg: RunConfig, on_epoch=None) -> tuple[dict, dict]:
@@ -202,7 +213,6 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
     record and its artifacts (the weights and the per-user values, for `save`); never raises
     for a failed run, records it instead. Writes nothing: whichever process runs a cell, only
     the driver writes."""
-    variant = models.get(cfg.model)
     record: dict = {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode,
                     "device": cfg.device, "seed": cfg.seed, "run_config": dataclasses.asdict(cfg),
                     "recipe": {"name": cfg.recipe, "study": cfg.study,
@@ -211,6 +221,9 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
     artifacts: dict = {}
     device = torch.device(cfg.device)
     try:
+        prepare(cfg)
+        variant = models.get(cfg.model)
+        record["plugin"] = models.plugins.info(cfg.model)
         record["env"] = records.environment(device)
         split = cache.split(cfg.dataset, cfg.split_name, cfg.seed)
         record["split"] = split.describe()

@@ -145,7 +145,7 @@ FLOORS = {
 def slice_split(split: Split, users: int) -> Split:
     """The first `users` rows of a split (for the per-user paths, whose cost per user is flat)."""
     return Split(split.dataset, f"{split.name}[:{users}]", split.seed, split.train[:users],
-                 split.test[:users], split.user_ids[:users], split.item_ids, "")
+                 split.test[:users], split.user_ids[:users], split.item_ids, "", split.scale)
 
 
 def same_run_ratios(split: Split, names: list[str], device: torch.device,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import scipy.sparse as sp
 import torch
 
-from models.base import ModelConfig, Recipe, Recommender
+from models.base import ModelConfig, Recipe, Recommender, check_trainer
 
 from .batched import DEFAULT_OPTIONS, BatchedEngine, EngineOptions
 from .device import synchronize
@@ -80,7 +80,8 @@ def fit(model: Recommender, x: sp.csr_matrix, cfg: ModelConfig, mode: str,
         options: EngineOptions = DEFAULT_OPTIONS) -> FitResult:
     """Train `model` on `x` (its view of the training matrix). Without `monitor` the
     recipe's epochs run in full (the classic per-user protocol). Raises FloatingPointError
-    on a non-finite loss."""
+    on a non-finite loss, ContractError when the model lacks what its trainer needs."""
+    check_trainer(model)
     model.setup(x)
     if model.trainer == "closed-form":
         synchronize(device)

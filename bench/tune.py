@@ -38,7 +38,7 @@ import optuna
 import models
 from models.base import Choice, IntRange, LogUniform, Space, Uniform
 
-from .runner import RunConfig, shared_cache, train_cell
+from .runner import RunConfig, prepare, shared_cache, train_cell
 
 FORMAT = "aebench-recipes/1"
 
@@ -112,6 +112,7 @@ def trial_task(cell: RunConfig, snapshot: list, direction: str, pruner: dict) ->
     t0 = time.perf_counter()
     cache = shared_cache(cell.data_dir)
     try:
+        prepare(cell)
         view = cache.fitting_view(cell.dataset, cell.split_name, cell.seed, cell.validation)
         trained = train_cell(cell, view, on_valid=on_valid)
         v = trained.validation

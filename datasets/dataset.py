@@ -6,12 +6,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .fetch import DatasetError, locate
 from .parse import read_genre_names, read_items, read_ratings
 from .specs import SPECS, DatasetSpec
 from .synthetic import ML1M_SHAPE, ml1m_shaped_ratings, parse_name, synthetic_ratings
+from .user import FileSpec, read_file
+
+FILES: dict[str, FileSpec] = {}  # users' own datasets, by name (`register_file`)
+FILE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,11 @@ class Dataset:
     items: pd.DataFrame
     spec: DatasetSpec | None = None
     folder: Path | None = None
+    scale: tuple[float, float] | None = (1.0, 5.0)  # the rating scale; None: implicit
+
+    @property
+    def implicit(self) -> bool:
+        return self.scale is None
 
     @property
     def n_ratings(self) -> int:
@@ -30,14 +40,40 @@ class Dataset:
 
 
 def names() -> list[str]:
-    return [*SPECS, "synthetic", "synthetic-ml1m"]
+    return [*SPECS, "synthetic", "synthetic-ml1m", *FILES]
+
+
+def register_file(spec: FileSpec) -> FileSpec:
+    """Make a user's file loadable by `spec.name` (the experiment file's datasets)."""
+    if spec.name in SPECS or spec.name.startswith("synthetic"):
+        raise DatasetError(f"dataset name {spec.name!r} is taken by a built-in dataset")
+    spec.check()
+    FILES[spec.name] = spec
+    return spec
+
+
+def file_spec(name: str) -> FileSpec | None:
+    """The `FileSpec` behind `name`: a registered one, or `-d PATH` with a .csv / .tsv / .txt
+    suffix (header user,item,rating[,timestamp], scale 1-5)."""
+    if name in FILES:
+        return FILES[name]
+    sep = FILE_SUFFIXES.get(Path(name).suffix.lower())
+    if sep is not None:
+        return FileSpec(name=name, path=name, delimiter=sep)
+    return None
 
 
 def check_name(name: str) -> None:
     """Raise DatasetError unless `name` is a dataset aebench can load (before loading it)."""
-    if name not in names() and parse_name(name) is None:
-        raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(names())} or "
-                           "synthetic-<users>x<items>")
+    if name in names() or parse_name(name) is not None:
+        return
+    spec = file_spec(name)
+    if spec is not None:
+        if not Path(spec.path).expanduser().is_file():
+            raise DatasetError(f"dataset file {name}: file not found")
+        return
+    raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(names())}, "
+                       "synthetic-<users>x<items>, or a ratings file PATH.csv / PATH.tsv")
 
 
 def _synthetic(name: str, ratings: pd.DataFrame, n_items: int) -> Dataset:
@@ -56,6 +92,14 @@ def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = 
     if shape is not None:
         return _synthetic(name, synthetic_ratings(*shape), shape[1])
     check_name(name)
+    user = file_spec(name)
+    if user is not None:
+        ratings, items = read_file(user)
+        if items is None:
+            items = pd.DataFrame({"item": np.unique(ratings["item"].to_numpy())})
+            items["title"] = [f"item {i}" for i in items["item"]]
+            items["genres"] = ""
+        return Dataset(name, ratings, items, scale=user.rating_scale)
     spec = SPECS[name]
     folder = locate(spec, data_dir, download=download)
     ratings = read_ratings(folder / spec.ratings_file, spec.ratings_sep)

@@ -42,6 +42,7 @@ class Split:
     user_ids: np.ndarray
     item_ids: np.ndarray
     fingerprint: str
+    scale: tuple[float, float] | None = (1.0, 5.0)  # the dataset's rating scale; None: implicit
 
     @property
     def n_users(self) -> int:
@@ -62,7 +63,7 @@ class Split:
         what training and model selection are given, so they cannot read a test rating."""
         empty = sp.csr_matrix(self.train.shape, dtype=np.float32)
         return Split(self.dataset, self.name, self.seed, self.train, empty, self.user_ids,
-                     self.item_ids, self.fingerprint)
+                     self.item_ids, self.fingerprint, self.scale)
 
     def item_index(self, item_id: int) -> int:
         pos = int(np.searchsorted(self.item_ids, item_id))
@@ -138,9 +139,18 @@ def _temporal(ds: Dataset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ds.ratings.iloc[order[:cut]], ds.ratings.iloc[order[cut:]]
 
 
+def rating_codes(ratings: np.ndarray) -> np.ndarray:
+    """Ratings as the integers a fingerprint hashes: whole stars as themselves (the
+    fingerprints of ml-100k and ml-1m splits stay what they were), and a scale with half stars
+    (ML-10M and later) as 1000 + twice the rating, so 3.5 and 4 never hash alike."""
+    r = np.asarray(ratings, np.float64)
+    whole = r.round()
+    return np.where(r == whole, whole, 1000 + (2 * r).round()).astype(np.int64)
+
+
 def _triples(df: pd.DataFrame) -> np.ndarray:
     arr = np.stack([df["user"].to_numpy(np.int64), df["item"].to_numpy(np.int64),
-                    df["rating"].to_numpy(np.float64).round().astype(np.int64)], axis=1)
+                    rating_codes(df["rating"].to_numpy(np.float64))], axis=1)
     arr = arr[np.lexsort((arr[:, 1], arr[:, 0]))]
     return np.ascontiguousarray(arr.astype("<i8"))
 
@@ -191,7 +201,7 @@ def make_split(ds: Dataset, name: str, seed: int = 0) -> Split:
         return m
 
     return Split(ds.name, name, seed if name in SEEDED else None, matrix(train), matrix(test),
-                 user_ids, item_ids, fingerprint(train, test))
+                 user_ids, item_ids, fingerprint(train, test), ds.scale)
 
 
 def csr_triples(m: sp.csr_matrix, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
@@ -200,8 +210,7 @@ def csr_triples(m: sp.csr_matrix, user_ids: np.ndarray, item_ids: np.ndarray) ->
     m = m.tocsr()
     m.sort_indices()
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    arr = np.stack([user_ids[rows], item_ids[m.indices],
-                    m.data.astype(np.float64).round().astype(np.int64)], axis=1)
+    arr = np.stack([user_ids[rows], item_ids[m.indices], rating_codes(m.data)], axis=1)
     return np.ascontiguousarray(arr.astype("<i8"))
 
 
@@ -235,4 +244,4 @@ def carve_validation(split: Split, fraction: float, seed: int) -> Split:
     h.update(b"valid")
     h.update(csr_triples(valid, split.user_ids, split.item_ids).tobytes())
     return Split(split.dataset, f"{split.name}/valid", seed, fit, valid, split.user_ids,
-                 split.item_ids, h.hexdigest())
+                 split.item_ids, h.hexdigest(), split.scale)

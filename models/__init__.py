@@ -12,6 +12,7 @@ from . import (  # noqa: F401 (registers)
     mf,
     mult,
     neighbors,
+    plugins,
     popularity,
     puresvd,
     recvae,
@@ -32,4 +33,4 @@ from .registry import (  # noqa: A004
 from .sae import SAE, SAEConfig
 
 __all__ = ["SAE", "ModelConfig", "Recipe", "Recommender", "SAEConfig", "Variant", "config",
-           "config_from_dict", "create", "get", "list", "override", "register"]
+           "config_from_dict", "create", "get", "list", "override", "plugins", "register"]

@@ -238,6 +238,42 @@ class Space:
     reason: str = ""
 
 
+TRAINERS = ("epochs", "closed-form")
+
+
+class ContractError(TypeError):
+    """A model that breaks this contract at run time; the message names the rule."""
+
+
+def check_trainer(model: Recommender) -> None:
+    """The trainer is one the engines know, and the model implements what it needs."""
+    name = type(model).__name__
+    if model.trainer not in TRAINERS:
+        raise ContractError(f"contract: {name}.trainer is {model.trainer!r}; it must be one "
+                            f"of {', '.join(TRAINERS)}")
+    need = "loss" if model.trainer == "epochs" else "fit"
+    if getattr(type(model), need) is getattr(Recommender, need):
+        raise ContractError(f"contract: {name} trains by {model.trainer!r} but does not "
+                            f"implement {need}()")
+    if type(model).score is Recommender.score:
+        raise ContractError(f"contract: {name} does not implement score()")
+
+
+def check_scores(model: Recommender, scores: Any, rows: int, cols: int) -> torch.Tensor:
+    """score(batch) returned a finite float tensor of (batch rows, n_cols)."""
+    name = type(model).__name__
+    if not isinstance(scores, torch.Tensor):
+        raise ContractError(f"contract: {name}.score() must return a torch.Tensor, got "
+                            f"{type(scores).__name__}")
+    if tuple(scores.shape) != (rows, cols):
+        raise ContractError(f"contract: {name}.score() must return (batch rows, n_cols) = "
+                            f"({rows}, {cols}), got {tuple(scores.shape)}")
+    if not scores.is_floating_point() or not bool(torch.isfinite(scores).all()):
+        raise ContractError(f"contract: {name}.score() returned non-finite or non-float "
+                            "scores")
+    return scores
+
+
 class Recommender(nn.Module):
     """Base class of every model family: see the module docstring for the contract."""
 
@@ -247,13 +283,13 @@ class Recommender(nn.Module):
         """Statistics of the training matrix (the model's view) taken before training."""
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} trains in closed form (fit)")
+        raise ContractError(f"contract: {type(self).__name__} does not implement loss()")
 
     def fit(self, x: sp.csr_matrix) -> None:
-        raise NotImplementedError(f"{type(self).__name__} trains by gradient epochs (loss)")
+        raise ContractError(f"contract: {type(self).__name__} does not implement fit()")
 
     def score(self, batch: Batch) -> torch.Tensor:
-        raise NotImplementedError
+        raise ContractError(f"contract: {type(self).__name__} does not implement score()")
 
     def phases(self) -> tuple[Phase, ...]:
         return ()

@@ -1,6 +1,6 @@
 """A registry of model variants in the spirit of timm: names as data, not if-chains.
 
-    register(name, build, config, source, kind=, space=)   add a variant
+    register(name, build, config, source, kind=, space=)   add a variant (a plugin's too)
     create(name, n_rows, n_cols, **overrides)  build (module, config); None overrides ignored
     get(name) / config(name, **overrides)      look up a variant / its resolved config
     list(pattern="*", kind=None)               names matching fnmatch pattern(s), sorted
@@ -12,6 +12,7 @@ variant's own view (`ModelConfig.view`: items x users for an item-based model).
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import fnmatch
 import typing
@@ -32,9 +33,27 @@ class Variant:
     source: str
     kind: str = "autoencoder"   # autoencoder | reference (a baseline, marked in every table)
     space: Space = Space()      # what `bench tune` searches, and why
+    plugin: str | None = None   # the plugin that registered it (`models.plugins`); None: built in
 
 
 _REGISTRY: dict[str, Variant] = {}
+_ORIGIN: builtins.list[str | None] = [None]  # the plugin being loaded, if any
+
+
+@contextlib.contextmanager
+def registering_for(plugin: str):
+    """Variants registered inside this block come from `plugin`; if the block raises, they
+    are dropped again, so a failed plugin leaves the registry as it found it."""
+    before = set(_REGISTRY)
+    _ORIGIN.append(plugin)
+    try:
+        yield
+    except BaseException:
+        for name in set(_REGISTRY) - before:
+            del _REGISTRY[name]
+        raise
+    finally:
+        _ORIGIN.pop()
 
 
 def register(name: str, build: Callable[[int, int, Any], Recommender], config: ModelConfig,
@@ -47,10 +66,12 @@ def register(name: str, build: Callable[[int, int, Any], Recommender], config: M
     space = space or Space()
     for key in space.params:  # every searched key must be a valid override
         head, _, tail = key.partition(".")
-        if head not in {f.name for f in dataclasses.fields(config)} or (
-                tail and getattr(config, head) is None):
+        section = getattr(config, head, None) if tail else None
+        if head not in {f.name for f in dataclasses.fields(config)} or (tail and not (
+                dataclasses.is_dataclass(section)
+                and tail in {f.name for f in dataclasses.fields(section)})):
             raise KeyError(f"{name}: search-space key {key!r} is not an option of its config")
-    variant = Variant(name, build, config, source, kind, space)
+    variant = Variant(name, build, config, source, kind, space, _ORIGIN[-1])
     _REGISTRY[name] = variant
     return variant
 

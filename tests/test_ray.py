@@ -7,6 +7,7 @@ import pytest
 
 from bench import records
 from bench.__main__ import main
+from tests.test_plugins import clean_registry, module_source  # noqa: F401 (a fixture)
 
 ray = pytest.importorskip("ray", reason="Ray is the optional extra: pip install -e .[ray]")
 
@@ -54,3 +55,15 @@ def test_study_on_ray(tmp_path):
     for model in ("mf", "ease"):
         s = recipes[model]["synthetic"]
         assert s["trials"] == 4 and s["complete"] >= 1 and s["default_value"] is not None
+
+
+def test_plugin_variants_run_in_ray_workers(tmp_path, clean_registry):
+    """A worker loads the cell's `--plugin` file itself before it builds the variant."""
+    path = tmp_path / "ray_plugin.py"
+    path.write_text(module_source("ray-pop"))
+    out = tmp_path / "run"
+    assert main(["run", "--plugin", str(path), "-m", "ray-pop", "ease", "-d", "synthetic",
+                 "--executor", "ray", "--threads", "1", "--out", str(out)]) == 0
+    recs = {r["model"]: r for r in records.load(out)}
+    assert all(r["status"] == "ok" for r in recs.values())
+    assert recs["ray-pop"]["plugin"]["module"] == "aebench_plugin_ray_plugin"
