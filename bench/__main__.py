@@ -9,6 +9,7 @@ a message that names the option and the valid values (argparse's convention).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -83,6 +84,15 @@ def _executor_options(parser: argparse.ArgumentParser) -> None:
                              "per task, default 1; local: default torch's)")
 
 
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE.toml",
+                        help="experiment file: its keys are these options' long names, plus "
+                             "[dataset.NAME] tables; options given here override it")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="resolve everything (plugins, datasets, splits, recipes, "
+                             "devices), print the cells with their estimated cost, and stop")
+
+
 def _plugin_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin", dest="plugins", action="append", default=[],
                         metavar="MODULE_OR_FILE",
@@ -145,15 +155,18 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                                        "cells with one use it, the rest their defaults")
     _executor_options(run)
     _plugin_option(run)
+    _config_options(run)
 
     tune = subs["tune"] = sub.add_parser("tune", help="tune every matching variant with the "
                                                       "same budget on validation data (Optuna)")
-    tune.add_argument("-m", "--models", nargs="+", action="extend", required=True,
-                      help="fnmatch patterns (repeatable)")
-    tune.add_argument("-d", "--datasets", nargs="+", action="extend", required=True)
+    tune.add_argument("-m", "--models", nargs="+", action="extend",
+                      help="fnmatch patterns (repeatable; required, here or in --config)")
+    tune.add_argument("-d", "--datasets", nargs="+", action="extend",
+                      help="required, here or in --config")
     tune.add_argument("--split", help="default: u1 for ml-100k, random-90-10 otherwise")
-    tune.add_argument("--trials", type=POSITIVE, required=True,
-                      help="trials per variant (the same budget for every variant)")
+    tune.add_argument("--trials", type=POSITIVE,
+                      help="trials per variant (the same budget for every variant; required, "
+                           "here or in --config)")
     tune.add_argument("--timeout", type=float_in(0.0, low_open=True),
                       help="seconds per variant and call (the same for every variant)")
     tune.add_argument("--seed", type=NONNEGATIVE, default=0,
@@ -172,6 +185,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     tune.add_argument("--data-dir")
     _executor_options(tune)
     _plugin_option(tune)
+    _config_options(tune)
 
     subs["list"] = sub.add_parser("list", help="show registered variants, datasets and "
                                                "split protocols")
@@ -292,6 +306,10 @@ def _check_datasets(sub: argparse.ArgumentParser, names: list[str], split: str |
             datasets.check_name(name)
         except datasets.DatasetError as exc:
             sub.error(f"argument -d/--datasets: {exc}")
+        spec = datasets.file_spec(name)
+        if spec is not None and datasets.registered(name) is None:  # `-d PATH`, made absolute
+            datasets.register_file(dataclasses.replace(
+                spec, path=str(Path(spec.path).expanduser().resolve())))
         try:
             datasets.check_split(name, split or DEFAULT_SPLIT.get(name, FALLBACK_SPLIT))
         except datasets.DatasetError as exc:
@@ -367,6 +385,7 @@ def _cmd_run(args, sub) -> int:
                  engine_paths=args.engine_paths, plugins=tuple(args.plugins))
     if args.recipes:
         cells = _with_recipes(sub, cells, args.recipes)
+    cells = _with_experiment(cells, args.experiment)
     out = Path(args.out or f"results/runs/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
     done = records.load(out) if args.resume and (out / "runs.jsonl").is_file() else []
     todo = pending(cells, done)
@@ -374,6 +393,8 @@ def _cmd_run(args, sub) -> int:
         print(f"resuming {out}: {len(cells) - len(todo)} of {len(cells)} cells already ok")
     _preload(shared_cache(args.data_dir), names, args.split, seeds)
     todo = _rated_only(todo, shared_cache(args.data_dir))
+    if args.dry_run:
+        return _dry_run(todo, out, shared_cache(args.data_dir))
     executor = _executor(sub, args)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -428,6 +449,58 @@ def _cmd_run(args, sub) -> int:
     return 1 if failed else 0
 
 
+def _with_experiment(cells, exp):
+    """Cells as the experiment file sets them: a model table's config overrides (recipe
+    `custom`), and the definition of a user's dataset, which a worker registers itself."""
+    import datasets
+
+    out = []
+    for c in cells:
+        if exp is not None and c.model in exp.overrides:
+            merged = {**dict(c.overrides), **exp.overrides[c.model]}
+            c = dataclasses.replace(c, overrides=tuple(sorted(merged.items())),
+                                    recipe="custom" if c.recipe == "default" else c.recipe)
+        out.append(dataclasses.replace(c, dataset_file=datasets.registered(c.dataset)))
+    return out
+
+
+def _estimate(cell, published: list[dict]) -> float | None:
+    """Seconds a cell took in the published run (fit plus evaluation, median), if it ran."""
+    same = sorted(r["timings"]["fit_s"] + r["timings"]["eval_s"] for r in published
+                  if r["model"] == cell.model and r["dataset"] == cell.dataset
+                  and r.get("status") == "ok" and r["mode"] == cell.mode)
+    return same[len(same) // 2] if same else None
+
+
+def _dry_run(cells, out: Path, cache) -> int:
+    """Print the cells a run would train, what they read and their estimated cost; train
+    nothing, write nothing."""
+    from tabulate import tabulate
+
+    from . import records
+    from .runner import model_config
+
+    published = Path("results/published/runs.jsonl")
+    recs = records.load(published.parent) if published.is_file() else []
+    rows, total, unknown = [], 0.0, 0
+    for c in cells:
+        cfg = model_config(c)  # the recipe and overrides resolve
+        split = cache.split(c.dataset, c.split_name, c.seed)
+        est = _estimate(c, recs)
+        total += est or 0.0
+        unknown += est is None
+        rows.append([c.model, c.dataset, split.name, c.seed, c.device, c.mode, c.recipe,
+                     f"{split.n_users:,} x {split.n_items:,}, {split.train.nnz:,} train",
+                     cfg.feedback, "—" if est is None else f"{est:.1f}"])
+    print(tabulate(rows, headers=["model", "dataset", "split", "seed", "device", "mode",
+                                  "recipe", "data", "feedback", "est. s (published run)"],
+                   tablefmt="github", disable_numparse=True))
+    print(f"dry run: {len(cells)} cells, about {total / 60:.1f} min of the published run's "
+          f"cost" + (f" plus {unknown} cells it did not run" if unknown else "")
+          + f"; nothing trained, nothing written (would write {out})")
+    return 0
+
+
 def _executor(sub, args):
     from . import executors
 
@@ -459,11 +532,17 @@ def _with_recipes(sub, cells, path):
 def _cmd_tune(args, sub) -> int:
     import optuna
 
+    import datasets
     import models
 
     from . import tune
     from .runner import RunConfig, shared_cache
 
+    for option, value in (("-m/--models", args.models), ("-d/--datasets", args.datasets),
+                          ("--trials", args.trials)):
+        if not value:
+            sub.error(f"the following arguments are required: {option} (or its key in "
+                      "--config)")
     chosen = _resolve_models(sub, args.models)
     _check_devices(sub, "--device", [args.device])
     _check_datasets(sub, args.datasets, args.split)
@@ -472,10 +551,18 @@ def _cmd_tune(args, sub) -> int:
     if empty:
         print(f"no search space, nothing to tune: {', '.join(empty)}")
     out = Path(args.out or f"results/tuning/{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
-    out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite:///{out / 'studies.db'}"
     _preload(shared_cache(args.data_dir), args.datasets, args.split,
              range(args.seed, args.seed + 1))
+    if args.dry_run:
+        for dataset in args.datasets:
+            for model in chosen:
+                print(f"would tune {model} on {dataset}: {args.trials} trials over "
+                      f"{', '.join(models.get(model).space.params)}")
+        print(f"dry run: {len(chosen) * len(args.datasets)} studies into {out}; nothing "
+              "trained")
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
     executor = _executor(sub, args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -485,7 +572,8 @@ def _cmd_tune(args, sub) -> int:
                                  device=args.device, seed=args.seed,
                                  valid_fraction=args.valid_fraction,
                                  eval_every=args.eval_every, patience=args.patience,
-                                 data_dir=args.data_dir, plugins=tuple(args.plugins))
+                                 data_dir=args.data_dir, plugins=tuple(args.plugins),
+                                 dataset_file=datasets.registered(dataset))
                 try:
                     s = tune.tune_variant(cell, args.trials, storage, executor, args.seed,
                                           args.timeout, args.resume)
@@ -537,12 +625,14 @@ def _cmd_list(args, sub) -> int:
         model = v.build(2, 2, c)
         per_user = c.per_user
         pu = "—" if per_user is None else f"{recipe(per_user)} loss/{per_user.loss}"
-        rows.append([name, v.kind, c.feedback, c.rows, model.trainer, pu,
+        kind = v.kind + (f" (plugin {v.plugin})" if v.plugin else "")
+        rows.append([name, kind, c.feedback, c.rows, model.trainer, pu,
                      recipe(c.batched), ", ".join(v.space.params) or "—", v.source])
     print(tabulate(rows, headers=["model", "kind", "feedback", "rows", "trains", "per-user",
                                   "batched", "search space", "source"], tablefmt="github"))
     print()
-    print("datasets: " + ", ".join(datasets.names()) + " (synthetic-<users>x<items> too)")
+    print("datasets: " + ", ".join(datasets.names()) + " (synthetic-<users>x<items> and "
+          "ratings files PATH.csv / PATH.tsv too)")
     print("splits:   " + ", ".join(datasets.PROTOCOLS))
     return 0
 
@@ -711,9 +801,44 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_timings(args, extra)
     if extra:
         subs[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    sub = subs[args.command]
+    args.experiment = None
+    if getattr(args, "config", None):
+        rest = list(sys.argv[1:] if argv is None else argv)
+        args.experiment = _read_experiment(sub, args, rest[rest.index(args.command) + 1:])
     if hasattr(args, "plugins"):
-        _load_plugins(subs[args.command], args.plugins)
-    return COMMANDS[args.command](args, subs[args.command])
+        _load_plugins(sub, args.plugins)
+    if args.experiment is not None:
+        from .experiment import ExperimentError
+
+        try:
+            args.experiment.check_overrides()
+        except ExperimentError as exc:
+            sub.error(f"argument --config: {exc}")
+    return COMMANDS[args.command](args, sub)
+
+
+def _read_experiment(sub: argparse.ArgumentParser, args: argparse.Namespace,
+                     argv: list[str]):
+    """Read `--config`, register its datasets, and fill the options the command line left at
+    their defaults (exit 2 naming the file, line and key on any error)."""
+    import datasets
+
+    from . import experiment
+
+    try:
+        exp = experiment.load(args.config, sub)
+        for spec in exp.datasets:
+            try:
+                datasets.register_file(spec)
+            except datasets.DatasetError as exc:
+                raise experiment.ExperimentError(
+                    f"{exp.path}:{experiment.header_line(exp.text, f'dataset.{spec.name}')}: "
+                    f"{exc}") from None
+    except experiment.ExperimentError as exc:
+        sub.error(f"argument --config: {exc}")
+    experiment.merge(exp, args, experiment.given(sub, argv))
+    return exp
 
 
 if __name__ == "__main__":

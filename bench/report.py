@@ -18,6 +18,7 @@ from tabulate import tabulate
 from . import records, stats
 
 REFERENCE_MARK = " †"
+CUSTOM_MARK = " *"  # a variant an experiment file overrode (the footnote lists the overrides)
 PLUGIN_MARK = " ‡"  # a variant a plugin registered (the footnote names its distribution)
 RATING = {"metric": "rmse", "higher": False, "title": "Rating prediction",
           "columns": [("RMSE", "rmse"), ("MAE", "mae"), ("legacy loss", "legacy_loss")],
@@ -72,7 +73,9 @@ def groups(recs: list[dict]) -> dict[tuple, dict[str, list[dict]]]:
     out: dict[tuple, dict[str, dict[int, dict]]] = {}
     fixed = []
     for r in ok(recs):
-        key = (r["dataset"], r["split"]["name"], r["device"], r["mode"], recipe_name(r))
+        recipe = recipe_name(r)  # an experiment file's overrides stand beside the defaults
+        key = (r["dataset"], r["split"]["name"], r["device"], r["mode"],
+               "default" if recipe == "custom" else recipe)
         if key[-1] == "default" and not tunable(r["model"]):
             fixed.append((key, r))
             continue
@@ -110,7 +113,8 @@ def comparison(run_dir: Path, cells: dict[str, list[dict]], spec: dict,
     for _, t in table.iterrows():
         recs = cells[t["model"]]
         name = t["model"] + (REFERENCE_MARK if kind(recs[0]) == "reference" else "") + (
-            PLUGIN_MARK if recs[0].get("plugin") else "")
+            PLUGIN_MARK if recs[0].get("plugin") else "") + (
+            CUSTOM_MARK if recipe_name(recs[0]) == "custom" else "")
         head = (f"{fmt(t['mean'])} ± {fmt(t['std'])}" if t["n"] > 1 else fmt(t["mean"]))
         ci = f"[{fmt(t['ci_low'])}, {fmt(t['ci_high'])}]" if t["n"] > 1 else "—"
         others = [fmt(stats.mean_ci([r["metrics"].get(c) for r in recs])["mean"])
@@ -126,8 +130,12 @@ def comparison(run_dir: Path, cells: dict[str, list[dict]], spec: dict,
                f"Δ {spec['unit']} vs best", "p Wilcoxon (Holm)", "p t-test (Holm)",
                f"differs at {alpha:g}"]
     md = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    shown = set(table["model"])
     notes = sorted({plugin_note(rs[0]) for m, rs in cells.items()
-                    if m in set(table["model"]) and rs[0].get("plugin")})
+                    if m in shown and rs[0].get("plugin")})
+    notes += sorted(f"{CUSTOM_MARK.strip()} {m}: " + ", ".join(
+        f"{k}={v}" for k, v in sorted(rs[0]["recipe"]["overrides"].items()))
+        for m, rs in cells.items() if m in shown and recipe_name(rs[0]) == "custom")
     return table, md + "".join(f"\n\n{n}" for n in notes)
 
 

@@ -55,6 +55,7 @@ class RunConfig:
     recipe: str = "default"         # default | tuned (which recipe the cell uses)
     study: str | None = None        # the tuning study a tuned recipe came from
     plugins: tuple[str, ...] = ()   # plugins to load first (`--plugin`), in any worker
+    dataset_file: Any = None        # a user's dataset (`datasets.user.FileSpec`), if it is one
 
     @property
     def split_name(self) -> str:
@@ -130,12 +131,14 @@ def shared_cache(data_dir: str | None = None) -> SplitCache:
 
 def prepare(cfg: RunConfig) -> None:
     """What a cell needs in whichever process runs it (a Ray worker too): the installed model
-    plugins and the ones the cell names."""
+    plugins, the ones the cell names, and its dataset's definition if a user's file."""
     from models import plugins
 
     plugins.load_installed()
     for spec in cfg.plugins:
         plugins.load(spec)
+    if cfg.dataset_file is not None and datasets.registered(cfg.dataset) is None:
+        datasets.register_file(cfg.dataset_file)
 
 
 def cell_task(cfg: RunConfig, on_epoch=None) -> tuple[dict, dict]:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .fetch import DatasetError, locate
-from .parse import read_genre_names, read_items, read_ratings
+from .parse import read_genre_names, read_items, read_items_csv, read_ratings
 from .specs import SPECS, DatasetSpec
 from .synthetic import ML1M_SHAPE, ml1m_shaped_ratings, parse_name, synthetic_ratings
 from .user import FileSpec, read_file
@@ -52,6 +52,11 @@ def register_file(spec: FileSpec) -> FileSpec:
     return spec
 
 
+def registered(name: str) -> FileSpec | None:
+    """The user's dataset registered as `name`, if any."""
+    return FILES.get(name)
+
+
 def file_spec(name: str) -> FileSpec | None:
     """The `FileSpec` behind `name`: a registered one, or `-d PATH` with a .csv / .tsv / .txt
     suffix (header user,item,rating[,timestamp], scale 1-5)."""
@@ -84,8 +89,9 @@ def _synthetic(name: str, ratings: pd.DataFrame, n_items: int) -> Dataset:
 
 
 def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> Dataset:
-    """Load `ml-100k`, `ml-1m`, `synthetic`, `synthetic-<users>x<items>` or `synthetic-ml1m`
-    (ML-1M's shape and density, for timing)."""
+    """Load a MovieLens release (`ml-100k`, `ml-1m`, `ml-10m`, `ml-20m`, `ml-25m`,
+    `ml-latest-small`), a user's file (registered, or a PATH.csv / .tsv), `synthetic`,
+    `synthetic-<users>x<items>` or `synthetic-ml1m` (ML-1M's shape and density, for timing)."""
     if name == "synthetic-ml1m":
         return _synthetic(name, ml1m_shaped_ratings(), ML1M_SHAPE[1])
     shape = parse_name(name)
@@ -102,8 +108,12 @@ def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = 
         return Dataset(name, ratings, items, scale=user.rating_scale)
     spec = SPECS[name]
     folder = locate(spec, data_dir, download=download)
-    ratings = read_ratings(folder / spec.ratings_file, spec.ratings_sep)
-    genre_file = folder / "u.genre"
-    genres = read_genre_names(genre_file) if spec.items_sep == "|" else None
-    items = read_items(folder / spec.items_file, spec.items_sep, genres)
-    return Dataset(name, ratings, items, spec, folder)
+    ratings = read_ratings(folder / spec.ratings_file, spec.ratings_sep, spec.ratings_header,
+                           spec.scale)
+    if spec.items_csv:
+        items = read_items_csv(folder / spec.items_file)
+    else:
+        genre_file = folder / "u.genre"
+        genres = read_genre_names(genre_file) if spec.items_sep == "|" else None
+        items = read_items(folder / spec.items_file, spec.items_sep, genres)
+    return Dataset(name, ratings, items, spec, folder, scale=spec.scale)

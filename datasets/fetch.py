@@ -55,7 +55,8 @@ def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None = None,
 
 def supply_hint(spec: DatasetSpec, cache: Path) -> str:
     """How to supply a dataset by hand."""
-    return (f"Put {spec.folder}.zip (md5 {spec.md5}, from {spec.url}) or its extracted "
+    md5 = f"md5 {spec.md5}, " if spec.md5 else ""
+    return (f"Put {spec.folder}.zip ({md5}from {spec.url}) or its extracted "
             f"{spec.folder}/ folder in a folder named by --data-dir or BENCH_DATA_DIR, or in "
             f"the cache folder {cache} (BENCH_CACHE_DIR)")
 
@@ -79,8 +80,10 @@ def md5sum(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def download_archive(url: str, md5: str, dest: Path, timeout: float = 60.0) -> Path:
-    """Download `url` to `dest` through a temporary file, keeping it only if its md5 matches."""
+def download_archive(url: str, md5: str | None, dest: Path, timeout: float = 60.0) -> Path:
+    """Download `url` to `dest` through a temporary file, keeping it only if its md5 matches
+    and it is a sound zip archive (with no published md5, the zip check alone; its md5 is
+    printed so that a user can pin it)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
@@ -93,9 +96,19 @@ def download_archive(url: str, md5: str, dest: Path, timeout: float = 60.0) -> P
                     out.write(block)
                     bar.update(len(block))
         got = md5sum(tmp)
-        if got != md5:
+        if md5 is not None and got != md5:
             raise DatasetError(
                 f"checksum mismatch for {url}: md5 {got}, expected {md5}; nothing was kept")
+        try:
+            with zipfile.ZipFile(tmp) as zf:
+                bad = zf.testzip()
+        except zipfile.BadZipFile as exc:
+            raise DatasetError(f"{url} is not a valid zip archive ({exc}); nothing was kept"
+                               ) from exc
+        if bad is not None:
+            raise DatasetError(f"{url}: member {bad} is corrupt; nothing was kept")
+        if md5 is None:
+            print(f"downloaded {url} (no published checksum; md5 {got})")
         os.replace(tmp, dest)
     except Exception as exc:
         tmp.unlink(missing_ok=True)

@@ -28,42 +28,57 @@ def _tabbed(path: Path, sep: str) -> io.BytesIO:
     return io.BytesIO(raw)
 
 
-def read_ratings(path: str | Path, sep: str) -> pd.DataFrame:
-    """Read `user<sep>item<sep>rating<sep>timestamp` lines.
+def read_ratings(path: str | Path, sep: str, header: bool = False,
+                 scale: tuple[float, float] = (1.0, 5.0)) -> pd.DataFrame:
+    """Read `user<sep>item<sep>rating<sep>timestamp` lines (after a header line if `header`).
 
     Returns columns user, item (int64), rating (float32) and timestamp (nullable Int64; an
     empty fourth field is stored as missing). Raises DatasetError naming the file and the
-    first offending line for wrong separators, non-integer ids or ratings, ratings outside
-    1..5 and duplicate (user, item) pairs.
+    first offending line for wrong separators, non-integer ids, ratings off `scale` or off
+    its step (whole stars on a 1-5 scale, half stars on 0.5-5) and duplicate (user, item)
+    pairs.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        df = pd.read_csv(_tabbed(path, sep), sep="\t", header=None, names=RATING_COLUMNS,
-                         engine="c", skip_blank_lines=True, keep_default_na=False,
-                         na_values={"timestamp": [""]})
+        df = pd.read_csv(_tabbed(path, sep), sep="\t", header=0 if header else None,
+                         names=RATING_COLUMNS, engine="c", skip_blank_lines=True,
+                         keep_default_na=False, na_values={"timestamp": [""]})
     except pd.errors.ParserError as exc:
         raise DatasetError(f"{path}: {exc}") from exc
+    first = 2 if header else 1  # the file line of the first data row
     if df.empty:
         raise DatasetError(f"{path}: no ratings")
-    for col in ("user", "item", "rating"):
-        _require_integers(df[col], path, col, sep)
-    if not pd.api.types.is_numeric_dtype(df["timestamp"]):
-        _require_integers(df["timestamp"], path, "timestamp", sep, allow_missing=True)
-    bad = ~df["rating"].between(1, 5)
+    low, high = scale
+    step = 0.5 if low % 1 else 1.0
+    for col in ("user", "item"):
+        _require_integers(df[col], path, col, sep, first=first)
+    rating = pd.to_numeric(df["rating"], errors="coerce")
+    bad = rating.isna() | (rating / step != np.floor(rating.fillna(0) / step))
     if bad.any():
         i = int(np.argmax(bad.to_numpy()))
-        raise DatasetError(f"{path}:{i + 1}: rating {df['rating'].iat[i]:g} outside 1..5")
+        kind = "an integer" if step == 1 else f"a multiple of {step:g}"
+        raise DatasetError(f"{path}:{i + first}: rating {str(df['rating'].iat[i])!r} is not "
+                           f"{kind} (expected 4 fields separated by {sep!r})")
+    df["rating"] = rating
+    if not pd.api.types.is_numeric_dtype(df["timestamp"]):
+        _require_integers(df["timestamp"], path, "timestamp", sep, allow_missing=True,
+                          first=first)
+    bad = ~df["rating"].between(low, high)
+    if bad.any():
+        i = int(np.argmax(bad.to_numpy()))
+        raise DatasetError(f"{path}:{i + first}: rating {df['rating'].iat[i]:g} outside "
+                           f"{low:g}..{high:g}")
     bad = (df["user"] < 1) | (df["item"] < 1)
     if bad.any():
         i = int(np.argmax(bad.to_numpy()))
-        raise DatasetError(f"{path}:{i + 1}: ids must be positive integers")
+        raise DatasetError(f"{path}:{i + first}: ids must be positive integers")
     dup = df.duplicated(["user", "item"])
     if dup.any():
         i = int(np.argmax(dup.to_numpy()))
-        raise DatasetError(f"{path}:{i + 1}: duplicate rating for user {df['user'].iat[i]}, "
-                           f"item {df['item'].iat[i]}")
+        raise DatasetError(f"{path}:{i + first}: duplicate rating for user "
+                           f"{df['user'].iat[i]}, item {df['item'].iat[i]}")
     return pd.DataFrame({
         "user": df["user"].to_numpy(np.int64),
         "item": df["item"].to_numpy(np.int64),
@@ -73,7 +88,7 @@ def read_ratings(path: str | Path, sep: str) -> pd.DataFrame:
 
 
 def _require_integers(col: pd.Series, path: Path, name: str, sep: str,
-                      allow_missing: bool = False) -> None:
+                      allow_missing: bool = False, first: int = 1) -> None:
     if pd.api.types.is_integer_dtype(col):
         return
     values = pd.to_numeric(col, errors="coerce")
@@ -81,11 +96,12 @@ def _require_integers(col: pd.Series, path: Path, name: str, sep: str,
     bad |= values.notna() & (values != np.floor(values.fillna(0)))
     if bad.any():
         i = int(np.argmax(bad.to_numpy()))
-        raise DatasetError(f"{path}:{i + 1}: {name} {str(col.iat[i])!r} is not an integer "
-                           f"(expected 4 fields separated by {sep!r})")
+        raise DatasetError(f"{path}:{i + first}: {name} {str(col.iat[i])!r} is not an "
+                           f"integer (expected 4 fields separated by {sep!r})")
     if not allow_missing and values.isna().any():
         i = int(np.argmax(values.isna().to_numpy()))
-        raise DatasetError(f"{path}:{i + 1}: missing {name}")
+        raise DatasetError(f"{path}:{i + first}: missing {name}")
+
 
 
 def read_items(path: str | Path, sep: str, genre_names: list[str] | None = None) -> pd.DataFrame:
@@ -111,6 +127,26 @@ def read_items(path: str | Path, sep: str, genre_names: list[str] | None = None)
             except (ValueError, IndexError) as exc:
                 raise DatasetError(f"{path}:{line_no}: malformed item line ({exc})") from exc
             rows.append((item, title, genres))
+    return pd.DataFrame(rows, columns=["item", "title", "genres"])
+
+
+def read_items_csv(path: str | Path) -> pd.DataFrame:
+    """Read the CSV releases' movies.csv (UTF-8, header movieId,title,genres, titles quoted
+    where they hold a comma) into columns item, title, genres."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    rows = []
+    with open(path, encoding="utf-8", newline="") as fh:
+        for line_no, fields in enumerate(csv.reader(fh), 1):
+            if line_no == 1 or not fields:
+                continue
+            try:
+                rows.append((int(fields[0]), fields[1], fields[2]))
+            except (ValueError, IndexError) as exc:
+                raise DatasetError(f"{path}:{line_no}: malformed item line ({exc})") from exc
     return pd.DataFrame(rows, columns=["item", "title", "genres"])
 
 

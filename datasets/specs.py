@@ -10,22 +10,30 @@ class DatasetSpec:
     """One downloadable MovieLens release.
 
     `md5` is GroupLens' published checksum of the zip; a download must match it before it
-    is kept. `ratings_sep` is the field separator of `ratings_file`; `items_*` describe the
-    item metadata file (titles and genres), which GroupLens ships in latin-1.
+    is kept (None for ml-latest-small, which GroupLens rebuilds: its zip is checked for
+    integrity only, and its md5 is printed). `ratings_sep` is the field separator of
+    `ratings_file` (`ratings_header`: a header line first, the CSV releases); `items_*`
+    describe the item metadata file (titles and genres): latin-1 `::` or `|` files up to
+    ML-10M, UTF-8 CSV with quoted titles from ML-20M on. `scale` is the rating scale: whole
+    stars 1-5 up to ML-1M, half stars 0.5-5 from ML-10M on.
     """
 
     name: str
     url: str
-    md5: str
+    md5: str | None
     folder: str
     ratings_file: str
     ratings_sep: str
     items_file: str
     items_sep: str
     official_splits: tuple[str, ...] = ()
+    ratings_header: bool = False
+    items_csv: bool = False
+    scale: tuple[float, float] = (1.0, 5.0)
 
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens"
+HALF_STARS = (0.5, 5.0)
 
 SPECS: dict[str, DatasetSpec] = {
     spec.name: spec
@@ -51,5 +59,31 @@ SPECS: dict[str, DatasetSpec] = {
             items_file="movies.dat",
             items_sep="::",
         ),
+        DatasetSpec(
+            name="ml-10m",
+            url=f"{GROUPLENS}/ml-10m.zip",
+            md5="ce571fd55effeba0271552578f2648bd",
+            folder="ml-10M100K",
+            ratings_file="ratings.dat",
+            ratings_sep="::",
+            items_file="movies.dat",
+            items_sep="::",
+            scale=HALF_STARS,
+        ),
+        *(DatasetSpec(
+            name=name,
+            url=f"{GROUPLENS}/{name}.zip",
+            md5=md5,
+            folder=name,
+            ratings_file="ratings.csv",
+            ratings_sep=",",
+            items_file="movies.csv",
+            items_sep=",",
+            ratings_header=True,
+            items_csv=True,
+            scale=HALF_STARS,
+        ) for name, md5 in (("ml-20m", "cd245b17a1ae2cc31bb14903e1204af3"),
+                            ("ml-25m", "6b51fb2759a8657d3bfcbfc42b592ada"),
+                            ("ml-latest-small", None))),
     )
 }

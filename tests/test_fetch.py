@@ -93,3 +93,67 @@ def test_downloads_off_and_nothing_found(tmp_path, monkeypatch):
     monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
     with pytest.raises(datasets.DatasetError, match="not found .* downloads are off"):
         datasets.load("ml-1m", download=False)
+
+
+LARGER = {  # the later releases' layouts: (folder, {file: content})
+    "ml-10m": ("ml-10M100K", {
+        "ratings.dat": "1::122::5::838985046\n1::185::4.5::838983525\n2::122::0.5::868245777\n",
+        "movies.dat": "122::Boomerang (1992)::Comedy|Romance\n185::Net, The (1995)::Action\n"}),
+    **{name: (name, {
+        "ratings.csv": "userId,movieId,rating,timestamp\n1,122,5.0,838985046\n"
+                       "1,185,4.5,838983525\n2,122,0.5,868245777\n",
+        "movies.csv": 'movieId,title,genres\n122,Boomerang (1992),Comedy|Romance\n'
+                      '185,"Net, The (1995)",Action\n'})
+       for name in ("ml-20m", "ml-25m", "ml-latest-small")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(LARGER))
+def test_the_larger_releases_download_and_load_in_their_layouts(name, tmp_path, http_server,
+                                                                 monkeypatch):
+    monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
+    root, base = http_server
+    folder, files = LARGER[name]
+    src = tmp_path / "src" / folder
+    src.mkdir(parents=True)
+    for file, text in files.items():
+        (src / file).write_text(text)
+    archive = zip_folder(src, root / f"{folder}.zip")
+    spec = datasets.SPECS[name]
+    assert spec.url.endswith(f"/{name}.zip") and spec.scale == (0.5, 5.0)
+    served = dataclasses.replace(spec, url=f"{base}/{folder}.zip",
+                                 md5=None if spec.md5 is None else md5(archive))
+    monkeypatch.setitem(datasets.SPECS, name, served)
+    ds = datasets.load(name)
+    assert ds.folder == settings.cache_dir() / folder
+    assert ds.ratings["rating"].tolist() == [5.0, 4.5, 0.5] and ds.scale == (0.5, 5.0)
+    assert ds.items.set_index("item")["title"].to_dict() == {122: "Boomerang (1992)",
+                                                             185: "Net, The (1995)"}
+    split = datasets.make_split(ds, "random-75-25", seed=0)
+    assert split.scale == (0.5, 5.0) and split.train.nnz + split.test.nnz == 3
+
+
+def test_a_release_without_a_checksum_still_refuses_a_broken_zip(tmp_path, http_server,
+                                                                monkeypatch):
+    monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
+    root, base = http_server
+    (root / "ml-latest-small.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    spec = dataclasses.replace(datasets.SPECS["ml-latest-small"],
+                               url=f"{base}/ml-latest-small.zip")
+    with pytest.raises(datasets.DatasetError, match="not a valid zip archive; nothing was kept|"
+                                                    "not a valid zip archive"):
+        datasets.locate(spec)
+    assert not list(settings.cache_dir().glob("ml-latest-small*"))
+
+
+def test_half_stars_off_their_step_or_scale_are_named(tmp_path):
+    from datasets.parse import read_ratings
+
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId,movieId,rating,timestamp\n1,2,4.5,1\n1,3,4.25,2\n")
+    with pytest.raises(datasets.DatasetError, match=r"ratings.csv:3: rating '4.25' is not a "
+                                                    "multiple of 0.5"):
+        read_ratings(path, ",", header=True, scale=(0.5, 5.0))
+    path.write_text("userId,movieId,rating,timestamp\n1,2,0,1\n")
+    with pytest.raises(datasets.DatasetError, match=r"ratings.csv:2: rating 0 outside 0.5..5"):
+        read_ratings(path, ",", header=True, scale=(0.5, 5.0))

@@ -60,8 +60,9 @@ def test_every_model_pattern_must_match(capsys):
 
 
 def test_unknown_dataset_is_named(capsys):
-    err = refused(["run", "-m", "sae-20-10-20", "-d", "ml-10m"], capsys)
-    assert "argument -d/--datasets: unknown dataset 'ml-10m'" in err and "ml-100k" in err
+    err = refused(["run", "-m", "sae-20-10-20", "-d", "ml-5m"], capsys)
+    assert "argument -d/--datasets: unknown dataset 'ml-5m'" in err
+    assert "ml-100k" in err and "ml-25m" in err
 
 
 def test_per_user_mode_names_the_variants_that_have_it(capsys):

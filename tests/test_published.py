@@ -24,6 +24,11 @@ REGENERATE = ("regenerate with `python -m bench report results/published --readm
               "--tuned results/published-tuned --tuning results/tuning`")
 
 
+def built_in() -> list[str]:
+    """The suite's own variants (an installed plugin's are not in the published runs)."""
+    return [m for m in models.list() if models.get(m).plugin is None]
+
+
 def _load(folder):
     path = folder / "runs.jsonl"
     if not path.is_file():
@@ -104,7 +109,7 @@ def test_published_grids_are_complete(folder, request):
     recs = request.getfixturevalue(folder)
     datasets = DATASETS if folder == "published" else TUNED_DATASETS
     cells = {(r["model"], r["dataset"], r["seed"]) for r in recs if r["device"] == "cpu"}
-    assert cells >= {(m, d, s) for m in models.list() for d in datasets for s in SEEDS}
+    assert cells >= {(m, d, s) for m in built_in() for d in datasets for s in SEEDS}
     for seed in SEEDS:  # every variant saw the same split and carving per seed and dataset
         for d in datasets:
             same = [r for r in recs if r["seed"] == seed and r["dataset"] == d]
@@ -125,7 +130,7 @@ def test_tuned_run_used_the_studies_recipes(tuned):
 
 def test_every_tunable_variant_got_the_same_budget():
     studies = json.loads((TUNING / "studies.json").read_text())
-    tunable = {m for m in models.list() if models.get(m).space.params}
+    tunable = {m for m in built_in() if models.get(m).space.params}
     assert {s["dataset"] for s in studies} == set(BUDGETS)
     for dataset, budget in BUDGETS.items():
         mine = {s["model"]: s for s in studies if s["dataset"] == dataset}
@@ -143,3 +148,19 @@ def test_published_outputs_exist():
         assert (TUNED / name).is_file(), name
     for name in ("recipes.json", "studies.json", "tuning.md", "studies.db"):
         assert (TUNING / name).is_file(), name
+
+
+@pytest.mark.parametrize("folder", ["published", "published-tuned"])
+def test_each_published_run_has_the_experiment_file_that_reproduces_its_grid(
+        folder, real_data_dir, capsys):
+    """A dry run of the folder's experiment.toml resolves to the very cells its records hold."""
+    from bench.__main__ import main
+
+    assert main(["run", "--config", str(RESULTS / folder / "experiment.toml"), "--dry-run",
+                 "--data-dir", str(real_data_dir)]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and not line.startswith("| model")]
+    planned = {(r[0].strip(), r[1].strip(), int(r[3])) for r in rows}
+    recs = records.load(RESULTS / folder)
+    assert planned == {(r["model"], r["dataset"], r["seed"]) for r in recs
+                       if r["status"] == "ok"}

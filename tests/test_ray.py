@@ -7,7 +7,7 @@ import pytest
 
 from bench import records
 from bench.__main__ import main
-from tests.test_plugins import clean_registry, module_source  # noqa: F401 (a fixture)
+from tests.test_plugins import clean_registry, module_source  # noqa: F401 (an autouse fixture)
 
 ray = pytest.importorskip("ray", reason="Ray is the optional extra: pip install -e .[ray]")
 
@@ -57,7 +57,7 @@ def test_study_on_ray(tmp_path):
         assert s["trials"] == 4 and s["complete"] >= 1 and s["default_value"] is not None
 
 
-def test_plugin_variants_run_in_ray_workers(tmp_path, clean_registry):
+def test_plugin_variants_run_in_ray_workers(tmp_path):
     """A worker loads the cell's `--plugin` file itself before it builds the variant."""
     path = tmp_path / "ray_plugin.py"
     path.write_text(module_source("ray-pop"))
