@@ -237,6 +237,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                      help="folders searched for saved weights")
     rec.add_argument("--data-dir")
     _plugin_option(rec)
+    rec.add_argument("--config", metavar="FILE.toml",
+                     help="a run's experiment file: its [dataset.NAME] tables (titles "
+                          "included) and its plugins")
 
     cmp_ = subs["compare"] = sub.add_parser("compare", help="paired tests of every variant "
                                             "against the best of its table, over seeds")
@@ -538,6 +541,10 @@ def _cmd_tune(args, sub) -> int:
     from . import tune
     from .runner import RunConfig, shared_cache
 
+    if args.experiment is not None and args.experiment.overrides:
+        sub.error(f"argument --config: {args.experiment.path}: models: model tables with "
+                  "overrides set a run's recipe; tune searches each variant's own space "
+                  f"({', '.join(args.experiment.overrides)})")
     for option, value in (("-m/--models", args.models), ("-d/--datasets", args.datasets),
                           ("--trials", args.trials)):
         if not value:
@@ -805,7 +812,13 @@ def main(argv: list[str] | None = None) -> int:
     args.experiment = None
     if getattr(args, "config", None):
         rest = list(sys.argv[1:] if argv is None else argv)
-        args.experiment = _read_experiment(sub, args, rest[rest.index(args.command) + 1:])
+        rest = rest[rest.index(args.command) + 1:]
+        if args.command == "recommend":  # a run's file: only its datasets and plugins
+            run = _read_experiment(subs["run"], argparse.Namespace(config=args.config), [],
+                                   report=sub)
+            args.plugins = [*run.values.get("plugins", []), *args.plugins]
+        else:
+            args.experiment = _read_experiment(sub, args, rest)
     if hasattr(args, "plugins"):
         _load_plugins(sub, args.plugins)
     if args.experiment is not None:
@@ -819,13 +832,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _read_experiment(sub: argparse.ArgumentParser, args: argparse.Namespace,
-                     argv: list[str]):
-    """Read `--config`, register its datasets, and fill the options the command line left at
-    their defaults (exit 2 naming the file, line and key on any error)."""
+                     argv: list[str], report: argparse.ArgumentParser | None = None):
+    """Read `--config` against `sub`'s options, register its datasets, and fill the options
+    the command line did not set (exit 2 naming the file, line and key on any error, through
+    `report`, default `sub`)."""
     import datasets
 
     from . import experiment
 
+    report = report or sub
     try:
         exp = experiment.load(args.config, sub)
         for spec in exp.datasets:
@@ -836,7 +851,7 @@ def _read_experiment(sub: argparse.ArgumentParser, args: argparse.Namespace,
                     f"{exp.path}:{experiment.header_line(exp.text, f'dataset.{spec.name}')}: "
                     f"{exc}") from None
     except experiment.ExperimentError as exc:
-        sub.error(f"argument --config: {exc}")
+        report.error(f"argument --config: {exc}")
     experiment.merge(exp, args, experiment.given(sub, argv))
     return exp
 

@@ -160,3 +160,33 @@ def test_tune_without_its_required_options_says_which(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["tune", "-m", "ease", "-d", "synthetic"])
     assert exc.value.code == 2 and "--trials" in capsys.readouterr().err
+
+
+def test_recommend_reads_a_runs_dataset_tables_and_prints_titles(tmp_path, capsys):
+    ratings_csv(tmp_path / "shop.csv")
+    (tmp_path / "items.csv").write_text("item,title\n" + "".join(
+        f'{i},"Product {i}, boxed"\n' for i in range(1, 26)))
+    exp = write(tmp_path, """
+        models = ["ease"]
+        datasets = ["shop"]
+
+        [dataset.shop]
+        path = "shop.csv"
+        items = "items.csv"
+    """)
+    assert main(["recommend", "--config", str(exp), "--model", "ease", "--dataset", "shop",
+                 "--user", "3", "-k", "5", "--runs", str(tmp_path / "runs")]) == 0
+    text = capsys.readouterr().out
+    assert "top 5 for user 3 (ease, shop" in text and "boxed" in text
+
+
+def test_tune_refuses_model_tables_with_overrides(tmp_path, capsys):
+    exp = write(tmp_path, """
+        models = [{name = "mf", dim = 4}]
+        datasets = ["synthetic"]
+        trials = 3
+    """)
+    with pytest.raises(SystemExit) as exc:
+        main(["tune", "--config", str(exp)])
+    assert exc.value.code == 2 and "tune searches each variant's own space" in \
+        capsys.readouterr().err
