@@ -59,6 +59,28 @@ def _residual(j, w, active, n_active, indptr, indices, n):  # pragma: no cover -
     return r
 
 
+@numba.njit(inline="always", cache=True, nogil=True)
+def _coordinate(i, j, g, w, r, active, n_active, indptr, indices, n, l1, l2):  # pragma: no cover
+    """Coordinate i's new weight in column j: its gradient from the residual `r` once one is
+    held (r.size > 0), else from the Gram matrix and the active weights; `r` follows the
+    move."""
+    if r.size:
+        grad = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            grad += r[indices[p]]
+    else:
+        grad = g[i, j]
+        for a in range(n_active):
+            k = active[a]
+            grad -= g[i, k] * w[k]
+    z = (grad + g[i, i] * w[i]) / n - l1
+    new = z / (g[i, i] / n + l2) if z > 0.0 else 0.0
+    if r.size and new != w[i]:
+        for p in range(indptr[i], indptr[i + 1]):
+            r[indices[p]] -= new - w[i]
+    return new
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _enet_columns(g, indptr, indices, n, l1, l2, tol, max_iter, switch):  # pragma: no cover
     """W (items x items, column j = item j's weights) by coordinate descent on the Gram matrix
@@ -81,26 +103,10 @@ def _enet_columns(g, indptr, indices, n, l1, l2, tol, max_iter, switch):  # prag
                 r = _residual(j, w, active, n_active, indptr, indices, n)
             big, delta = 0.0, 0.0
             for i in range(m):
-                if i == j:
+                if i == j or g[i, i] / n + l2 <= 0.0:
                     continue
-                denom = g[i, i] / n + l2
-                if denom <= 0.0:
-                    continue
-                if r.size:
-                    grad = 0.0
-                    for p in range(indptr[i], indptr[i + 1]):
-                        grad += r[indices[p]]
-                else:
-                    grad = g[i, j]
-                    for a in range(n_active):
-                        k = active[a]
-                        grad -= g[i, k] * w[k]
-                z = (grad + g[i, i] * w[i]) / n - l1
-                new = z / denom if z > 0.0 else 0.0
+                new = _coordinate(i, j, g, w, r, active, n_active, indptr, indices, n, l1, l2)
                 if new != w[i]:
-                    if r.size:
-                        for p in range(indptr[i], indptr[i + 1]):
-                            r[indices[p]] -= new - w[i]
                     delta = max(delta, abs(new - w[i]))
                     w[i] = new
                     if not is_active[i]:
@@ -117,20 +123,8 @@ def _enet_columns(g, indptr, indices, n, l1, l2, tol, max_iter, switch):  # prag
                 big, delta = 0.0, 0.0
                 for a in range(n_active):
                     i = active[a]
-                    if r.size:
-                        grad = 0.0
-                        for p in range(indptr[i], indptr[i + 1]):
-                            grad += r[indices[p]]
-                    else:
-                        grad = g[i, j]
-                        for b in range(n_active):
-                            k = active[b]
-                            grad -= g[i, k] * w[k]
-                    z = (grad + g[i, i] * w[i]) / n - l1
-                    new = z / (g[i, i] / n + l2) if z > 0.0 else 0.0
-                    if r.size and new != w[i]:
-                        for p in range(indptr[i], indptr[i + 1]):
-                            r[indices[p]] -= new - w[i]
+                    new = _coordinate(i, j, g, w, r, active, n_active, indptr, indices, n,
+                                      l1, l2)
                     delta = max(delta, abs(new - w[i]))
                     w[i] = new
                     big = max(big, new)
