@@ -59,7 +59,8 @@ class EngineOptions:
 DEFAULT_OPTIONS = EngineOptions()
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop,
-              "sgd": torch.optim.SGD, "rprop": torch.optim.Rprop}
+              "sgd": torch.optim.SGD, "rprop": torch.optim.Rprop, "lbfgs": torch.optim.LBFGS}
+LBFGS_MEMORY = 10  # the papers' scipy L-BFGS-B `maxcor`
 FUSED = {"adam", "sgd", "rprop"}  # with a fused CPU step (torch's, or ours for Rprop)
 
 
@@ -77,6 +78,11 @@ def make_optimizer(params, recipe: Recipe, device: torch.device,
         impl = "foreach"
     extra = {"fused": {"fused": True}, "foreach": {"foreach": True},
              "single": {"foreach": False}}[impl]
+    if recipe.optimizer == "lbfgs":
+        # full-batch L-BFGS with a strong-Wolfe line search, `iterations` per step (a round);
+        # the engine clears its memory at each round, as the papers' scipy calls start afresh
+        return torch.optim.LBFGS(params, lr=recipe.lr, max_iter=recipe.iterations,
+                                 history_size=LBFGS_MEMORY, line_search_fn="strong_wolfe")
     if recipe.optimizer == "rprop":
         if recipe.weight_decay:
             raise ValueError("rprop takes no weight decay; put the penalty in the loss")
@@ -202,6 +208,21 @@ class BatchedEngine:
             scheduler.step()
         return float(total) / max(1, len(self.rows) * self.passes)
 
+    def _round(self, opt: torch.optim.LBFGS, batch: Batch) -> torch.Tensor:
+        """One L-BFGS round on the full batch: `recipe.iterations` iterations from a fresh
+        memory; returns the loss at the round's end (what the epoch reports)."""
+        opt.state.clear()
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            loss = self.model.loss(batch)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            return self.model.loss(batch)
+
     def _freeze_all_but(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
         """Stop gradients of every trainable parameter outside `params`; returns them."""
         keep = {id(p) for p in params}
@@ -220,10 +241,13 @@ class BatchedEngine:
             batch = Batch(rows, pattern, values[lo:hi], self.steps,
                           self.epochs_done + offset + share * k / len(plan),
                           self.dense_output, phase)
-            loss = self.model.loss(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if isinstance(opt, torch.optim.LBFGS):
+                loss = self._round(opt, batch)
+            else:
+                loss = self.model.loss(batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             self.steps += 1
             total += loss.detach() * batch.size
         return total

@@ -150,7 +150,7 @@ def cell_task(cfg: RunConfig, on_epoch=None) -> tuple[dict, dict]:
 def model_config(cfg: RunConfig):
     """The variant's config with the cell's recipe overrides, then its CLI overrides (which
     apply where the variant has a recipe for the mode)."""
-    base = models.config(cfg.model, **dict(cfg.overrides))
+    base = models.config(cfg.model, cfg.dataset, **dict(cfg.overrides))
     section = "per_user" if cfg.mode == "per-user" else "batched"
     if base.recipe(cfg.mode) is None:
         return base

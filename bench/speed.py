@@ -91,7 +91,7 @@ def measure(model_name: str, split: Split, device: torch.device, paths: tuple[st
             repeats: int = 3, classic_repeats: int = 1, seed: int = 0) -> list[dict]:
     """Median epoch (or fit) seconds of each of `paths` the variant has, after one warm-up
     epoch for the engines; FLOPs and their bound from the model."""
-    cfg = models.config(model_name)
+    cfg = models.config(model_name, split.dataset)
     x = cfg.view(split.train)
     rows = []
     for path in (p for p in paths if p in paths_of(model_name)):

@@ -68,9 +68,10 @@ def choice_label(value: Any) -> Any:
     return value
 
 
-def default_params(model: str) -> dict[str, Any] | None:
-    """The default recipe as a point of the search space (None if it lies outside)."""
-    cfg = models.config(model)
+def default_params(model: str, dataset: str | None = None) -> dict[str, Any] | None:
+    """The default recipe (on `dataset`, where the variant has one of its own) as a point of
+    the search space (None if it lies outside)."""
+    cfg = models.config(model, dataset)
     out = {}
     for key, param in models.get(model).space.params.items():
         head, _, tail = key.partition(".")
@@ -209,7 +210,7 @@ def tune_variant(cell: RunConfig, trials: int, storage: str, executor, seed: int
     study.set_user_attr("cell", {"model": cell.model, "dataset": cell.dataset,
                                  "split": cell.split_name})
     study.set_user_attr("space", {k: repr(v) for k, v in variant.space.params.items()})
-    if not study.trials and (defaults := default_params(cell.model)) is not None:
+    if not study.trials and (defaults := default_params(cell.model, cell.dataset)) is not None:
         study.enqueue_trial(defaults, user_attrs={"default": True})
     if again := requeue_interrupted(study):
         log(f"{name}: asking interrupted trial(s) {', '.join(map(str, again))} again")

@@ -9,6 +9,7 @@ from . import (  # noqa: F401 (registers)
     cdae,
     ease,
     ials,
+    kernel_ae,
     mf,
     mult,
     neighbors,

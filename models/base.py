@@ -50,7 +50,7 @@ from .sparse_ops import CSRBatch
 
 FEEDBACK = ("explicit", "implicit")
 ROWS = ("user", "item")
-OPTIMIZERS = ("adam", "rmsprop", "sgd", "rprop")
+OPTIMIZERS = ("adam", "rmsprop", "sgd", "rprop", "lbfgs")
 SCHEDULES = ("constant", "cosine")
 LOSSES = ("items", "rated")  # per-user loss normalisation, `Recipe.loss`
 
@@ -67,6 +67,7 @@ class Recipe:
     zero_grad: bool = False     # per-user: the classic code never zeroes gradients
     schedule: str = "constant"  # batched: constant | cosine (lr decays to 0 over `epochs`)
     loss: str = "items"         # per-user: squared error / n_items (classic) | / n_rated
+    iterations: int = 1         # lbfgs: iterations per epoch, a round whose memory restarts
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ class ModelConfig:
             if recipe.schedule not in SCHEDULES:
                 raise ValueError(f"schedule {recipe.schedule!r} unknown; choose from "
                                  f"{', '.join(SCHEDULES)}")
+            if recipe.optimizer == "lbfgs" and (recipe.batch_size or recipe.weight_decay
+                                                or recipe.iterations < 1):
+                raise ValueError("lbfgs takes full batches (batch_size 0), no weight decay "
+                                 "(the penalty goes in the loss) and iterations >= 1")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class Variant:
     kind: str = "autoencoder"   # autoencoder | reference (a baseline, marked in every table)
     space: Space = Space()      # what `bench tune` searches, and why
     plugin: str | None = None   # the plugin that registered it (`models.plugins`); None: built in
+    datasets: dict = dataclasses.field(default_factory=dict)  # dataset -> default overrides
 
 
 _REGISTRY: dict[str, Variant] = {}
@@ -57,7 +58,11 @@ def registering_for(plugin: str):
 
 
 def register(name: str, build: Callable[[int, int, Any], Recommender], config: ModelConfig,
-             source: str, kind: str = "autoencoder", space: Space | None = None) -> Variant:
+             source: str, kind: str = "autoencoder", space: Space | None = None,
+             datasets: dict[str, dict[str, Any]] | None = None) -> Variant:
+    """Add a variant. `datasets`: a default recipe's overrides on a named dataset, where the
+    variant's source published one recipe per dataset (applied to that dataset's default
+    cells; tuning starts from them)."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     if kind not in KINDS:
@@ -71,7 +76,9 @@ def register(name: str, build: Callable[[int, int, Any], Recommender], config: M
                 dataclasses.is_dataclass(section)
                 and tail in {f.name for f in dataclasses.fields(section)})):
             raise KeyError(f"{name}: search-space key {key!r} is not an option of its config")
-    variant = Variant(name, build, config, source, kind, space, _ORIGIN[-1])
+    for values in (datasets or {}).values():
+        override(config, **values)  # each dataset's default must be a valid config
+    variant = Variant(name, build, config, source, kind, space, _ORIGIN[-1], dict(datasets or {}))
     _REGISTRY[name] = variant
     return variant
 
@@ -137,8 +144,11 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     return value
 
 
-def config(name: str, **overrides: Any) -> Any:
-    return override(get(name).config, **overrides)
+def config(name: str, dataset: str | None = None, **overrides: Any) -> Any:
+    """The variant's config: its default, then its default for `dataset` if it has one, then
+    `overrides`."""
+    variant = get(name)
+    return override(variant.config, **{**variant.datasets.get(dataset, {}), **overrides})
 
 
 def create(name: str, n_rows: int, n_cols: int,

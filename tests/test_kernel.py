@@ -1,0 +1,115 @@
+"""Kernel layers (Sparse FC) against a direct dense computation, their gradients by
+`gradcheck`, the L-BFGS trainer's rounds and early stopping, and per-dataset defaults."""
+
+import numpy as np
+import pytest
+import torch
+
+import datasets
+import models
+from bench.batched import BatchedEngine
+from bench.train import Stopping, fit
+from models.base import Recipe
+from models.kernel_ae import KernelLayer, sparsifying_kernel
+from tests.test_references import batch_of
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def split():
+    return datasets.make_split(datasets.load("synthetic-60x40"), "random-90-10", seed=1)
+
+
+def test_the_sparsifying_kernel_is_one_minus_squared_distance_clipped_at_zero():
+    u = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    v = torch.tensor([[0.0, 0.5], [2.0, 0.0], [0.5, 0.5]])
+    want = torch.tensor([[0.75, 0.0, 0.5], [0.0, 0.0, 0.5]])  # 1 - d^2, hand-worked
+    torch.testing.assert_close(sparsifying_kernel(u, v), want)
+
+
+def test_a_kernel_layer_is_x_times_w_times_w_hat_and_its_gradients_check():
+    torch.manual_seed(0)
+    layer = KernelLayer(4, 3, dim=2).double()
+    with torch.no_grad():  # spread the embeddings so that some kernels are zero, some not
+        layer.u.copy_(torch.randn(4, 2, dtype=torch.float64) * 0.6)
+        layer.v.copy_(torch.randn(3, 2, dtype=torch.float64) * 0.6)
+    x = torch.randn(5, 4, dtype=torch.float64)
+    u, v = layer.u.detach().numpy(), layer.v.detach().numpy()
+    k = np.maximum(0.0, 1.0 - ((u[:, None, :] - v[None, :, :]) ** 2).sum(-1))
+    want = x.numpy() @ (layer.weight.detach().numpy() * k) + layer.bias.detach().numpy()
+    np.testing.assert_allclose(layer(x).detach().numpy(), want, atol=1e-12)
+    assert (k == 0).any() and (k > 0).any()
+
+    def f(w, b, uu, vv, xx):
+        kk = sparsifying_kernel(uu, vv)
+        return xx @ (w * kk) + b
+
+    assert torch.autograd.gradcheck(f, (layer.weight.detach().clone().requires_grad_(),
+                                        layer.bias.detach().clone().requires_grad_(),
+                                        layer.u.detach().clone().requires_grad_(),
+                                        layer.v.detach().clone().requires_grad_(),
+                                        x.requires_grad_()))
+
+
+def test_sparse_fc_loss_is_half_the_squared_error_plus_the_penalties(split):
+    torch.manual_seed(0)
+    model, cfg = models.create("sparse-fc", split.n_items, split.n_users, hidden=(6, 5),
+                               lambda_2=2.0, lambda_s=0.3)
+    x = cfg.view(split.train)  # items x users
+    dense = torch.from_numpy(x.toarray())
+    h = dense
+    penalty = 0.0
+    for i, layer in enumerate(model.layers):
+        k = sparsifying_kernel(layer.u, layer.v)
+        h = h @ (layer.weight * k) + layer.bias
+        h = torch.sigmoid(h) if i < len(model.layers) - 1 else h
+        penalty += 0.5 * (0.3 * k.square().sum() + 2.0 * layer.weight.square().sum())
+    mask = dense > 0
+    want = 0.5 * ((h - dense)[mask]).square().sum() + penalty
+    batch = batch_of(x)
+    torch.testing.assert_close(model.loss(batch), want, rtol=1e-5, atol=1e-3)
+    model.eval()
+    with torch.no_grad():
+        scores = model.score(batch)
+    assert scores.shape == (split.n_items, split.n_users)  # item rows over users
+    torch.testing.assert_close(scores, h.detach(), rtol=1e-4, atol=1e-4)
+
+
+def test_lbfgs_rounds_reduce_the_loss_from_a_fresh_memory(split):
+    torch.manual_seed(0)
+    model, cfg = models.create("sparse-fc", split.n_items, split.n_users, hidden=(8, 8),
+                               lambda_2=1.0, lambda_s=0.01)
+    x = cfg.view(split.train)
+    recipe = Recipe(optimizer="lbfgs", lr=1.0, weight_decay=0.0, epochs=3, batch_size=0,
+                    iterations=4)
+    engine = BatchedEngine(model, x, recipe, CPU, seed=0)
+    losses = [engine.epoch() for _ in range(3)]
+    assert losses[0] > losses[1] > losses[2]
+    state = engine.opts[0].state[engine.opts[0]._params[0]]
+    assert state["n_iter"] <= 4  # the memory and the count restart every round
+    assert engine.steps == 3  # one full-batch step (a round) per epoch
+
+
+def test_lbfgs_rounds_are_what_early_stopping_counts(split):
+    torch.manual_seed(0)
+    model, cfg = models.create("sparse-fc", split.n_items, split.n_users, hidden=(8, 8),
+                               **{"batched.epochs": 40, "batched.iterations": 3})
+    x = cfg.view(split.train)
+    reads = iter([1.0, 0.9, 0.95, 0.96, 0.97] + [0.99] * 40)
+    result = fit(model, x, cfg, "batched", CPU, seed=0, monitor=lambda epoch: next(reads),
+                 stopping=Stopping(eval_every=1, patience=3))
+    assert result.best_epoch == 2 and result.epochs_run == 5 and result.stopped_early
+
+
+def test_lbfgs_recipes_are_checked():
+    with pytest.raises(ValueError, match="lbfgs takes full batches"):
+        models.config("sparse-fc", **{"batched.batch_size": 64})
+
+
+def test_a_variant_default_can_differ_per_dataset():
+    v = models.get("sparse-fc")
+    assert v.datasets["ml-100k"]["lambda_2"] == 20.0
+    assert models.config("sparse-fc", "ml-100k").batched.iterations == 5
+    assert models.config("sparse-fc", "ml-1m").batched.iterations == 50
+    assert models.config("sparse-fc", "ml-100k", lambda_2=7.0).lambda_2 == 7.0
