@@ -162,6 +162,7 @@ class BatchedEngine:
         self.rng = np.random.default_rng(seed)
         self.dense_output = options.dense_output(device)
         self.steps, self.epochs_done = 0, 0
+        self.stages, self.stage = model.stages(), None
 
     def _epoch_plan(self) -> tuple[torch.Tensor, list[tuple[int, int, torch.Tensor, CSRBatch]]]:
         """One epoch's batches, laid out on the host in one pass (`_plan`) and sent to the
@@ -191,13 +192,14 @@ class BatchedEngine:
         per batch, over every pass."""
         model = self.model
         model.train()
+        stage = self._enter_stage()
         total = torch.zeros((), device=self.device)
         done = 0
         for phase, opt, params in zip(self.phases, self.opts, self.groups):
             frozen = self._freeze_all_but(params) if len(self.phases) > 1 else []
             try:
                 for _ in range(phase.passes):
-                    total += self._pass(opt, phase.name, done / self.passes)
+                    total += self._pass(opt, phase.name or stage, done / self.passes)
                     done += 1
             finally:
                 for p in frozen:
@@ -207,6 +209,26 @@ class BatchedEngine:
         for scheduler in self.schedulers:
             scheduler.step()
         return float(total) / max(1, len(self.rows) * self.passes)
+
+    def _enter_stage(self) -> str:
+        """The name of the stage this epoch belongs to ("" without stages); on a stage's first
+        epoch, announce it to the model and set its L-BFGS round length."""
+        if not self.stages:
+            return ""
+        end = 0
+        for stage in self.stages:
+            end += stage.rounds
+            if self.epochs_done < end:
+                break
+        if stage is not self.stage:
+            self.stage = stage
+            self.model.start_stage(stage.name)
+            iterations = stage.iterations or self.recipe.iterations
+            for opt in self.opts:
+                if isinstance(opt, torch.optim.LBFGS):
+                    for group in opt.param_groups:
+                        group["max_iter"], group["max_eval"] = iterations, iterations * 5 // 4
+        return stage.name
 
     def _round(self, opt: torch.optim.LBFGS, batch: Batch) -> torch.Tensor:
         """One L-BFGS round on the full batch: `recipe.iterations` iterations from a fresh

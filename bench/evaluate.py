@@ -35,6 +35,8 @@ def score_rows(model: Recommender, x: sp.csr_matrix, device: torch.device,
     """Yield (first_row, scores) with the model's full-width outputs for the rows of `x`,
     a matrix in the model's own view, in batches."""
     model.eval()
+    if model.whole_matrix:
+        batch_rows = max(1, x.shape[0])
     indptr = x.indptr.astype(np.int64)
     cols = torch.as_tensor(x.indices.astype(np.int64), device=device)
     values = torch.as_tensor(x.data, dtype=torch.float32, device=device)

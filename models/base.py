@@ -19,6 +19,12 @@ What a model implements (a `Recommender`, an `nn.Module`):
 - `trainer`: `epochs` (gradient epochs over mini-batches of sparse rows) or `closed-form`.
 - `loss(batch)`: for `epochs`, the scalar to minimise on one `Batch`, computed only where the
   family's loss needs it (observed entries for a masked loss, full width for a softmax).
+- `stages()` (optional): training as consecutive stages (`Stage`: pre-training, then
+  fine-tuning), each a number of epochs (L-BFGS rounds of its own length), announced by
+  `start_stage(name)` and named in `batch.phase`.
+- `whole_matrix` (optional, False): `score` needs every row of the matrix in one batch (a
+  model that mixes neighbouring rows, as GLocal-K's convolution does); evaluation then
+  scores all rows at once.
 - `phases()` (optional): an epoch as alternating phases (`Phase`), each a number of passes
   over the rows that update one group of parameters with an optimizer of its own, followed by
   `end_phase(name)` (RecVAE's encoder and decoder phases and its prior refresh). The default,
@@ -205,6 +211,18 @@ class Phase:
     passes: int = 1
 
 
+@dataclass(frozen=True)
+class Stage:
+    """A consecutive part of training (pre-training, then fine-tuning, say): `rounds` epochs,
+    each of `iterations` L-BFGS iterations under an `lbfgs` recipe (0: the recipe's). The
+    engine calls `start_stage(name)` before its first epoch and passes its name as
+    `Batch.phase`; the last stage runs on if the recipe allows more epochs."""
+
+    name: str
+    rounds: int
+    iterations: int = 0
+
+
 # Search spaces (`register(..., space=...)`): small declarative parameter ranges, keyed by
 # the override they set (`batched.lr`, `hidden`, ...), which `bench tune` turns into Optuna
 # suggestions. Data, not code paths.
@@ -283,6 +301,7 @@ class Recommender(nn.Module):
     """Base class of every model family: see the module docstring for the contract."""
 
     trainer: ClassVar[str] = "epochs"  # epochs | closed-form
+    whole_matrix: ClassVar[bool] = False  # score() needs every row at once
 
     def setup(self, x: sp.csr_matrix) -> None:
         """Statistics of the training matrix (the model's view) taken before training."""
@@ -301,6 +320,12 @@ class Recommender(nn.Module):
 
     def end_phase(self, name: str) -> None:
         """Called after each phase's passes (a prior refresh, say)."""
+
+    def stages(self) -> tuple[Stage, ...]:
+        return ()
+
+    def start_stage(self, name: str) -> None:
+        """Called before a stage's first epoch."""
 
     def epoch_flops(self, x: sp.csr_matrix) -> Flops | None:
         return None

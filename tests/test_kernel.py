@@ -113,3 +113,50 @@ def test_a_variant_default_can_differ_per_dataset():
     assert models.config("sparse-fc", "ml-100k").batched.iterations == 5
     assert models.config("sparse-fc", "ml-1m").batched.iterations == 50
     assert models.config("sparse-fc", "ml-100k", lambda_2=7.0).lambda_2 == 7.0
+
+
+def test_glocal_k_global_kernel_and_convolution_on_a_hand_worked_4x4_case():
+    from models.kernel_ae import global_conv, global_kernel
+
+    means = torch.tensor([1.0, 2.0])  # two items' mean reconstructions
+    conv = torch.zeros(2, 9)
+    conv[0, 4] = 1.0   # centre weight 1 * 1
+    conv[1, 1] = 0.5   # the cell above: 2 * 0.5
+    kernel = global_kernel(means, conv, 3, dot_scale=2.0)
+    want_kernel = torch.zeros(3, 3)
+    want_kernel[1, 1], want_kernel[0, 1] = 2.0, 2.0
+    torch.testing.assert_close(kernel, want_kernel)
+    r = torch.tensor([[1.0, 0.0, 0.0, 2.0],
+                      [0.0, 3.0, 0.0, 0.0],
+                      [0.0, 0.0, 0.0, 0.0],
+                      [4.0, 0.0, 5.0, 0.0]])
+    # out[i, j] = 2 r[i, j] + 2 r[i - 1, j] (zero padding above the first row), then ReLU
+    want = torch.tensor([[2.0, 0.0, 0.0, 4.0],
+                         [2.0, 6.0, 0.0, 4.0],
+                         [0.0, 6.0, 0.0, 0.0],
+                         [8.0, 0.0, 10.0, 0.0]])
+    torch.testing.assert_close(global_conv(r, kernel), want)
+    assert (global_conv(r, -kernel) == 0).all()  # the ReLU
+
+
+def test_glocal_k_pretrains_then_finetunes_in_stages_and_scores_whole_matrices(split):
+    torch.manual_seed(0)
+    model, cfg = models.create("glocal-k", split.n_items, split.n_users, hidden=(8, 8),
+                               pretrain_rounds=2, pretrain_iterations=3, finetune_rounds=2,
+                               finetune_iterations=2, **{"batched.epochs": 4})
+    x = cfg.view(split.train)
+    engine = BatchedEngine(model, x, cfg.batched, CPU, seed=0)
+    seen = []
+    model.start_stage = lambda name, f=model.start_stage: (seen.append(name), f(name))
+    losses = [engine.epoch() for _ in range(4)]
+    assert seen == ["pretrain", "finetune"] and bool(model.finetuning)
+    assert engine.opts[0].param_groups[0]["max_iter"] == 2
+    assert all(np.isfinite(losses)) and losses[1] < losses[0]
+    model.eval()
+    with torch.no_grad():
+        scores = model.score(batch_of(x))
+    assert scores.shape == (split.n_items, split.n_users) and torch.isfinite(scores).all()
+    # the convolution mixes neighbouring rows: scoring one row alone would differ
+    with torch.no_grad():
+        alone = model.score(batch_of(x[:1]))
+    assert not torch.allclose(alone[0], scores[0])
