@@ -270,6 +270,11 @@ class BatchedEngine:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                for _ in range(getattr(self.model, "refeeds", 0)):  # dense re-feeding
+                    again = self.model.refeed_loss(batch)
+                    opt.zero_grad(set_to_none=True)
+                    again.backward()
+                    opt.step()
             self.steps += 1
             total += loss.detach() * batch.size
         return total

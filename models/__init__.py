@@ -7,6 +7,7 @@ from . import (  # noqa: F401 (registers)
     autorec,
     bias,
     cdae,
+    deeprec,
     ease,
     ials,
     kernel_ae,

@@ -22,6 +22,8 @@ What a model implements (a `Recommender`, an `nn.Module`):
 - `stages()` (optional): training as consecutive stages (`Stage`: pre-training, then
   fine-tuning), each a number of epochs (L-BFGS rounds of its own length), announced by
   `start_stage(name)` and named in `batch.phase`.
+- `refeeds` (optional, 0) and `refeed_loss(batch)`: after each step, that many more steps on
+  the loss `refeed_loss` returns (DeepRec's dense re-feeding of the model's own output).
 - `whole_matrix` (optional, False): `score` needs every row of the matrix in one batch (a
   model that mixes neighbouring rows, as GLocal-K's convolution does); evaluation then
   scores all rows at once.
@@ -302,6 +304,11 @@ class Recommender(nn.Module):
 
     trainer: ClassVar[str] = "epochs"  # epochs | closed-form
     whole_matrix: ClassVar[bool] = False  # score() needs every row at once
+    refeeds: int = 0                      # extra steps per batch on refeed_loss()
+
+    def refeed_loss(self, batch: Batch) -> torch.Tensor:
+        raise ContractError(f"contract: {type(self).__name__} re-feeds but does not "
+                            "implement refeed_loss()")
 
     def setup(self, x: sp.csr_matrix) -> None:
         """Statistics of the training matrix (the model's view) taken before training."""

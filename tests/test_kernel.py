@@ -160,3 +160,30 @@ def test_glocal_k_pretrains_then_finetunes_in_stages_and_scores_whole_matrices(s
     with torch.no_grad():
         alone = model.score(batch_of(x[:1]))
     assert not torch.allclose(alone[0], scores[0])
+
+
+def test_deeprec_refeeds_its_dense_output_as_input_and_target(split):
+    from models.base import Batch
+
+    torch.manual_seed(0)
+    model, cfg = models.create("deeprec", split.n_users, split.n_items, hidden=(8, 4),
+                               dropout=0.0, **{"batched.batch_size": 16})
+    x = cfg.view(split.train)
+    batch = batch_of(x)
+    first = model.loss(batch)
+    refed = model._refeed.clone()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(refed, model.score(batch))  # f(x), dense
+    model.train()
+    again = model.refeed_loss(batch)
+    with torch.no_grad():
+        y = model._out(model._hidden(model._code(model.first(refed))))
+    torch.testing.assert_close(again, (y - refed).square().mean())
+    assert isinstance(batch, Batch) and torch.isfinite(first)
+    steps = []
+    engine = BatchedEngine(model, x, cfg.batched, CPU, seed=0)
+    original = model.refeed_loss
+    model.refeed_loss = lambda b: (steps.append(b.size), original(b))[1]
+    engine.epoch()
+    assert len(steps) == engine.steps  # one re-feeding step after every step
