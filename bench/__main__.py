@@ -710,11 +710,12 @@ def _cmd_speed(args, sub) -> int:
           "gather ceilings (embedding_bag of the training entries at the first-layer width): "
           + ", ".join(f"{g:.1f} GFLOP/s at width {w} over {r} rows x {c} columns"
                      for ((r, c), w), g in ceilings.items()))
-    print(tabulate([[r["model"], r["path"], r["epoch_s"], r["speedup_vs_classic"],
-                     r["gflop_per_epoch"], r["gflops"], r["bound"], r["pct_of_peak"],
-                     r.get("pct_of_gather_ceiling")] for r in rows],
-                   headers=["model", "path", "epoch s (median)", "x classic", "GFLOP/epoch",
-                            "GFLOP/s", "bound", "% of matmul peak", "% of gather ceiling"],
+    print(tabulate([[r["model"], r["path"], r["epoch_s"], r.get("iteration_s"),
+                     r["speedup_vs_classic"], r["gflop_per_epoch"], r["gflops"], r["bound"],
+                     r["pct_of_peak"], r.get("pct_of_gather_ceiling")] for r in rows],
+                   headers=["model", "path", "epoch s (median)", "L-BFGS iteration s",
+                            "x classic", "GFLOP/epoch", "GFLOP/s", "bound", "% of matmul peak",
+                            "% of gather ceiling"],
                    tablefmt="github", floatfmt=".3g", missingval="—"))
     if args.out:
         with open(args.out, "w") as fh:

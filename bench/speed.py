@@ -117,7 +117,11 @@ def measure(model_name: str, split: Split, device: torch.device, paths: tuple[st
                           device)
             flops = count.total if count else None
         median = statistics.median(times)
+        recipe = cfg.batched if path == "batched" else None
+        lbfgs = recipe is not None and recipe.optimizer == "lbfgs"
         rows.append({"model": model_name, "path": path, "epoch_s": median, "runs": len(times),
+                     # an L-BFGS epoch is a round: its iteration's seconds too
+                     "iteration_s": median / recipe.iterations if lbfgs else None,
                      "gflop_per_epoch": flops / 1e9 if flops else None,
                      "gflops": flops / median / 1e9 if flops else None,
                      "bound": count.bound if count and path != "classic" else "matmul",

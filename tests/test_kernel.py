@@ -187,3 +187,16 @@ def test_deeprec_refeeds_its_dense_output_as_input_and_target(split):
     model.refeed_loss = lambda b: (steps.append(b.size), original(b))[1]
     engine.epoch()
     assert len(steps) == engine.steps  # one re-feeding step after every step
+
+
+def test_speed_reports_an_lbfgs_iterations_seconds_and_flops(tmp_path):
+    import json
+
+    from bench.__main__ import main
+
+    out = tmp_path / "speed.json"
+    assert main(["speed", "-m", "sparse-fc", "-d", "synthetic-60x40", "--repeats", "1",
+                 "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["path"] == "batched" and row["iteration_s"] == pytest.approx(row["epoch_s"] / 50)
+    assert row["gflop_per_epoch"] > 0 and row["bound"] == "gather"
