@@ -620,6 +620,8 @@ def _cmd_list(args, sub) -> int:
     def recipe(r) -> str:
         if r is None:
             return "—"
+        if r.optimizer == "lbfgs":
+            return f"lbfgs, {r.epochs} rounds of {r.iterations} iterations"
         bs = "full" if r.batch_size == 0 else r.batch_size
         sched = f" ({r.schedule})" if r.schedule != "constant" else ""
         return (f"{r.optimizer} lr {r.lr:g}{sched} wd {r.weight_decay:g} bs {bs} "
