@@ -96,7 +96,9 @@ def _build(n_rows: int, n_cols: int, cfg: DeepRecConfig) -> DeepRec:
 register("deeprec", _build,
          DeepRecConfig(note="the paper's Netflix widths 512-512-1024 and code dropout 0.8, "
                             "one re-feeding step, Adam 1e-3, batches of 128, up to 100 "
-                            "epochs: not yet checked on validation"),
+                            "epochs: validation RMSE (5% carving, seed 0) 0.9686 on u1 "
+                            "(epoch 28; early stopping at 48), far from a MovieLens recipe: "
+                            "its widths and dropout are still to be chosen on validation"),
          "Kuchaiev and Ginsburg, Training Deep AutoEncoders for Collaborative Filtering, 2017 "
          "(NVIDIA/DeepRecommender): SELU, code-layer dropout, dense re-feeding",
          space=Space({"dropout": Uniform(0.0, 0.9), "batched.lr": LogUniform(1e-4, 1e-2),

@@ -273,7 +273,9 @@ register("glocal-k", _build,
          GLocalKConfig(note="the authors' ML-1M recipe: 500-500, lambda_2 70, lambda_s 0.018, "
                             "dot_scale 0.5, pre-training 20 rounds of 50 L-BFGS iterations, "
                             "fine-tuning 30 rounds of 10; ML-100K: lambda_2 20, lambda_s "
-                            "0.006, dot_scale 1, 30 rounds of 5, then 60 of 5"),
+                            "0.006, dot_scale 1, 30 rounds of 5, then 60 of 5: validation "
+                            "RMSE (5% carving, seed 0) on u1 0.9237 after pre-training, "
+                            "0.8826 at the last fine-tuning round (still falling)"),
          "Han et al., GLocal-K, CIKM 2021 (usydnlp/Glocal_K): the kernel autoencoder "
          "pre-trained, then fine-tuned on ReLU(conv2d(R, global kernel)), L-BFGS throughout",
          space=Space({"lambda_2": LogUniform(1.0, 300.0), "lambda_s": LogUniform(1e-3, 0.1),

@@ -24,7 +24,13 @@ def _model(name, split):
     return models.get(name).build(x.shape[0], x.shape[1], cfg), cfg, x
 
 
-@pytest.mark.parametrize("name", [n for n in models.list() if models.config(n).batched])
+def _epochs(name: str) -> bool:
+    """Variants trained by mini-batch epochs (an L-BFGS round is timed apart, below)."""
+    r = models.config(name).batched
+    return r is not None and r.optimizer != "lbfgs"
+
+
+@pytest.mark.parametrize("name", [n for n in models.list() if _epochs(n)])
 def test_batched_epoch(benchmark, ml1m_shaped, name):
     model, cfg, x = _model(name, ml1m_shaped)
     model.setup(x)
@@ -32,6 +38,17 @@ def test_batched_epoch(benchmark, ml1m_shaped, name):
     benchmark.extra_info["ratings"] = int(ml1m_shaped.train.nnz)
     loss = benchmark.pedantic(engine.epoch, rounds=5, warmup_rounds=1)
     assert loss == loss  # finite, not NaN
+
+
+def test_lbfgs_iteration(benchmark, ml1m_shaped):
+    """One full-batch L-BFGS iteration of the kernel autoencoder (a round of one)."""
+    torch.manual_seed(0)
+    cfg = models.config("sparse-fc", **{"batched.iterations": 1})
+    x = cfg.view(ml1m_shaped.train)
+    model = models.get("sparse-fc").build(x.shape[0], x.shape[1], cfg)
+    engine = make_engine(model, x, cfg, "batched", CPU, 0)
+    loss = benchmark.pedantic(engine.epoch, rounds=3, warmup_rounds=1)
+    assert loss == loss
 
 
 @pytest.mark.parametrize("name", ["sae-20-10-20", "sae-200-100-200"])
