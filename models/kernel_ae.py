@@ -92,29 +92,44 @@ class KernelAE(Recommender):
         self.layers = nn.ModuleList(KernelLayer(a, b, cfg.dim)
                                     for a, b in zip(widths[:-1], widths[1:]))
 
-    def _hidden(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """The last hidden layer's output, and the penalty of every hidden layer."""
-        c = self.cfg
-        first = self.layers[0]
-        w, k = first.effective()
-        h = torch.sigmoid(sparse_linear(w, first.bias, batch.pattern, batch.values))
-        penalty = first.penalty(k, c.lambda_s, c.lambda_2)
-        for layer in self.layers[1:-1]:
-            w, k = layer.effective()
+    def _effective(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every layer's (W * w_hat, w_hat), computed once per evaluation and shared by all
+        the passes it makes through the layers."""
+        return [layer.effective() for layer in self.layers]
+
+    def _up(self, first: torch.Tensor, eff) -> torch.Tensor:
+        """The last hidden layer's output from the first layer's pre-activation."""
+        h = torch.sigmoid(first)
+        for layer, (w, _) in zip(self.layers[1:-1], eff[1:-1]):
             h = torch.sigmoid(torch.addmm(layer.bias, h, w))
-            penalty = penalty + layer.penalty(k, c.lambda_s, c.lambda_2)
-        return h, penalty
+        return h
+
+    def _hidden(self, batch: Batch, eff) -> torch.Tensor:
+        """The last hidden layer's output for sparse rows."""
+        first = self.layers[0]
+        return self._up(sparse_linear(eff[0][0], first.bias, batch.pattern, batch.values), eff)
+
+    def _hidden_dense(self, x: torch.Tensor, eff) -> torch.Tensor:
+        """The last hidden layer's output for dense rows."""
+        return self._up(torch.addmm(self.layers[0].bias, x, eff[0][0]), eff)
+
+    def _output(self, h: torch.Tensor, eff) -> torch.Tensor:
+        """Full-width outputs from the last hidden layer."""
+        return torch.addmm(self.layers[-1].bias, h, eff[-1][0])
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        return self._observed_loss(*self._hidden(batch), batch)
+        eff = self._effective()
+        return self._observed_loss(self._hidden(batch, eff), batch, eff)
 
-    def _observed_loss(self, h: torch.Tensor, penalty: torch.Tensor,
-                       batch: Batch) -> torch.Tensor:
+    def _observed_loss(self, h: torch.Tensor, batch: Batch, eff) -> torch.Tensor:
         """1/2 the squared error of the output layer at the batch's observed entries (from
         the last hidden layer `h`), plus every layer's penalty."""
         c = self.cfg
+        penalty = 0.0
+        for layer, (_, k) in zip(self.layers[:-1], eff[:-1]):
+            penalty = penalty + layer.penalty(k, c.lambda_s, c.lambda_2)
         out = self.layers[-1]
-        w, k = out.effective()
+        w, k = eff[-1]
         # the transposed kernel weight made contiguous: embedding_bag's gathers from a
         # strided table in the backward pass ran 10x slower
         pred = sampled_linear(h, w.t().contiguous(), out.bias, batch.pattern)
@@ -122,8 +137,8 @@ class KernelAE(Recommender):
         return 0.5 * err.square().sum() + penalty + out.penalty(k, c.lambda_s, c.lambda_2)
 
     def score(self, batch: Batch) -> torch.Tensor:
-        h, _ = self._hidden(batch)
-        return self.layers[-1](h)
+        eff = self._effective()
+        return self._output(self._hidden(batch, eff), eff)
 
     def epoch_flops(self, x) -> Flops:
         """One L-BFGS iteration's function and gradient (about 1.25 evaluations each, the
@@ -209,41 +224,31 @@ class GLocalK(KernelAE):
         out[rows, batch.pattern.cols] = batch.values
         return out
 
-    def _convolved(self, batch: Batch) -> torch.Tensor:
+    def _convolved(self, batch: Batch, eff) -> torch.Tensor:
         """ReLU(conv2d(R, global kernel)), the global kernel from the current layers'
         reconstruction of R averaged over users (rows without ratings reconstruct from a
         zero input, as the authors' dense matrix has them)."""
         c = self.cfg
-        h, _ = self._hidden(batch)
-        y = self.layers[-1](h)  # (B, n_users): the batch rows' reconstructions
+        y = self._output(self._hidden(batch, eff), eff)  # (B, n_users): the batch's rows
         zero = torch.zeros(1, batch.pattern.n_cols, device=y.device)
-        for layer in self.layers[:-1]:
-            zero = torch.sigmoid(layer(zero))
-        means = self.layers[-1](zero).mean().expand(self.n_rows).clone()
-        means = means.index_put((batch.rows,), y.mean(1))
+        means = self._output(self._hidden_dense(zero, eff), eff).mean()
+        means = means.expand(self.n_rows).clone().index_put((batch.rows,), y.mean(1))
         kernel = global_kernel(means, self.conv, c.kernel_size, c.dot_scale)
         return global_conv(self._dense(batch), kernel)
-
-    def _hidden_dense(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.cfg
-        h, penalty = x, 0.0
-        for layer in self.layers[:-1]:
-            w, k = layer.effective()
-            h = torch.sigmoid(torch.addmm(layer.bias, h, w))
-            penalty = penalty + layer.penalty(k, c.lambda_s, c.lambda_2)
-        return h, penalty
 
     def loss(self, batch: Batch) -> torch.Tensor:
         if batch.phase != "finetune":
             return super().loss(batch)
-        return self._observed_loss(*self._hidden_dense(self._convolved(batch)[batch.rows]),
-                                   batch)
+        eff = self._effective()
+        h = self._hidden_dense(self._convolved(batch, eff)[batch.rows], eff)
+        return self._observed_loss(h, batch, eff)
 
     def score(self, batch: Batch) -> torch.Tensor:
         if not bool(self.finetuning):
             return super().score(batch)
-        h, _ = self._hidden_dense(self._convolved(batch)[batch.rows])
-        return self.layers[-1](h)
+        eff = self._effective()
+        return self._output(self._hidden_dense(self._convolved(batch, eff)[batch.rows], eff),
+                            eff)
 
 
 def _build(n_rows: int, n_cols: int, cfg: KernelAEConfig) -> KernelAE:
