@@ -262,6 +262,9 @@ def _build(n_rows: int, n_cols: int, cfg: KernelAEConfig) -> KernelAE:
 # 30 rounds leave validation still falling (u1, seed 0: 0.9229 at round 30, 0.8737 at 184)
 ML100K = {"lambda_2": 20.0, "lambda_s": 0.006, "batched.iterations": 5, "batched.epochs": 200}
 
+# the two penalties both families search, around the values their authors set per dataset
+PENALTIES = {"lambda_2": LogUniform(1.0, 300.0), "lambda_s": LogUniform(1e-3, 0.1)}
+
 register("sparse-fc", _build,
          KernelAEConfig(note="the authors' ML-1M recipe: 500-500, lambda_2 60, lambda_s 0.013, "
                              "up to 20 rounds of 50 L-BFGS iterations; on ml-100k GLocal-K's "
@@ -270,8 +273,7 @@ register("sparse-fc", _build,
                              "(best round 184; GLocal-K's 30 rounds: 0.9229)"),
          "Muller et al., Kernelized Synaptic Weight Matrices, ICML 2018 (kernelNet_ml1m.py): "
          "item-based 500-500 kernel autoencoder, 1/2 SSE + kernel and L2 penalties, L-BFGS",
-         space=Space({"lambda_2": LogUniform(1.0, 300.0), "lambda_s": LogUniform(1e-3, 0.1),
-                      "batched.iterations": IntRange(5, 50)},
+         space=Space({**PENALTIES, "batched.iterations": IntRange(5, 50)},
                      "the two penalties around the authors' (their sweep varied both), and "
                      "the round length GLocal-K varies (5 on ML-100K, 50 on ML-1M)"),
          datasets={"ml-100k": ML100K})
@@ -285,8 +287,7 @@ register("glocal-k", _build,
                             "0.8826 at the last fine-tuning round (still falling)"),
          "Han et al., GLocal-K, CIKM 2021 (usydnlp/Glocal_K): the kernel autoencoder "
          "pre-trained, then fine-tuned on ReLU(conv2d(R, global kernel)), L-BFGS throughout",
-         space=Space({"lambda_2": LogUniform(1.0, 300.0), "lambda_s": LogUniform(1e-3, 0.1),
-                      "dot_scale": LogUniform(0.1, 4.0)},
+         space=Space({**PENALTIES, "dot_scale": LogUniform(0.1, 4.0)},
                      "the two penalties and the global kernel's scale, the three values the "
                      "authors set per dataset"),
          datasets={"ml-100k": {"lambda_2": 20.0, "lambda_s": 0.006, "dot_scale": 1.0,
