@@ -270,7 +270,7 @@ class BatchedEngine:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                for _ in range(getattr(self.model, "refeeds", 0)):  # dense re-feeding
+                for _ in range(self.model.refeeds):  # dense re-feeding (DeepRec)
                     again = self.model.refeed_loss(batch)
                     opt.zero_grad(set_to_none=True)
                     again.backward()

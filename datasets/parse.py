@@ -103,7 +103,6 @@ def _require_integers(col: pd.Series, path: Path, name: str, sep: str,
         raise DatasetError(f"{path}:{i + first}: missing {name}")
 
 
-
 def read_items(path: str | Path, sep: str, genre_names: list[str] | None = None) -> pd.DataFrame:
     """Read item titles and genres (latin-1) into columns item, title, genres ('A|B')."""
     path = Path(path)

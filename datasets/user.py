@@ -82,9 +82,11 @@ class FileSpec:
                                        "has no header (give a 0-based position)")
 
 
-def _columns(path: Path, spec: FileSpec, delimiter: str, header: bool,
-             wanted: dict[str, Column | None], encoding: str) -> tuple[list[list[str]], dict]:
-    """The file's rows as lists of fields, and each wanted key's position."""
+def _columns(path: Path, delimiter: str, header: bool, wanted: dict[str, Column | None],
+             encoding: str, optional: frozenset[str] = frozenset()
+             ) -> tuple[list[list[str]], dict]:
+    """The file's rows as lists of fields, and each wanted key's position (an `optional`
+    key's named column may be absent from the header)."""
     with open(path, newline="", encoding=encoding) as fh:
         try:
             rows = list(csv.reader(fh, delimiter=delimiter))
@@ -99,7 +101,7 @@ def _columns(path: Path, spec: FileSpec, delimiter: str, header: bool,
             where[key] = col
         elif names is not None and col in names:
             where[key] = names.index(col)
-        else:
+        elif key not in optional:
             shown = f"; its header: {', '.join(names)}" if names else ""
             raise DatasetError(f"{path}:1: no column {col!r} (the {key} column){shown}")
     return rows, where
@@ -111,14 +113,13 @@ def read_file(spec: FileSpec) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     path = Path(spec.path).expanduser()
     if not path.is_file():
         raise DatasetError(f"dataset {spec.name!r}: {path}: file not found")
-    timestamp = spec.timestamp
+    # no timestamp column named: a header's "timestamp" column if it has one
+    guess = spec.timestamp is None and spec.header
     wanted = {"user": spec.user, "item": spec.item,
-              "rating": None if spec.implicit else spec.rating, "timestamp": timestamp}
-    if timestamp is None and spec.header:
-        with open(path, newline="", encoding=spec.encoding) as fh:
-            first = next(csv.reader(fh, delimiter=spec.delimiter), [])
-        wanted["timestamp"] = "timestamp" if "timestamp" in first else None
-    rows, where = _columns(path, spec, spec.delimiter, spec.header, wanted, spec.encoding)
+              "rating": None if spec.implicit else spec.rating,
+              "timestamp": "timestamp" if guess else spec.timestamp}
+    rows, where = _columns(path, spec.delimiter, spec.header, wanted, spec.encoding,
+                           frozenset({"timestamp"}) if guess else frozenset())
     start = 1 if spec.header else 0
     body = rows[start:]
     if not body:
@@ -186,7 +187,7 @@ def _read_items(spec: FileSpec) -> pd.DataFrame:
             if isinstance(getattr(spec, key), str):
                 raise DatasetError(f"dataset {spec.name!r}: {key} = {getattr(spec, key)!r} "
                                    "names a column, but the items file has no header")
-    rows, where = _columns(path, spec, spec.items_delimiter, spec.items_header,
+    rows, where = _columns(path, spec.items_delimiter, spec.items_header,
                            {"item": spec.items_item, "title": spec.items_title}, spec.encoding)
     start = 1 if spec.items_header else 0
     out = []
