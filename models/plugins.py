@@ -49,10 +49,9 @@ _BROKEN: dict[str, str] = {}       # installed entry points that failed: name ->
 
 def _run(name: str, module: str, entry: str | None, loader) -> tuple[str, ...]:
     """Call `loader` with registrations credited to `name`; the variants it added."""
-    before = set(registry.list())
     where = f"plugin {name!r}" + (f" (entry point {entry!r})" if entry else "")
     try:
-        with registry.registering_for(name):
+        with registry.registering_for(name) as added:
             obj = loader()
             if callable(obj) and not isinstance(obj, ModuleType):
                 obj()
@@ -62,13 +61,12 @@ def _run(name: str, module: str, entry: str | None, loader) -> tuple[str, ...]:
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise PluginError(f"{where}: {type(exc).__name__}: {exc}") from exc
-    added = tuple(sorted(set(registry.list()) - before))
     if not added:
         sys.modules.pop(module, None)
         raise PluginError(f"{where}: importing {module!r} registered no variant "
                           "(call models.register(...) at import, or name a function that "
                           "does)")
-    return added
+    return tuple(added)
 
 
 def _entry_points() -> list[metadata.EntryPoint]:

@@ -43,18 +43,21 @@ _ORIGIN: builtins.list[str | None] = [None]  # the plugin being loaded, if any
 
 @contextlib.contextmanager
 def registering_for(plugin: str):
-    """Variants registered inside this block come from `plugin`; if the block raises, they
-    are dropped again, so a failed plugin leaves the registry as it found it."""
+    """Variants registered inside this block come from `plugin`; the block's value is the
+    list of their names, sorted, filled when it ends. If the block raises, they are dropped
+    again, so a failed plugin leaves the registry as it found it."""
     before = set(_REGISTRY)
+    added: builtins.list[str] = []
     _ORIGIN.append(plugin)
     try:
-        yield
+        yield added
     except BaseException:
         for name in set(_REGISTRY) - before:
             del _REGISTRY[name]
         raise
     finally:
         _ORIGIN.pop()
+    added.extend(sorted(set(_REGISTRY) - before))
 
 
 def register(name: str, build: Callable[[int, int, Any], Recommender], config: ModelConfig,
