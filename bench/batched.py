@@ -210,6 +210,13 @@ class BatchedEngine:
             scheduler.step()
         return float(total) / max(1, len(self.rows) * self.passes)
 
+    @property
+    def in_last_stage(self) -> bool:
+        """Whether the next epoch belongs to the last stage (always, without stages): early
+        stopping may end training only there, so a plateau in pre-training cannot skip
+        fine-tuning."""
+        return self.epochs_done >= sum(stage.rounds for stage in self.stages[:-1])
+
     def _enter_stage(self) -> str:
         """The name of the stage this epoch belongs to ("" without stages); on a stage's first
         epoch, announce it to the model and set its L-BFGS round length."""

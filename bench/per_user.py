@@ -90,6 +90,8 @@ class PerUserEngine:
         self.users = np.flatnonzero(np.diff(self.indptr) > 0)
         self.n_items = train.shape[1]
 
+    in_last_stage = True  # per-user training has no stages
+
     def epoch(self) -> float:
         """One pass over users; returns the classic printed loss, mean of sqrt(SE / n_rated)."""
         w, b, gw, gb = self.weights, self.biases, self.gw, self.gb

@@ -9,7 +9,9 @@ read after a device synchronisation, so CUDA timings are real.
 Early stopping: every `eval_every` epochs, outside the timed part, `monitor(epoch)` gives the
 validation figure (the caller builds it from the validation carving, so it cannot read a test
 rating); the best state is kept, training stops after `patience` evaluations without
-improvement, and the best state is restored at the end.
+improvement, and the best state is restored at the end. A model trained in stages
+(pre-training, then fine-tuning) stops early only in its last stage, and the patience count
+starts again when that stage begins.
 """
 
 from __future__ import annotations
@@ -104,8 +106,10 @@ def fit(model: Recommender, x: sp.csr_matrix, cfg: ModelConfig, mode: str,
     every = stopping.every(epochs)
     sign = -1.0 if stopping.higher_is_better else 1.0
     result = FitResult([], 0.0, 0)
-    best_state, waited = None, 0
+    best_state, waited, final = None, 0, False
     for epoch in range(1, epochs + 1):
+        if not final and engine.in_last_stage:
+            final, waited = True, 0
         synchronize(device)
         t0 = time.perf_counter()
         loss = engine.epoch()
@@ -129,7 +133,7 @@ def fit(model: Recommender, x: sp.csr_matrix, cfg: ModelConfig, mode: str,
         result.history.append(row)
         if on_epoch is not None:
             on_epoch(row)
-        if waited >= stopping.patience:
+        if final and waited >= stopping.patience:
             result.stopped_early = epoch < epochs
             break
     if best_state is not None:

@@ -102,7 +102,9 @@ register("deeprec", _build,
          "Kuchaiev and Ginsburg, Training Deep AutoEncoders for Collaborative Filtering, 2017 "
          "(NVIDIA/DeepRecommender): SELU, code-layer dropout, dense re-feeding",
          space=Space({"dropout": Uniform(0.0, 0.9), "batched.lr": LogUniform(1e-4, 1e-2),
-                      "hidden": Choice(((256, 256, 512), (512, 512, 1024), (512, 512))),
+                      "hidden": Choice(((128, 128, 256), (256, 256, 512), (512, 512, 1024),
+                                        (512, 512))),
                       "refeeds": Choice((0, 1))},
-                     "the code dropout and widths the paper varied, Adam's step, and whether "
-                     "to re-feed (the paper's ablation)"))
+                     "the code dropout and widths the paper varied (narrower ones too, for "
+                     "MovieLens's fewer users), Adam's step, and whether to re-feed (the "
+                     "paper's ablation)"))

@@ -102,6 +102,23 @@ def test_lbfgs_rounds_are_what_early_stopping_counts(split):
     assert result.best_epoch == 2 and result.epochs_run == 5 and result.stopped_early
 
 
+def test_early_stopping_waits_for_the_last_stage_and_counts_patience_from_its_start(split):
+    # validation best at round 1 and flat after: without stages training would stop at round
+    # 4; with a 6-round pre-training it must reach fine-tuning and run `patience` reads there
+    torch.manual_seed(0)
+    model, cfg = models.create("glocal-k", split.n_items, split.n_users, hidden=(8, 8),
+                               pretrain_rounds=6, pretrain_iterations=2, finetune_rounds=10,
+                               finetune_iterations=2, **{"batched.epochs": 16})
+    x = cfg.view(split.train)
+    seen = []
+    model.start_stage = lambda name, f=model.start_stage: (seen.append(name), f(name))
+    reads = iter([0.5] + [0.9] * 20)
+    result = fit(model, x, cfg, "batched", CPU, seed=0, monitor=lambda epoch: next(reads),
+                 stopping=Stopping(eval_every=1, patience=3))
+    assert seen == ["pretrain", "finetune"]
+    assert result.best_epoch == 1 and result.epochs_run == 9 and result.stopped_early
+
+
 def test_lbfgs_recipes_are_checked():
     with pytest.raises(ValueError, match="lbfgs takes full batches"):
         models.config("sparse-fc", **{"batched.batch_size": 64})
