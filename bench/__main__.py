@@ -153,6 +153,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                      help="skip the cells whose ok record is already in --out's runs.jsonl")
     run.add_argument("--recipes", help="tuned recipes (a tuning folder's recipes.json): "
                                        "cells with one use it, the rest their defaults")
+    run.add_argument("--refit", action="store_true",
+                     help="select the epochs on the validation carving, then train again on "
+                          "all training ratings for that many epochs before the test set")
     _executor_options(run)
     _plugin_option(run)
     _config_options(run)
@@ -385,7 +388,14 @@ def _cmd_run(args, sub) -> int:
                  batch_size=args.batch_size, valid_fraction=args.valid_fraction,
                  eval_every=args.eval_every, patience=args.patience, ks=tuple(args.ks),
                  relevance=args.relevance, data_dir=args.data_dir,
-                 engine_paths=args.engine_paths, plugins=tuple(args.plugins))
+                 engine_paths=args.engine_paths, plugins=tuple(args.plugins),
+                 refit=args.refit)
+    if args.refit and args.valid_fraction == 0:
+        sub.error("argument --refit: it selects the epochs on the validation carving; "
+                  "--valid-fraction 0 leaves none")
+    if args.refit and args.mode == "per-user" and not args.valid_fraction:
+        sub.error("argument --refit: per-user mode carves no validation by default; give "
+                  "--valid-fraction")
     if args.recipes:
         cells = _with_recipes(sub, cells, args.recipes)
     cells = _with_experiment(cells, args.experiment)

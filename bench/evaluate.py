@@ -6,7 +6,9 @@ fitting ratings during model selection), and is scored on held-out ratings it ne
 - Masked rating error (models that predict ratings): its outputs at the held-out (user,
   item) pairs against the ratings.
 - Full ranking (every model): per user, every item outside the user's input ratings is a
-  candidate; relevant = held-out items rated at least `relevance`.
+  candidate (at test time, outside a protocol's validation part too, as RecBole masks
+  it); relevant = held-out items rated at least `relevance` (every one, where the protocol
+  says so).
 
 `evaluate` is the one entry the runner calls: every metric and the per-user values at once.
 """
@@ -137,17 +139,19 @@ def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
 @torch.no_grad()
 def ranking_hits(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
                  heldout: sp.csr_matrix, device: torch.device, k: int,
-                 relevance: float = 4.0, batch_users: int = BATCH_ROWS
+                 relevance: float = 4.0, batch_users: int = BATCH_ROWS,
+                 exclude: sp.csr_matrix | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Full-ranking protocol: per user, every item outside the user's `inputs` ratings is a
-    candidate (the same set for every variant); relevant = `heldout` items rated
-    >= `relevance`. Returns (user indices, hits[users, k], n_relevant) for users with at
+    """Full-ranking protocol: per user, every item outside the user's `inputs` ratings (and
+    `exclude`'s: a protocol's validation part, at test time) is a candidate (the same set
+    for every variant); relevant = `heldout` items rated >= `relevance`. Returns (user indices, hits[users, k], n_relevant) for users with at
     least one relevant held-out item. Ties in score go to the lower item index."""
     n_items = inputs.shape[1]
     users_out, hits_out, nrel_out = [], [], []
     for a, scores in user_scores(model, cfg, inputs, device, batch_users):
         b = a + scores.shape[0]
-        seen = inputs[a:b].tocoo()  # out of place: a model may return a view of its state
+        seen = (inputs[a:b] if exclude is None else inputs[a:b] + exclude[a:b]).tocoo()
+        # index_put out of place: a model may return a view of its state
         scores = scores.float().index_put(
             (torch.as_tensor(seen.row, device=device), torch.as_tensor(seen.col, device=device)),
             torch.tensor(-torch.inf, device=device))
@@ -174,7 +178,7 @@ def evaluate_ranking(model: Recommender, cfg: ModelConfig, split: Split, device:
                      ) -> tuple[dict, dict[str, np.ndarray]]:
     """Ranking metrics (means over users with a relevant test item) and per-user values."""
     users, hits, n_rel = ranking_hits(model, cfg, split.train, split.test, device, max(ks),
-                                      relevance)
+                                      relevance, exclude=split.valid)
     per_user = metrics.ranking_per_user(hits, n_rel, ks)
     has_test = np.diff(split.test.indptr) > 0
     summary = {name: float(v.mean()) if len(v) else float("nan") for name, v in per_user.items()}
@@ -224,7 +228,7 @@ def evaluate(model: Recommender, cfg: ModelConfig, split: Split, device: torch.d
 def relevant_from(split: Split, relevance: float) -> float:
     """The relevance threshold on `split`: `relevance` on a rated dataset; every held-out
     interaction on an implicit one (all its values are 1)."""
-    return relevance if split.scale is not None else -math.inf
+    return relevance if split.scale is not None and not split.all_relevant else -math.inf
 
 
 VALIDATION_METRIC = {True: ("rmse", False), False: ("ndcg@10", True)}  # by cfg.rates

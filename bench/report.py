@@ -55,6 +55,11 @@ def recipe_name(record: dict) -> str:
     return record.get("recipe", {}).get("name", "default")
 
 
+def refitted(record: dict) -> bool:
+    """Whether the cell was trained again on all training ratings (`run --refit`)."""
+    return bool(record.get("run_config", {}).get("refit"))
+
+
 def tunable(model: str) -> bool:
     """Whether a variant has a search space (a variant without one, such as popularity, runs
     its one recipe in every run, default or tuned)."""
@@ -74,8 +79,9 @@ def groups(recs: list[dict]) -> dict[tuple, dict[str, list[dict]]]:
     fixed = []
     for r in ok(recs):
         recipe = recipe_name(r)  # an experiment file's overrides stand beside the defaults
-        key = (r["dataset"], r["split"]["name"], r["device"], r["mode"],
-               "default" if recipe == "custom" else recipe)
+        recipe = ("default" if recipe == "custom" else recipe) + (
+            "+refit" if refitted(r) else "")
+        key = (r["dataset"], r["split"]["name"], r["device"], r["mode"], recipe)
         if key[-1] == "default" and not tunable(r["model"]):
             fixed.append((key, r))
             continue
@@ -149,7 +155,9 @@ def plugin_note(record: dict) -> str:
 
 def title(key: tuple, spec: dict) -> str:
     dataset, split, device, mode, recipe = key
-    return f"{spec['title']}: {dataset} {split} ({device}, {mode}, {recipe} recipes)"
+    recipe, plus, _ = recipe.partition("+")
+    how = ", refitted on all training ratings" if plus else ""
+    return f"{spec['title']}: {dataset} {split} ({device}, {mode}, {recipe} recipes{how})"
 
 
 def comparisons_md(run_dir: Path, recs: list[dict]) -> str:
@@ -329,7 +337,8 @@ def frame(recs: list[dict]) -> pd.DataFrame:
         v = r.get("validation") or {}
         row = {"model": r["model"], "kind": kind(r), "dataset": r["dataset"],
                "split": r["split"]["name"], "mode": r["mode"], "device": r["device"],
-               "seed": r["seed"], "recipe": recipe_name(r), "epochs": r["epochs"],
+               "seed": r["seed"], "recipe": recipe_name(r) + ("+refit" if refitted(r) else ""),
+               "epochs": r["epochs"], "refit_epochs": (r.get("refit") or {}).get("epochs"),
                "device_name": r["env"]["device_name"],
                "fingerprint": r["split"]["fingerprint"][:12],
                "valid_fingerprint": (v.get("fingerprint") or "")[:12],

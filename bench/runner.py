@@ -1,6 +1,13 @@
 """The runner: one linear function per run (load, split, carve validation, build, fit,
 evaluate once on test, record) and the grid of models x datasets x devices x seeds, which
-records every cell, failed ones included."""
+records every cell, failed ones included.
+
+Refit (`RunConfig.refit`, `run --refit`): select on the validation carving as always (the
+early-stopping epoch, or L-BFGS round, and the recipe), then build the variant again with
+the same seed and train it on all the training ratings for the selected number of epochs,
+without reading validation; that model meets the test set once. GC-MC reports this way, and
+it sets the suite beside papers that train on the whole 90% without selecting on test. A
+closed-form family refits with the same hyperparameters."""
 
 from __future__ import annotations
 
@@ -56,6 +63,7 @@ class RunConfig:
     study: str | None = None        # the tuning study a tuned recipe came from
     plugins: tuple[str, ...] = ()   # plugins to load first (`--plugin`), in any worker
     dataset_file: Any = None        # a user's dataset (`datasets.user.FileSpec`), if it is one
+    refit: bool = False             # retrain on all training ratings for the selected epochs
 
     @property
     def split_name(self) -> str:
@@ -71,7 +79,7 @@ class RunConfig:
     def key(self) -> tuple:
         """What identifies a cell for `--resume`."""
         return (self.model, self.dataset, self.split_name, self.mode, self.device, self.seed,
-                self.recipe)
+                self.recipe + ("+refit" if self.refit else ""))
 
 
 def available_devices() -> list[str]:
@@ -171,11 +179,13 @@ class Trained:
     memory: dict
 
 
-def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=None) -> Trained:
+def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=None,
+               epochs: int | None = None) -> Trained:
     """Everything before the test set: build the variant and fit it on `view`, the cell's
     fitting view (`SplitCache.fitting_view`: no test rating in it), reading the validation
     figure for early stopping when the view carries a validation set. `on_valid(epoch,
-    value)` sees each validation read (tuning's pruning hook; it may raise to stop)."""
+    value)` sees each validation read (tuning's pruning hook; it may raise to stop). With
+    `epochs` (a refit), exactly that many epochs run and no validation is read."""
     variant = models.get(cfg.model)
     mcfg = model_config(cfg)
     recipe = recipe_for(mcfg, cfg.mode)
@@ -189,7 +199,7 @@ def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=Non
     if model.trainer == "closed-form":
         on_valid = None  # one read, after the fit: nothing left to prune
     monitor = None
-    if cfg.validation:
+    if cfg.validation and epochs is None:
         def monitor(epoch: int) -> float:
             value = validate(model, mcfg, view, device, cfg.relevance)
             if on_valid is not None:
@@ -198,17 +208,31 @@ def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=Non
     stopping = Stopping(cfg.eval_every or 0, cfg.patience, higher)
     probe = MemoryProbe(device)
     probe.reset()
-    result = fit(model, x, mcfg, cfg.mode, device, cfg.seed, monitor=monitor,
+    result = fit(model, x, mcfg, cfg.mode, device, cfg.seed, epochs=epochs, monitor=monitor,
                  stopping=stopping, on_epoch=on_epoch,
                  options=EngineOptions.preset(cfg.engine_paths))
     epochs = recipe.epochs if recipe else 1
-    validation = None if not cfg.validation else {
-        "fraction": cfg.validation, "fingerprint": view.fingerprint,
+    validation = None if monitor is None else {
+        "fraction": (None if view.name.endswith(datasets.splits.PROTOCOL_VALID)
+                     else cfg.validation), "fingerprint": view.fingerprint,
         "n_valid": int(view.test.nnz), "metric": metric, "higher_is_better": higher,
         "best": result.best_value, "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
         "eval_every": stopping.every(epochs), "patience": cfg.patience}
     return Trained(model, mcfg, view, x, result, validation, probe.fields())
+
+
+def refit(cfg: RunConfig, cache: SplitCache, selected: Trained, on_epoch=None) -> Trained:
+    """The variant trained again, same seed, on all the split's training ratings for the
+    epochs `selected` chose on validation (its best read; 1 for a closed-form fit)."""
+    if not cfg.validation:
+        raise ValueError("--refit selects the epochs on the validation carving; it needs a "
+                         "valid fraction > 0")
+    epochs = selected.result.best_epoch
+    if epochs is None:
+        raise ValueError("--refit: the selection fit read no validation figure")
+    full = cache.fitting_view(cfg.dataset, cfg.split_name, cfg.seed, 0.0)
+    return train_cell(cfg, full, on_epoch, epochs=epochs)
 
 
 def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dict]:
@@ -232,6 +256,12 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
         record["split"] = split.describe()
         view = cache.fitting_view(cfg.dataset, cfg.split_name, cfg.seed, cfg.validation)
         trained = train_cell(cfg, view, on_epoch)
+        if cfg.refit:
+            selected, trained = trained, refit(cfg, cache, trained, on_epoch)
+            record["refit"] = {"epochs": trained.result.epochs_run,
+                               "fit_s": trained.result.fit_s, "n_train": int(trained.x.nnz),
+                               "selection_fit_s": selected.result.fit_s}
+            trained.validation = selected.validation
         mcfg, result = trained.config, trained.result
         recipe = recipe_for(mcfg, cfg.mode)
         record["config"] = dataclasses.asdict(mcfg)
@@ -298,7 +328,8 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
 
 def cell_name(record: dict) -> str:
     recipe = record.get("recipe", {}).get("name", "default")
-    tag = "" if recipe == "default" else f"__{recipe}"
+    tag = ("" if recipe == "default" else f"__{recipe}") + (
+        "__refit" if record.get("run_config", {}).get("refit") else "")
     return (f"{record['model']}__{record['dataset']}__{record['split']['name']}__"
             f"{record['mode']}__{record['device']}__s{record['seed']}{tag}")
 
@@ -316,8 +347,9 @@ def grid(model_patterns, dataset_names, devices, seeds=(0,), **common) -> list[R
 def record_key(record: dict) -> tuple:
     """The `RunConfig.key()` of a record's cell."""
     split = record.get("split", {}).get("name") or record["run_config"].get("split")
+    refitted = "+refit" if record.get("run_config", {}).get("refit") else ""
     return (record["model"], record["dataset"], split, record["mode"], record["device"],
-            record["seed"], record.get("recipe", {}).get("name", "default"))
+            record["seed"], record.get("recipe", {}).get("name", "default") + refitted)
 
 
 def pending(cells: list[RunConfig], done: list[dict]) -> list[RunConfig]:

@@ -7,7 +7,9 @@ Every variant in a comparison sees the identical split: a split is determined by
 Model selection (early stopping, tuning) never sees the test ratings: it runs on the split's
 *fitting view* (`carve_validation`), a `Split` whose `train` is the training ratings less a
 seeded share of them and whose `test` is that share, the validation set. The view holds no
-test rating at all.
+test rating at all. A protocol that supplies its own validation part (the literature's
+train / validation / test splits) gives it to `Split.valid`, and the fitting view uses it
+instead of a carving.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Split:
     item_ids: np.ndarray
     fingerprint: str
     scale: tuple[float, float] | None = (1.0, 5.0)  # the dataset's rating scale; None: implicit
+    valid: sp.csr_matrix | None = None  # the protocol's own validation part, if it has one
+    all_relevant: bool = False          # the protocol counts every held-out rating relevant
 
     @property
     def n_users(self) -> int:
@@ -53,17 +57,21 @@ class Split:
         return self.train.shape[1]
 
     def describe(self) -> dict:
-        return {"dataset": self.dataset, "name": self.name, "seed": self.seed,
-                "fingerprint": self.fingerprint, "n_users": self.n_users,
-                "n_items": self.n_items, "n_train": int(self.train.nnz),
-                "n_test": int(self.test.nnz)}
+        out = {"dataset": self.dataset, "name": self.name, "seed": self.seed,
+               "fingerprint": self.fingerprint, "n_users": self.n_users,
+               "n_items": self.n_items, "n_train": int(self.train.nnz),
+               "n_test": int(self.test.nnz)}
+        if self.valid is not None:
+            out["n_valid"] = int(self.valid.nnz)
+        return out
 
     def without_test(self) -> Split:
         """The same split with its test ratings gone (an empty matrix of the same shape):
         what training and model selection are given, so they cannot read a test rating."""
         empty = sp.csr_matrix(self.train.shape, dtype=np.float32)
         return Split(self.dataset, self.name, self.seed, self.train, empty, self.user_ids,
-                     self.item_ids, self.fingerprint, self.scale)
+                     self.item_ids, self.fingerprint, self.scale, self.valid,
+                     self.all_relevant)
 
     def item_index(self, item_id: int) -> int:
         pos = int(np.searchsorted(self.item_ids, item_id))
@@ -78,16 +86,20 @@ class Split:
         return pos
 
 
-Protocol = Callable[[Dataset, int], tuple[pd.DataFrame, pd.DataFrame]]
+# A protocol maps (dataset, seed) to (train, test) ratings, or (train, validation, test)
+Protocol = Callable[[Dataset, int], tuple[pd.DataFrame, ...]]
 PROTOCOLS: dict[str, Protocol] = {}
 SEEDED: set[str] = set()
+ALL_RELEVANT: set[str] = set()  # protocols that count every held-out rating relevant
 
 
-def protocol(name: str, seeded: bool):
+def protocol(name: str, seeded: bool, all_relevant: bool = False):
     def wrap(fn: Protocol) -> Protocol:
         PROTOCOLS[name] = fn
         if seeded:
             SEEDED.add(name)
+        if all_relevant:
+            ALL_RELEVANT.add(name)
         return fn
     return wrap
 
@@ -139,6 +151,69 @@ def _temporal(ds: Dataset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ds.ratings.iloc[order[:cut]], ds.ratings.iloc[order[cut:]]
 
 
+def k_core(ratings: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The ratings of users and items with >= k ratings each, filtered again until both
+    hold (RecBole's `user_inter_num_interval` / `item_inter_num_interval` = [k, inf))."""
+    while True:
+        users = ratings["user"].map(ratings["user"].value_counts())
+        items = ratings["item"].map(ratings["item"].value_counts())
+        keep = (users >= k) & (items >= k)
+        if keep.all():
+            return ratings
+        ratings = ratings[keep]
+
+
+def per_user_shares(counts: np.ndarray, ratios: tuple[float, ...]) -> np.ndarray:
+    """How many of each user's `counts` ratings go to each part (users x parts): RecBole's
+    `_calcu_split_ids`, every part but the first int(ratio * n), the first the rest, and a
+    part whose share is below one rating given one while the first keeps more than one."""
+    counts = np.asarray(counts, np.int64)
+    out = np.zeros((len(counts), len(ratios)), np.int64)
+    for u, n in enumerate(counts):
+        cnt = [int(r * n) for r in ratios]
+        cnt[0] = n - sum(cnt[1:])
+        for i in range(1, len(ratios)):
+            if cnt[0] <= 1:
+                break
+            if 0 < ratios[-i] * n < 1:
+                cnt[-i] += 1
+                cnt[0] -= 1
+        out[u] = cnt
+    return out
+
+
+def split_per_user(ratings: pd.DataFrame, ratios: tuple[float, ...],
+                   seed: int) -> tuple[pd.DataFrame, ...]:
+    """Each user's ratings shuffled (seeded) and cut into consecutive parts of `ratios`."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(ratings))
+    shuffled = ratings.iloc[order]
+    users = shuffled["user"].to_numpy(np.int64)
+    by_user = np.argsort(users, kind="stable")  # each user's ratings, in shuffled order
+    uniq, starts, counts = np.unique(users[by_user], return_index=True, return_counts=True)
+    shares = per_user_shares(counts, ratios)
+    rank = np.arange(len(by_user)) - np.repeat(starts, counts)  # position within the user
+    bounds = np.cumsum(shares, axis=1)
+    part = (rank[:, None] >= np.repeat(bounds, counts, axis=0)).sum(axis=1)
+    rows = shuffled.iloc[by_user]
+    return tuple(rows[part == p] for p in range(len(ratios)))
+
+
+@protocol("filtered-80-10-10", seeded=True, all_relevant=True)
+def _filtered(ds: Dataset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """RecBole's ML-1M general benchmark: ratings >= 3 kept, users and items filtered to >= 10
+    each (iteratively), each user's ratings split at random 80/10/10 into train, validation
+    and test; every held-out rating relevant."""
+    if ds.scale is None:
+        raise DatasetError(f"split 'filtered-80-10-10' keeps ratings >= 3; {ds.name} is "
+                           f"implicit (use random-90-10)")
+    kept = k_core(ds.ratings[ds.ratings["rating"] >= 3], 10)
+    if kept.empty:
+        raise DatasetError(f"split 'filtered-80-10-10': no user and item of {ds.name} keep "
+                           f"10 ratings >= 3")
+    return split_per_user(kept, (0.8, 0.1, 0.1), seed)
+
+
 def rating_codes(ratings: np.ndarray) -> np.ndarray:
     """Ratings as the integers a fingerprint hashes: whole stars as themselves (the
     fingerprints of ml-100k and ml-1m splits stay what they were), and a scale with half stars
@@ -155,10 +230,14 @@ def _triples(df: pd.DataFrame) -> np.ndarray:
     return np.ascontiguousarray(arr.astype("<i8"))
 
 
-def fingerprint(train: pd.DataFrame, test: pd.DataFrame) -> str:
-    """sha256 over the sorted (user, item, rating) triples of train, then of test."""
+def fingerprint(train: pd.DataFrame, test: pd.DataFrame,
+                valid: pd.DataFrame | None = None) -> str:
+    """sha256 over the sorted (user, item, rating) triples of train, then of test (then of
+    the protocol's validation part, if it has one)."""
     h = hashlib.sha256()
-    for tag, df in ((b"train", train), (b"test", test)):
+    parts = ((b"train", train), (b"test", test)) + (
+        () if valid is None else ((b"valid", valid),))
+    for tag, df in parts:
         h.update(tag)
         h.update(_triples(df).tobytes())
     return h.hexdigest()
@@ -183,12 +262,17 @@ def make_split(ds: Dataset, name: str, seed: int = 0) -> Split:
     """Apply protocol `name` to `ds`. `seed` only matters for seeded protocols."""
     if name not in PROTOCOLS:
         raise DatasetError(f"unknown split {name!r}; choose from {', '.join(PROTOCOLS)}")
-    train, test = PROTOCOLS[name](ds, seed)
-    overlap = pd.merge(train[["user", "item"]], test[["user", "item"]], how="inner")
+    parts = PROTOCOLS[name](ds, seed)
+    train, test = parts[0], parts[-1]
+    valid = parts[1] if len(parts) == 3 else None
+    held = test if valid is None else pd.concat([valid, test])
+    overlap = pd.merge(train[["user", "item"]], held[["user", "item"]], how="inner")
+    if valid is not None and not len(overlap):
+        overlap = pd.merge(valid[["user", "item"]], test[["user", "item"]], how="inner")
     if len(overlap):
         raise DatasetError(f"split {name!r} of {ds.name}: {len(overlap)} (user, item) pairs "
-                           f"are in both train and test")
-    both = pd.concat([train, test])
+                           f"are in two of its parts")
+    both = pd.concat([train, held])
     user_ids = np.unique(both["user"].to_numpy(np.int64))
     item_ids = np.unique(both["item"].to_numpy(np.int64))
 
@@ -201,7 +285,8 @@ def make_split(ds: Dataset, name: str, seed: int = 0) -> Split:
         return m
 
     return Split(ds.name, name, seed if name in SEEDED else None, matrix(train), matrix(test),
-                 user_ids, item_ids, fingerprint(train, test), ds.scale)
+                 user_ids, item_ids, fingerprint(train, test, valid), ds.scale,
+                 None if valid is None else matrix(valid), name in ALL_RELEVANT)
 
 
 def csr_triples(m: sp.csr_matrix, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
@@ -214,11 +299,22 @@ def csr_triples(m: sp.csr_matrix, user_ids: np.ndarray, item_ids: np.ndarray) ->
     return np.ascontiguousarray(arr.astype("<i8"))
 
 
+PROTOCOL_VALID = "protocol-valid"  # the name's tail of a fitting view from a protocol's part
+
+
 def carve_validation(split: Split, fraction: float, seed: int) -> Split:
     """The fitting view of `split`: `train` less a uniformly drawn, seeded `fraction` of its
     ratings, which become the view's `test` (the validation set). The test file of an
     official split is untouched; the same (split, fraction, seed) gives the same carving for
-    every variant. Its fingerprint covers the parent split's and the validation ratings."""
+    every variant. Its fingerprint covers the parent split's and the validation ratings.
+    A split whose protocol supplies a validation part gives that part instead (`fraction`
+    and `seed` do not apply)."""
+    if split.valid is not None:
+        h = hashlib.sha256(split.fingerprint.encode())
+        h.update(b"protocol-valid")
+        return Split(split.dataset, f"{split.name}/{PROTOCOL_VALID}", split.seed, split.train,
+                     split.valid, split.user_ids, split.item_ids, h.hexdigest(), split.scale,
+                     None, split.all_relevant)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
     train = split.train.tocsr()
@@ -244,4 +340,4 @@ def carve_validation(split: Split, fraction: float, seed: int) -> Split:
     h.update(b"valid")
     h.update(csr_triples(valid, split.user_ids, split.item_ids).tobytes())
     return Split(split.dataset, f"{split.name}/valid", seed, fit, valid, split.user_ids,
-                 split.item_ids, h.hexdigest(), split.scale)
+                 split.item_ids, h.hexdigest(), split.scale, None, split.all_relevant)

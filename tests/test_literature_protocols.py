@@ -1,0 +1,133 @@
+"""The literature's protocols: RecBole's filtered 80/10/10 (k-core filtering, per-user
+ratio split with its rounding, a validation part of its own, every held-out rating
+relevant), on cases worked by hand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import datasets
+from bench import records
+from bench.__main__ import main
+from bench.evaluate import ranking_hits
+from datasets.splits import k_core, per_user_shares, split_per_user
+
+
+def frame(pairs, rating=4.0):
+    return pd.DataFrame({"user": [u for u, _ in pairs], "item": [i for _, i in pairs],
+                         "rating": rating, "timestamp": 0})
+
+
+def test_k_core_fixed_point_by_hand():
+    pairs = [(1, 1), (1, 2), (2, 2), (2, 3), (3, 1), (3, 4), (4, 1), (4, 4)]
+    kept = k_core(frame(pairs), 2)
+    # item 3 (one rating) goes; user 2 is left with item 2 only and goes; item 2 then has
+    # user 1 only and goes; user 1 is left with item 1 only and goes
+    assert sorted(zip(kept["user"], kept["item"])) == [(3, 1), (3, 4), (4, 1), (4, 4)]
+
+
+@pytest.mark.parametrize("n, want", [(10, [8, 1, 1]), (15, [13, 1, 1]), (20, [16, 2, 2]),
+                                     (29, [25, 2, 2]), (3, [1, 1, 1]), (2, [1, 0, 1]),
+                                     (1, [1, 0, 0])])
+def test_per_user_shares_round_as_recbole_does(n, want):
+    # RecBole's _calcu_split_ids: int(0.1 n) for validation and test, the rest to train; a
+    # part whose share is under one rating gets one while train keeps more than one
+    assert per_user_shares([n], (0.8, 0.1, 0.1)).tolist() == [want]
+
+
+def test_split_per_user_is_seeded_disjoint_and_sized():
+    rng = np.random.default_rng(0)
+    pairs = [(u, i) for u in range(1, 7) for i in rng.choice(50, 10 + 3 * u, replace=False)]
+    df = frame(pairs)
+    a = split_per_user(df, (0.8, 0.1, 0.1), seed=1)
+    b = split_per_user(df, (0.8, 0.1, 0.1), seed=1)
+    c = split_per_user(df, (0.8, 0.1, 0.1), seed=2)
+    counts = df["user"].value_counts().sort_index()
+    for part, share in zip(a, per_user_shares(counts.to_numpy(), (0.8, 0.1, 0.1)).T):
+        sizes = part["user"].value_counts().reindex(counts.index, fill_value=0)
+        assert sizes.tolist() == share.tolist()
+    keys = [set(zip(p["user"], p["item"])) for p in a]
+    assert sum(map(len, keys)) == len(set().union(*keys)) == len(df)
+    assert all(x.equals(y) for x, y in zip(a, b))
+    assert not all(set(zip(x["user"], x["item"])) == set(zip(y["user"], y["item"]))
+                   for x, y in zip(a, c))
+
+
+@pytest.fixture(scope="module")
+def dense_csv(tmp_path_factory):
+    """Synthetic ratings dense enough for a 10-core (users rate 30% of 150 items)."""
+    from datasets.synthetic import synthetic_ratings
+
+    path = tmp_path_factory.mktemp("dense") / "dense.csv"
+    synthetic_ratings(300, 150, density=0.3, seed=0)[["user", "item", "rating"]].to_csv(
+        path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def filtered(dense_csv):
+    ds = datasets.load(str(dense_csv))
+    return ds, datasets.make_split(ds, "filtered-80-10-10", seed=0)
+
+
+def test_filtered_split_keeps_ratings_from_3_in_a_10_core(filtered):
+    ds, s = filtered
+    parts = [s.train, s.valid, s.test]
+    every = sum(p.nnz for p in parts)
+    assert s.describe()["n_valid"] == s.valid.nnz > 0 and s.all_relevant
+    assert every < len(ds.ratings) and min(p.data.min() for p in parts) >= 3
+    whole = s.train + s.valid + s.test
+    assert whole.nnz == every  # the three parts are disjoint
+    assert (np.diff(whole.indptr)[np.diff(whole.indptr) > 0] >= 10).all()
+    assert ((whole != 0).sum(0).A1 >= 10).all()
+    # the protocol's validation part is the fitting view, whatever the carving fraction
+    view = datasets.carve_validation(s.without_test(), 0.05, 3)
+    assert view.test.nnz == s.valid.nnz and view.train.nnz == s.train.nnz
+    assert view.all_relevant and view.test.multiply(s.test).nnz == 0
+
+
+def test_at_test_time_the_validation_items_are_no_candidates():
+    # one user, 4 items: trains on item 0, validation item 1, test item 2; a model that
+    # scores item 1 highest would rank it first unless the validation part is masked
+    import scipy.sparse as sp
+    import torch
+
+    from models.base import Recommender
+
+    class Fixed(Recommender):
+        def score(self, batch):
+            return torch.tensor([[0.0, 3.0, 2.0, 1.0]]).expand(len(batch.rows), 4)
+
+    def m(col):
+        return sp.csr_matrix(([5.0], ([0], [col])), shape=(1, 4), dtype=np.float32)
+
+    from models import config
+    cfg = config("ease")
+    _, hits, _ = ranking_hits(Fixed(), cfg, m(0), m(2), torch.device("cpu"), 1)
+    assert not hits[0, 0]  # item 1 ranked above the test item
+    _, hits, _ = ranking_hits(Fixed(), cfg, m(0), m(2), torch.device("cpu"), 1,
+                              exclude=m(1))
+    assert hits[0, 0]
+
+
+def test_a_run_under_the_filtered_protocol_reads_its_validation_part(tmp_path, dense_csv):
+    out = tmp_path / "run"
+    assert main(["run", "-m", "ease", "mf", "-d", str(dense_csv), "--split",
+                 "filtered-80-10-10", "--epochs", "6", "--out", str(out)]) == 0
+    for r in records.load(out):
+        assert r["status"] == "ok", r.get("error")
+        assert r["split"]["name"] == "filtered-80-10-10" and r["split"]["n_valid"] > 0
+        v = r["validation"]
+        assert v["fraction"] is None and v["n_valid"] == r["split"]["n_valid"]
+        # every held-out rating is relevant: all test users with a rating are ranked
+        assert r["metrics"]["n_users_no_relevant"] == 0
+
+
+def test_the_filtered_protocol_refuses_implicit_data(tmp_path):
+    path = tmp_path / "clicks.csv"
+    path.write_text("user,item\n" + "".join(f"{u},{i}\n" for u in range(1, 4)
+                                             for i in range(1, 4)))
+    spec = datasets.FileSpec(name="clicks", path=str(path), scale="implicit")
+    datasets.register_file(spec)
+    with pytest.raises(datasets.DatasetError, match="'filtered-80-10-10' keeps ratings >= 3"):
+        datasets.make_split(datasets.load("clicks"), "filtered-80-10-10")

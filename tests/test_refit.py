@@ -1,0 +1,84 @@
+"""`run --refit`: the epochs are selected on the validation carving, then the variant is
+trained again, same seed, on all the training ratings for exactly that many epochs, and only
+that model meets the test set."""
+
+import numpy as np
+import pytest
+import torch
+
+import models
+from bench import records
+from bench.__main__ import main
+from bench.runner import RunConfig, SplitCache, execute, train_cell
+
+
+def test_refit_trains_on_all_training_ratings_for_the_selected_epochs(tmp_path):
+    out = tmp_path / "run"
+    argv = ["run", "-m", "mf", "ease", "-d", "synthetic", "--epochs", "30", "--eval-every",
+            "3", "--out", str(out)]
+    assert main(argv + ["--refit"]) == 0
+    assert main(argv + ["--resume"]) == 0  # the same cells unrefitted are other cells
+    recs = {(r["model"], bool(r.get("refit"))): r for r in records.load(out)}
+    assert len(recs) == 4 and all(r["status"] == "ok" for r in recs.values())
+    mf = recs["mf", True]
+    n_train = mf["split"]["n_train"]
+    assert mf["refit"]["n_train"] == n_train > mf["validation"]["n_valid"]
+    # the selection fit read validation; the refit ran its best epoch count, reading none
+    assert mf["refit"]["epochs"] == mf["validation"]["best_epoch"]
+    assert len(mf["history"]) == mf["refit"]["epochs"]
+    assert not any("valid" in h for h in mf["history"])
+    assert recs["ease", True]["refit"]["epochs"] == 1
+    assert recs["mf", True]["metrics"] != recs["mf", False]["metrics"]
+    tables = (out / "tables.md").read_text()
+    assert "default recipes, refitted on all training ratings" in tables
+    assert {p.name for p in (out / "weights").iterdir()} >= {
+        f"mf__synthetic__random-90-10__batched__cpu__s0{tag}.pt" for tag in ("", "__refit")}
+
+
+def test_a_closed_form_refit_is_the_fit_on_the_whole_training_matrix():
+    cache = SplitCache()
+    cfg = RunConfig(model="ease", dataset="synthetic", refit=True)
+    record, artifacts = execute(cfg, cache)
+    assert record["status"] == "ok", record.get("error")
+    split = cache.split("synthetic", cfg.split_name, 0)
+    direct = train_cell(RunConfig(model="ease", dataset="synthetic", valid_fraction=0.0),
+                        split.without_test())
+    want = {k: v.cpu() for k, v in direct.model.state_dict().items()}
+    assert want.keys() == artifacts["state_dict"].keys()
+    for k, v in want.items():
+        torch.testing.assert_close(artifacts["state_dict"][k], v)
+
+
+def test_a_staged_refit_runs_every_stage_for_the_selected_rounds():
+    # GLocal-K's pre-training and fine-tuning: the refit replays the stages up to the round
+    # validation chose (which lies in the last stage: early stopping waits for it)
+    cache = SplitCache()
+    over = (("hidden", (8, 8)), ("pretrain_rounds", 2), ("pretrain_iterations", 2),
+            ("finetune_rounds", 3), ("finetune_iterations", 2), ("batched.epochs", 5))
+    cfg = RunConfig(model="glocal-k", dataset="synthetic", refit=True, overrides=over,
+                    recipe="custom", eval_every=1)
+    seen = []
+    model_cls = type(models.create("glocal-k", 4, 4, hidden=(8, 8))[0])
+    start = model_cls.start_stage
+    model_cls.start_stage = lambda self, name: (seen.append(name), start(self, name))
+    try:
+        record, _ = execute(cfg, cache)
+    finally:
+        model_cls.start_stage = start
+    assert record["status"] == "ok", record.get("error")
+    best = record["validation"]["best_epoch"]
+    assert record["refit"]["epochs"] == best and len(record["history"]) == best
+    refit_stages = seen[2:]  # the selection fit announced both stages first
+    assert refit_stages == (["pretrain", "finetune"] if best > 2 else ["pretrain"])
+    assert np.isfinite(record["metrics"]["rmse"])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-m", "mf", "--valid-fraction", "0"], "argument --refit: it selects the epochs on the"),
+    (["--mode", "per-user", "-m", "sae-20-10-20"], "per-user mode carves no validation"),
+])
+def test_refit_without_a_validation_carving_is_refused(extra, message, capsys):
+    argv = ["run", "-d", "synthetic", "--refit", *extra]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
