@@ -627,9 +627,12 @@ def _cmd_list(args, sub) -> int:
     import datasets
     import models
 
-    def recipe(r) -> str:
+    def recipe(r, stages=()) -> str:
         if r is None:
             return "—"
+        if r.optimizer == "lbfgs" and stages:
+            return "lbfgs, " + ", then ".join(
+                f"{s.name} {s.rounds} rounds of {s.iterations or r.iterations}" for s in stages)
         if r.optimizer == "lbfgs":
             return f"lbfgs, {r.epochs} rounds of {r.iterations} iterations"
         bs = "full" if r.batch_size == 0 else r.batch_size
@@ -637,7 +640,7 @@ def _cmd_list(args, sub) -> int:
         return (f"{r.optimizer} lr {r.lr:g}{sched} wd {r.weight_decay:g} bs {bs} "
                 f"x{r.epochs}")
 
-    rows = []
+    rows, per_dataset = [], []
     for name in models.list():
         v = models.get(name)
         c = v.config
@@ -646,9 +649,14 @@ def _cmd_list(args, sub) -> int:
         pu = "—" if per_user is None else f"{recipe(per_user)} loss/{per_user.loss}"
         kind = v.kind + (f" (plugin {v.plugin})" if v.plugin else "")
         rows.append([name, kind, c.feedback, c.rows, model.trainer, pu,
-                     recipe(c.batched), ", ".join(v.space.params) or "—", v.source])
+                     recipe(c.batched, model.stages()), ", ".join(v.space.params) or "—",
+                     v.source])
+        per_dataset += [f"  {name} on {d}: " + ", ".join(f"{k}={val}" for k, val in o.items())
+                        for d, o in v.datasets.items()]
     print(tabulate(rows, headers=["model", "kind", "feedback", "rows", "trains", "per-user",
                                   "batched", "search space", "source"], tablefmt="github"))
+    if per_dataset:
+        print("\ndefaults that differ per dataset:\n" + "\n".join(per_dataset))
     print()
     print("datasets: " + ", ".join(datasets.names()) + " (synthetic-<users>x<items> and "
           "ratings files PATH.csv / PATH.tsv too)")

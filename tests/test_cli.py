@@ -76,6 +76,10 @@ def test_list_shows_variants(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "sae-200-100-200" in out and "random-90-10" in out
+    assert "filtered-80-10-10" in out
+    # a staged L-BFGS recipe shows its stages; a dataset's own defaults are listed
+    assert "lbfgs, pretrain 20 rounds of 50, then finetune 30 rounds of 10" in out
+    assert "glocal-k on ml-100k: lambda_2=20.0" in out
 
 
 def test_foreign_datasets_package_is_refused(tmp_path):
