@@ -337,18 +337,30 @@ def _preload(cache, names: list[str], split: str | None, seeds: range) -> None:
             sys.exit(f"aebench: {name}: {exc}")
 
 
-def _rated_only(cells, cache):
-    """Drop the cells of rating models on implicit datasets (no ratings to learn), saying so."""
+def _applicable(cells, cache):
+    """Drop, saying why, the cells a variant cannot run: a rating model on an implicit
+    dataset or under a protocol that keeps interactions only (no ratings to learn), and a
+    model that is not inductive under a held-out-users protocol."""
+    import datasets
     import models
 
-    keep, skipped = [], set()
+    from .runner import not_inductive
+
+    keep, skipped = [], {}
     for c in cells:
-        if cache.dataset(c.dataset).implicit and models.config(c.model).feedback == "explicit":
-            skipped.add((c.model, c.dataset))
+        split, cfg = c.split_name, models.config(c.model)
+        if cfg.feedback == "explicit" and cache.dataset(c.dataset).implicit:
+            skipped[c.model, c.dataset] = (f"{c.model} learns from ratings; {c.dataset} is "
+                                           f"implicit (no ratings)")
+        elif cfg.feedback == "explicit" and split in datasets.splits.INTERACTIONS:
+            skipped[c.model, c.dataset] = (f"{c.model} learns from ratings; {split} keeps "
+                                           f"interactions only")
+        elif split in datasets.splits.HELDOUT_USERS and not cfg.inductive:
+            skipped[c.model, c.dataset] = not_inductive(c.model, split)
         else:
             keep.append(c)
-    for model, dataset in sorted(skipped):
-        print(f"skipped: {model} learns from ratings; {dataset} is implicit (no ratings)")
+    for why in dict(sorted(skipped.items())).values():
+        print(f"skipped: {why}")
     return keep
 
 
@@ -405,7 +417,7 @@ def _cmd_run(args, sub) -> int:
     if args.resume:
         print(f"resuming {out}: {len(cells) - len(todo)} of {len(cells)} cells already ok")
     _preload(shared_cache(args.data_dir), names, args.split, seeds)
-    todo = _rated_only(todo, shared_cache(args.data_dir))
+    todo = _applicable(todo, shared_cache(args.data_dir))
     if args.dry_run:
         return _dry_run(todo, out, shared_cache(args.data_dir))
     executor = _executor(sub, args)
@@ -591,6 +603,8 @@ def _cmd_tune(args, sub) -> int:
                                  eval_every=args.eval_every, patience=args.patience,
                                  data_dir=args.data_dir, plugins=tuple(args.plugins),
                                  dataset_file=datasets.registered(dataset))
+                if not _applicable([cell], shared_cache(args.data_dir)):
+                    continue
                 try:
                     s = tune.tune_variant(cell, args.trials, storage, executor, args.seed,
                                           args.timeout, args.resume)

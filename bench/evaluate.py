@@ -144,8 +144,9 @@ def ranking_hits(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full-ranking protocol: per user, every item outside the user's `inputs` ratings (and
     `exclude`'s: a protocol's validation part, at test time) is a candidate (the same set
-    for every variant); relevant = `heldout` items rated >= `relevance`. Returns (user indices, hits[users, k], n_relevant) for users with at
-    least one relevant held-out item. Ties in score go to the lower item index."""
+    for every variant); relevant = `heldout` items rated >= `relevance`. Returns (user
+    indices, hits[users, k], n_relevant) for users with at least one relevant held-out
+    item. Ties in score go to the lower item index."""
     n_items = inputs.shape[1]
     users_out, hits_out, nrel_out = [], [], []
     for a, scores in user_scores(model, cfg, inputs, device, batch_users):

@@ -58,6 +58,13 @@ def recall_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
     return hits[:, :k].sum(1) / n_relevant
 
 
+def liang_recall_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Liang et al.'s (WWW 2018) normalised recall: hits / min(k, n_relevant), so that a
+    perfect top k scores 1 however many items are relevant (Mult-VAE's and RecVAE's
+    Recall@20 and @50)."""
+    return hits[:, :k].sum(1) / np.minimum(k, n_relevant)
+
+
 def hit_at_k(hits: np.ndarray, k: int) -> np.ndarray:
     return hits[:, :k].any(1).astype(np.float64)
 
@@ -78,6 +85,7 @@ def ndcg_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
 
 RANKING = {"precision": lambda h, n, k: precision_at_k(h, k),
            "recall": recall_at_k,
+           "nrecall": liang_recall_at_k,
            "ndcg": ndcg_at_k,
            "hit": lambda h, n, k: hit_at_k(h, k),
            "mrr": lambda h, n, k: mrr_at_k(h, k)}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 import datasets
@@ -193,6 +194,12 @@ def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=Non
         raise ValueError(f"{cfg.model} has no per-user recipe")
     device = torch.device(cfg.device)
     x = mcfg.view(view.train)
+    if view.fit_rows is not None:  # held-out users: their rows are fold-in input only
+        if not mcfg.inductive:
+            raise ValueError(not_inductive(cfg.model, view.name))
+        x = (sp.diags(view.fit_rows.astype(np.float32)) @ x).tocsr()
+        x.eliminate_zeros()
+        x.sort_indices()
     torch.manual_seed(cfg.seed)
     model = variant.build(x.shape[0], x.shape[1], mcfg).to(device)
     metric, higher = validation_metric(mcfg)
@@ -233,6 +240,16 @@ def refit(cfg: RunConfig, cache: SplitCache, selected: Trained, on_epoch=None) -
         raise ValueError("--refit: the selection fit read no validation figure")
     full = cache.fitting_view(cfg.dataset, cfg.split_name, cfg.seed, 0.0)
     return train_cell(cfg, full, on_epoch, epochs=epochs)
+
+
+def not_inductive(model: str, split: str) -> str:
+    """Why `model` cannot run under a held-out-users protocol."""
+    why = ("it reads items' rows, in which every user is an input it trained on"
+           if models.config(model).rows == "item" else
+           "its config does not declare `inductive`: a vector per training user, as MF, "
+           "biases and CDAE keep, cannot score a user it never saw")
+    return (f"{model} is not inductive ({why}); {split.split('/')[0]} scores users no model "
+            f"trained on, from their fold-in rows")
 
 
 def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dict]:

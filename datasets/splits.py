@@ -47,6 +47,7 @@ class Split:
     scale: tuple[float, float] | None = (1.0, 5.0)  # the dataset's rating scale; None: implicit
     valid: sp.csr_matrix | None = None  # the protocol's own validation part, if it has one
     all_relevant: bool = False          # the protocol counts every held-out rating relevant
+    fit_rows: np.ndarray | None = None  # users training may read (held-out users: the rest)
 
     @property
     def n_users(self) -> int:
@@ -63,6 +64,8 @@ class Split:
                "n_test": int(self.test.nnz)}
         if self.valid is not None:
             out["n_valid"] = int(self.valid.nnz)
+        if self.fit_rows is not None:
+            out["n_fit_users"] = int(self.fit_rows.sum())
         return out
 
     def without_test(self) -> Split:
@@ -71,7 +74,7 @@ class Split:
         empty = sp.csr_matrix(self.train.shape, dtype=np.float32)
         return Split(self.dataset, self.name, self.seed, self.train, empty, self.user_ids,
                      self.item_ids, self.fingerprint, self.scale, self.valid,
-                     self.all_relevant)
+                     self.all_relevant, self.fit_rows)
 
     def item_index(self, item_id: int) -> int:
         pos = int(np.searchsorted(self.item_ids, item_id))
@@ -86,20 +89,35 @@ class Split:
         return pos
 
 
-# A protocol maps (dataset, seed) to (train, test) ratings, or (train, validation, test)
-Protocol = Callable[[Dataset, int], tuple[pd.DataFrame, ...]]
+@dataclass(frozen=True)
+class Parts:
+    """What a protocol returns beyond (train, test): its own validation part, and the users
+    training may read (`fit_users`, original ids: held-out users are the others; their rows
+    in `train` are fold-in input only)."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    valid: pd.DataFrame | None = None
+    fit_users: np.ndarray | None = None
+
+
+# A protocol maps (dataset, seed) to (train, test) ratings, (train, validation, test), or Parts
+Protocol = Callable[[Dataset, int], "tuple[pd.DataFrame, ...] | Parts"]
 PROTOCOLS: dict[str, Protocol] = {}
 SEEDED: set[str] = set()
 ALL_RELEVANT: set[str] = set()  # protocols that count every held-out rating relevant
+INTERACTIONS: set[str] = set()  # protocols that keep interactions, not ratings (implicit)
+HELDOUT_USERS: set[str] = set()  # protocols that test users no model trained on
 
 
-def protocol(name: str, seeded: bool, all_relevant: bool = False):
+def protocol(name: str, seeded: bool, all_relevant: bool = False,
+             interactions: bool = False, heldout_users: bool = False):
     def wrap(fn: Protocol) -> Protocol:
         PROTOCOLS[name] = fn
-        if seeded:
-            SEEDED.add(name)
-        if all_relevant:
-            ALL_RELEVANT.add(name)
+        for flag, names in ((seeded, SEEDED), (all_relevant, ALL_RELEVANT),
+                            (interactions, INTERACTIONS), (heldout_users, HELDOUT_USERS)):
+            if flag:
+                names.add(name)
         return fn
     return wrap
 
@@ -214,6 +232,51 @@ def _filtered(ds: Dataset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     return split_per_user(kept, (0.8, 0.1, 0.1), seed)
 
 
+@protocol("heldout-users", seeded=True, interactions=True, heldout_users=True)
+def _heldout_users(ds: Dataset, seed: int) -> Parts:
+    """Strong generalisation (Liang et al., WWW 2018, Mult-VAE's protocol): ratings >= 4 as
+    interactions, users with >= 5 of them; 10% of users held out for validation and 10% for
+    test; each held-out user's interactions (items unseen among training users dropped)
+    split 80/20 into a fold-in part the model reads and a part it is scored on. No model
+    trains on a held-out user."""
+    if ds.scale is None:
+        raise DatasetError(f"split 'heldout-users' keeps ratings >= 4; {ds.name} is implicit "
+                           f"(use random-90-10)")
+    liked = ds.ratings[ds.ratings["rating"] >= 4]
+    counts = liked["user"].value_counts()
+    liked = liked[liked["user"].map(counts) >= 5]
+    users = np.unique(liked["user"].to_numpy(np.int64))
+    n_held = int(round(0.1 * len(users)))
+    if len(users) < 3 or n_held < 1:
+        raise DatasetError(f"split 'heldout-users': {ds.name} has {len(users)} users with 5 "
+                           f"ratings >= 4, too few to hold out 10% twice")
+    rng = np.random.default_rng([int(seed), 0x5E1D])
+    order = users[rng.permutation(len(users))]
+    valid_users, test_users = order[:n_held], order[n_held:2 * n_held]
+    fit_users = np.sort(order[2 * n_held:])
+    train = liked[liked["user"].isin(fit_users)]
+    seen = train["item"].unique()
+
+    def fold(held: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+        rows = liked[liked["user"].isin(held) & liked["item"].isin(seen)]
+        return holdout_share(rows, 0.2, rng)
+
+    valid_in, valid = fold(valid_users)
+    test_in, test = fold(test_users)
+    return Parts(pd.concat([train, valid_in, test_in]), test, valid, fit_users)
+
+
+def holdout_share(ratings: pd.DataFrame, share: float,
+                  rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per user, int(share * n) ratings drawn at random held out, the rest fold-in; a user
+    with fewer than 5 keeps all as fold-in (Liang's `split_train_test_proportion`)."""
+    held = np.zeros(len(ratings), dtype=bool)
+    for idx in ratings.groupby("user", sort=True).indices.values():
+        if len(idx) >= 5:
+            held[rng.choice(idx, size=int(share * len(idx)), replace=False)] = True
+    return ratings[~held], ratings[held]
+
+
 def rating_codes(ratings: np.ndarray) -> np.ndarray:
     """Ratings as the integers a fingerprint hashes: whole stars as themselves (the
     fingerprints of ml-100k and ml-1m splits stay what they were), and a scale with half stars
@@ -231,15 +294,19 @@ def _triples(df: pd.DataFrame) -> np.ndarray:
 
 
 def fingerprint(train: pd.DataFrame, test: pd.DataFrame,
-                valid: pd.DataFrame | None = None) -> str:
+                valid: pd.DataFrame | None = None, fit_users: np.ndarray | None = None) -> str:
     """sha256 over the sorted (user, item, rating) triples of train, then of test (then of
-    the protocol's validation part, if it has one)."""
+    the protocol's validation part and the sorted ids of the users training may read, if it
+    has them)."""
     h = hashlib.sha256()
     parts = ((b"train", train), (b"test", test)) + (
         () if valid is None else ((b"valid", valid),))
     for tag, df in parts:
         h.update(tag)
         h.update(_triples(df).tobytes())
+    if fit_users is not None:
+        h.update(b"fit_users")
+        h.update(np.sort(np.asarray(fit_users, "<i8")).tobytes())
     return h.hexdigest()
 
 
@@ -263,8 +330,14 @@ def make_split(ds: Dataset, name: str, seed: int = 0) -> Split:
     if name not in PROTOCOLS:
         raise DatasetError(f"unknown split {name!r}; choose from {', '.join(PROTOCOLS)}")
     parts = PROTOCOLS[name](ds, seed)
-    train, test = parts[0], parts[-1]
-    valid = parts[1] if len(parts) == 3 else None
+    if not isinstance(parts, Parts):
+        parts = Parts(parts[0], parts[-1], parts[1] if len(parts) == 3 else None)
+    train, test, valid = parts.train, parts.test, parts.valid
+    scale = ds.scale
+    if name in INTERACTIONS:  # interactions of value 1, an implicit split
+        train, test, valid = (None if df is None else df.assign(rating=1.0)
+                              for df in (train, test, valid))
+        scale = None
     held = test if valid is None else pd.concat([valid, test])
     overlap = pd.merge(train[["user", "item"]], held[["user", "item"]], how="inner")
     if valid is not None and not len(overlap):
@@ -284,9 +357,11 @@ def make_split(ds: Dataset, name: str, seed: int = 0) -> Split:
         m.sort_indices()
         return m
 
+    fit_rows = (None if parts.fit_users is None
+                else np.isin(user_ids, np.asarray(parts.fit_users, np.int64)))
     return Split(ds.name, name, seed if name in SEEDED else None, matrix(train), matrix(test),
-                 user_ids, item_ids, fingerprint(train, test, valid), ds.scale,
-                 None if valid is None else matrix(valid), name in ALL_RELEVANT)
+                 user_ids, item_ids, fingerprint(train, test, valid, parts.fit_users), scale,
+                 None if valid is None else matrix(valid), name in ALL_RELEVANT, fit_rows)
 
 
 def csr_triples(m: sp.csr_matrix, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
@@ -314,7 +389,7 @@ def carve_validation(split: Split, fraction: float, seed: int) -> Split:
         h.update(b"protocol-valid")
         return Split(split.dataset, f"{split.name}/{PROTOCOL_VALID}", split.seed, split.train,
                      split.valid, split.user_ids, split.item_ids, h.hexdigest(), split.scale,
-                     None, split.all_relevant)
+                     None, split.all_relevant, split.fit_rows)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
     train = split.train.tocsr()
@@ -340,4 +415,5 @@ def carve_validation(split: Split, fraction: float, seed: int) -> Split:
     h.update(b"valid")
     h.update(csr_triples(valid, split.user_ids, split.item_ids).tobytes())
     return Split(split.dataset, f"{split.name}/valid", seed, fit, valid, split.user_ids,
-                 split.item_ids, h.hexdigest(), split.scale, None, split.all_relevant)
+                 split.item_ids, h.hexdigest(), split.scale, None, split.all_relevant,
+                 split.fit_rows)

@@ -65,7 +65,7 @@ SOURCE = ("Sedhain et al., AutoRec, WWW 2015: k=500 sigmoid encoder, identity de
           "masked squared error + lambda/2 ||W||^2, trained with RProp (full batch)")
 
 register("autorec-i", _build,
-         AutoRecConfig(rows="item", l2=300.0,
+         AutoRecConfig(rows="item", inductive=False, l2=300.0,
                        note="full-batch RProp (initial step 0.01), lambda 300, up to 300 "
                             "epochs: validation RMSE (5% carving, seed 0) 0.885 on u1, 0.836 "
                             "on ml-1m; lambda 1 / 10 / 100 / 1000 gave 0.918 / 0.907 / 0.883 / "

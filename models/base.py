@@ -12,6 +12,11 @@ What a variant declares, as data (fields of its `ModelConfig`):
   `item`: an item's ratings over users (the transposed matrix); its prediction for
   (user, item) is entry `user` of the item's reconstructed row, and a user's full-width
   scores are that user's column of the reconstructed matrix.
+- `inductive`: whether it can score a user it never trained on, from that user's row alone
+  (no per-user parameters, user rows): what `heldout-users` needs. User-row autoencoders,
+  EASE, SLIM, the item-item references, popularity and fold-in iALS and PureSVD are;
+  item-row models and models with a vector per training user (MF, biases, CDAE) are not.
+  False unless declared, so a family that forgets it is refused rather than scored wrongly.
 - `per_user` / `batched`: the training recipe of each mode, or None where the family has
   none (closed-form families have neither).
 
@@ -84,6 +89,7 @@ class ModelConfig:
 
     feedback: str = "explicit"  # explicit | implicit
     rows: str = "user"          # user | item
+    inductive: bool = False     # scores a user it never trained on from that user's row alone
     per_user: Recipe | None = None
     batched: Recipe | None = None
     note: str = ""              # what the default recipe reaches, and why it is what it is
@@ -113,6 +119,9 @@ class ModelConfig:
                              f"{', '.join(FEEDBACK)}")
         if self.rows not in ROWS:
             raise ValueError(f"rows {self.rows!r} unknown; choose from {', '.join(ROWS)}")
+        if self.inductive and self.rows != "user":
+            raise ValueError("inductive needs rows 'user': an item-based model reads every "
+                             "user as an input dimension it trained on")
         for recipe in (self.per_user, self.batched):
             if recipe is None:
                 continue

@@ -33,6 +33,7 @@ from .sparse_ops import sampled_linear
 
 @dataclass(frozen=True)
 class DeepRecConfig(ModelConfig):
+    inductive: bool = True
     hidden: tuple[int, ...] = (128, 128, 256)  # encoder widths; the decoder mirrors them
     dropout: float = 0.5        # on the code layer
     refeeds: int = 1            # dense re-feeding steps after each step (aug_step)

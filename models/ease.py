@@ -26,6 +26,7 @@ from .registry import register
 @dataclass(frozen=True)
 class EASEConfig(ModelConfig):
     feedback: str = "implicit"
+    inductive: bool = True
     lam: float = 500.0          # L2 strength on B
 
 

@@ -31,6 +31,7 @@ from .registry import register
 @dataclass(frozen=True)
 class IALSConfig(ModelConfig):
     feedback: str = "implicit"
+    inductive: bool = True
     factors: int = 128
     regularization: float = 30.0
     alpha: float = 2.0           # confidence of an observed interaction

@@ -45,6 +45,7 @@ from .registry import register
 @dataclass(frozen=True)
 class MultConfig(ModelConfig):
     feedback: str = "implicit"
+    inductive: bool = True
     hidden: tuple[int, ...] = (600, 200)  # encoder widths; the decoder mirrors them
     dropout: float = 0.5        # on the normalised input, in training
     variational: bool = False

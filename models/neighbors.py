@@ -32,6 +32,7 @@ from .registry import register
 @dataclass(frozen=True)
 class ItemKNNConfig(ModelConfig):
     feedback: str = "implicit"
+    inductive: bool = True
     topk: int = 200             # neighbours kept per item
     shrink: float = 100.0       # added to the cosine's denominator
 
@@ -52,6 +53,7 @@ class ItemKNN(ItemItem):
 @dataclass(frozen=True)
 class RP3betaConfig(ModelConfig):
     feedback: str = "implicit"
+    inductive: bool = True
     alpha: float = 1.0          # power on both transition probabilities
     beta: float = 0.6           # popularity penalty: W_ij / pop(j)^beta
     topk: int = 200             # transitions kept per item

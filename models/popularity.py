@@ -17,6 +17,7 @@ from .registry import register
 @dataclass(frozen=True)
 class PopularityConfig(ModelConfig):
     feedback: str = "implicit"
+    inductive: bool = True
 
 
 class Popularity(Recommender):

@@ -21,6 +21,7 @@ from .registry import register
 @dataclass(frozen=True)
 class PureSVDConfig(ModelConfig):
     feedback: str = "implicit"
+    inductive: bool = True
     factors: int = 32
     n_iter: int = 7             # power iterations of the randomised range finder
 

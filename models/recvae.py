@@ -62,6 +62,7 @@ WIDE_LOGVAR = 10.0
 @dataclass(frozen=True)
 class RecVAEConfig(ModelConfig):
     feedback: str = "implicit"
+    inductive: bool = True
     hidden: int = 600            # width of the five encoder layers
     latent: int = 200
     dropout: float = 0.5         # on the normalised input, in encoder passes

@@ -50,6 +50,7 @@ from .sparse_ops import CSRBatch, sampled_linear
 
 @dataclass(frozen=True)
 class SAEConfig(ModelConfig):
+    inductive: bool = True
     hidden: tuple[int, ...] = (20, 10, 20)
     activation: str = "sigmoid"
     dropout: float = 0.0        # applied to hidden activations between hidden layers

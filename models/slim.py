@@ -39,6 +39,7 @@ from .registry import register
 @dataclass(frozen=True)
 class SLIMConfig(ModelConfig):
     feedback: str = "implicit"
+    inductive: bool = True
     alpha: float = 1e-2          # elastic-net strength (per user, scikit-learn's scaling)
     l1_ratio: float = 0.1        # share of alpha on the L1 term
     topk: int = 100              # weights kept per item

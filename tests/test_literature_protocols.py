@@ -5,8 +5,10 @@ relevant), on cases worked by hand."""
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import datasets
+import models
 from bench import records
 from bench.__main__ import main
 from bench.evaluate import ranking_hits
@@ -131,3 +133,81 @@ def test_the_filtered_protocol_refuses_implicit_data(tmp_path):
     datasets.register_file(spec)
     with pytest.raises(datasets.DatasetError, match="'filtered-80-10-10' keeps ratings >= 3"):
         datasets.make_split(datasets.load("clicks"), "filtered-80-10-10")
+
+
+# ---- strong generalisation: held-out users (Liang et al., WWW 2018) ----------------------
+
+@pytest.fixture(scope="module")
+def heldout(dense_csv):
+    ds = datasets.load(str(dense_csv))
+    return ds, datasets.make_split(ds, "heldout-users", seed=0)
+
+
+def test_heldout_users_partition_the_users_and_fold_in_80_20(heldout):
+    ds, s = heldout
+    liked = ds.ratings[ds.ratings["rating"] >= 4]
+    counts = liked["user"].value_counts()
+    eligible = set(counts.index[counts >= 5])
+    assert s.scale is None and set(np.unique(s.train.data)) == {1.0}  # interactions
+    assert set(s.user_ids) <= eligible
+    fit = set(s.user_ids[s.fit_rows])
+    valid_users = set(s.user_ids[np.diff(s.valid.indptr) > 0])
+    test_users = set(s.user_ids[np.diff(s.test.indptr) > 0])
+    n_held = round(0.1 * len(eligible))
+    assert not fit & valid_users and not fit & test_users and not valid_users & test_users
+    assert len(fit) == len(eligible) - 2 * n_held
+    assert len(valid_users) <= n_held and len(test_users) <= n_held
+    # the held-out users' items are items some training user has
+    seen = set(np.flatnonzero((s.train[s.fit_rows] != 0).sum(0).A1))
+    assert set(s.test.indices) <= seen and set(s.valid.indices) <= seen
+    # each held-out user: int(0.2 n) of its n interactions scored, the rest fold-in
+    for u in np.flatnonzero(np.diff(s.test.indptr) > 0):
+        n_in, n_out = s.train[u].nnz, s.test[u].nnz
+        assert n_out == int(0.2 * (n_in + n_out)) and s.train[u].multiply(s.test[u]).nnz == 0
+    again = datasets.make_split(ds, "heldout-users", seed=0)
+    assert again.fingerprint == s.fingerprint
+    assert datasets.make_split(ds, "heldout-users", seed=1).fingerprint != s.fingerprint
+
+
+def test_no_model_trains_on_a_held_out_user(heldout):
+    # EASE's closed form on the fitting view equals EASE fitted on the training users' rows
+    # alone; the held-out users' fold-in rows only enter as input when scoring
+    import scipy.sparse as sp
+
+    from bench.runner import RunConfig, train_cell
+
+    ds, s = heldout
+    view = datasets.carve_validation(s.without_test(), 0.05, 0)
+    trained = train_cell(RunConfig(model="ease", dataset=ds.name, split="heldout-users"),
+                         view)
+    assert trained.x.nnz == s.train[s.fit_rows].nnz
+    only = models.create("ease", s.n_users, s.n_items)[0]
+    only.fit(sp.csr_matrix(s.train.multiply(s.fit_rows[:, None])))
+    for k, v in only.state_dict().items():
+        torch.testing.assert_close(trained.model.state_dict()[k], v)
+
+
+def test_a_heldout_users_run_skips_what_cannot_score_an_unseen_user(tmp_path, dense_csv,
+                                                                    capsys):
+    out = tmp_path / "run"
+    assert main(["run", "-m", "ease", "mult-dae", "cdae", "mf", "-d", str(dense_csv),
+                 "--split", "heldout-users", "--epochs", "4", "--ks", "10", "20", "50",
+                 "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "skipped: cdae is not inductive (its config does not declare `inductive`" in said
+    assert "skipped: mf learns from ratings; heldout-users keeps interactions only" in said
+    recs = records.load(out)
+    split = datasets.make_split(datasets.load(str(dense_csv)), "heldout-users", 0)
+    n_test_users = int((np.diff(split.test.indptr) > 0).sum())
+    assert {r["model"] for r in recs} == {"ease", "mult-dae"}
+    for r in recs:
+        assert r["status"] == "ok", r.get("error")
+        assert r["split"]["n_fit_users"] < r["split"]["n_users"]
+        # scored: exactly the test users (every held-out interaction is relevant)
+        assert r["metrics"]["n_users_ranked"] == n_test_users
+        assert 0 <= r["metrics"]["nrecall@50"] <= 1 and "ndcg@50" in r["metrics"]
+
+
+def test_an_item_based_model_cannot_declare_itself_inductive():
+    with pytest.raises(ValueError, match="inductive needs rows 'user'"):
+        models.create("autorec-i", 4, 4, inductive=True)

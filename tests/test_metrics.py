@@ -80,6 +80,13 @@ def test_precision_recall_hit_by_hand():
     assert list(metrics.hit_at_k(HITS, 2)) == [1.0, 1.0]
 
 
+def test_liang_normalised_recall_by_hand():
+    # hits / min(k, relevant): user 0 at k=2 finds 1 of min(2, 3) = 2, where recall reads 1/3
+    assert list(metrics.liang_recall_at_k(HITS, NREL, 2)) == [1 / 2, 1.0]
+    assert list(metrics.liang_recall_at_k(HITS, NREL, 5)) == [2 / 3, 1.0]
+    assert list(metrics.recall_at_k(HITS, NREL, 2)) == [1 / 3, 1.0]
+
+
 def test_mrr_by_hand():
     assert list(metrics.mrr_at_k(HITS, 5)) == [1 / 2, 1.0]
     assert list(metrics.mrr_at_k(HITS, 1)) == [0.0, 1.0]
@@ -99,8 +106,8 @@ def test_ndcg_by_hand():
 
 def test_ranking_per_user_names():
     out = metrics.ranking_per_user(HITS, NREL, ks=(1, 5))
-    assert set(out) == {f"{m}@{k}" for m in ("precision", "recall", "ndcg", "hit", "mrr")
-                        for k in (1, 5)}
+    names = ("precision", "recall", "nrecall", "ndcg", "hit", "mrr")
+    assert set(out) == {f"{m}@{k}" for m in names for k in (1, 5)}
 
 
 def test_legacy_topk_acc_by_hand():
