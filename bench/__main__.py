@@ -261,6 +261,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     rep.add_argument("--tuned", help="with --readme: run folder of the tuned-recipe run")
     rep.add_argument("--tuning", help="with --readme and --tuned: the tuning folder "
                                       "(studies.json)")
+    rep.add_argument("--reproduction", action="store_true",
+                     help="also write reproduction.md, the published figures beside the "
+                          "folder's (bench/literature.py); with --readme, its README block")
     return p, subs
 
 
@@ -679,11 +682,24 @@ def _cmd_list(args, sub) -> int:
 
 
 def _cmd_report(args, sub) -> int:
-    from . import report
+    from . import records, report
 
     if not (Path(args.dir) / "runs.jsonl").is_file():
         sub.error(f"argument dir: {args.dir} holds no runs.jsonl")
     written = report.write(Path(args.dir))
+    if args.reproduction:
+        from . import literature
+
+        written.append(literature.write([Path(args.dir)], Path(args.dir) / "reproduction.md"))
+        if args.readme:
+            readme = Path(args.readme)
+            text = readme.read_text(encoding="utf-8")
+            body = literature.table(records.load(Path(args.dir)))
+            readme.write_text(report.replace_block(text, literature.START, literature.END,
+                                                   body), encoding="utf-8")
+            written.append(readme)
+        print("wrote " + ", ".join(str(p) for p in written))
+        return 0
     if args.readme:
         written.append(report.update_readme(
             Path(args.readme), Path(args.dir), Path(args.reference),

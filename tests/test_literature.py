@@ -1,0 +1,59 @@
+"""The reproduction table: published figures matched to records of the same cell (model,
+dataset, split, refit) and set beside their mean over seeds."""
+
+from bench import literature
+from bench.__main__ import main
+
+
+def record(model, seed, value, split="random-90-10", refit=True, metric="rmse",
+           dataset="ml-1m", recipe="default"):
+    return {"status": "ok", "model": model, "dataset": dataset, "seed": seed,
+            "split": {"name": split}, "run_config": {"refit": refit},
+            "recipe": {"name": recipe}, "metrics": {metric: value}}
+
+
+def rows(md):
+    return [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines()[2:]]
+
+
+def test_a_figure_meets_only_records_of_its_own_cell():
+    recs = [record("autorec-i", 0, 0.830), record("autorec-i", 1, 0.834),
+            record("autorec-i", 2, 0.700, refit=False),          # not refitted: another cell
+            record("autorec-i", 3, 0.700, split="random-75-25"),  # another protocol
+            record("autorec-i", 1, 0.840)]                        # seed 1 again: the last wins
+    row = next(r for r in rows(literature.table(recs))
+               if r[0] == "autorec-i" and r[3] == "rmse")
+    # mean of 0.830 and 0.840: 0.835, std 0.0071; 0.835 - 0.831 = +0.0040 <= 0.005
+    assert row[7] == "0.8350 ± 0.0071 (n=2)" and row[8] == "default"
+    assert row[9] == "+0.0040" and row[10] == "yes"
+
+
+def test_outside_the_tolerance_and_not_run_yet():
+    recs = [record("ease", s, 0.2700, split="filtered-80-10-10", refit=False,
+                   metric="ndcg@10") for s in range(3)]
+    table = rows(literature.table(recs))
+    ease = next(r for r in table if r[0] == "ease" and r[3] == "ndcg@10")
+    assert ease[9] == "-0.0165" and ease[10] == "no"  # 0.2700 - 0.2865
+    slim = next(r for r in table if r[0] == "slim" and r[3] == "ndcg@10")
+    assert slim[7] == "—" and slim[10] == "not run yet"
+
+
+def test_every_figure_names_a_registered_variant_a_protocol_and_its_selection():
+    import datasets
+    import models
+
+    for f in literature.FIGURES:
+        assert f.model in models.list() and f.split in datasets.PROTOCOLS
+        assert f.selected_on.split()[0] in {"validation", "test"}
+
+
+def test_report_writes_the_table_and_the_readme_block(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "-m", "popularity", "-d", "synthetic", "--out", str(out)]) == 0
+    readme = tmp_path / "README.md"
+    readme.write_text(f"x\n{literature.START}\nold\n{literature.END}\ny\n")
+    assert main(["report", str(out), "--reproduction", "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "| sparse-fc" in text and text.endswith("y\n")
+    assert (out / "reproduction.md").read_text().count("not run yet") == len(
+        literature.FIGURES)
