@@ -261,6 +261,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     rep.add_argument("--tuned", help="with --readme: run folder of the tuned-recipe run")
     rep.add_argument("--tuning", help="with --readme and --tuned: the tuning folder "
                                       "(studies.json)")
+    rep.add_argument("--protocols", nargs="*", metavar="DIR",
+                     help="also compare protocols: this folder's records and those of DIR... "
+                          "(runs under other protocols), per dataset, into protocols.md and "
+                          "protocols_ndcg.png")
     rep.add_argument("--reproduction", action="store_true",
                      help="also write reproduction.md, the published figures beside the "
                           "folder's (bench/literature.py); with --readme, its README block")
@@ -687,6 +691,13 @@ def _cmd_report(args, sub) -> int:
     if not (Path(args.dir) / "runs.jsonl").is_file():
         sub.error(f"argument dir: {args.dir} holds no runs.jsonl")
     written = report.write(Path(args.dir))
+    if args.protocols is not None:
+        from . import verdict
+
+        missing = [d for d in args.protocols if not (Path(d) / "runs.jsonl").is_file()]
+        if missing:
+            sub.error(f"argument --protocols: {', '.join(missing)} holds no runs.jsonl")
+        written += verdict.write([Path(args.dir), *map(Path, args.protocols)], Path(args.dir))
     if args.reproduction:
         from . import literature
 
