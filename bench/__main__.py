@@ -156,6 +156,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     run.add_argument("--refit", action="store_true",
                      help="select the epochs on the validation carving, then train again on "
                           "all training ratings for that many epochs before the test set")
+    run.add_argument("--refit-from", metavar="DIR",
+                     help="with --refit: take each cell's selection from the ok record of the "
+                          "same cell, carving and config in this run folder where there is "
+                          "one (it chose what a new selection fit would), else fit it")
     _executor_options(run)
     _plugin_option(run)
     _config_options(run)
@@ -408,7 +412,11 @@ def _cmd_run(args, sub) -> int:
                  eval_every=args.eval_every, patience=args.patience, ks=tuple(args.ks),
                  relevance=args.relevance, data_dir=args.data_dir,
                  engine_paths=args.engine_paths, plugins=tuple(args.plugins),
-                 refit=args.refit)
+                 refit=args.refit, refit_from=args.refit_from)
+    if args.refit_from and not args.refit:
+        sub.error("argument --refit-from: it gives --refit its selections; add --refit")
+    if args.refit_from and not (Path(args.refit_from) / "runs.jsonl").is_file():
+        sub.error(f"argument --refit-from: {args.refit_from} holds no runs.jsonl")
     if args.refit and args.valid_fraction == 0:
         sub.error("argument --refit: it selects the epochs on the validation carving; "
                   "--valid-fraction 0 leaves none")

@@ -65,6 +65,7 @@ class RunConfig:
     plugins: tuple[str, ...] = ()   # plugins to load first (`--plugin`), in any worker
     dataset_file: Any = None        # a user's dataset (`datasets.user.FileSpec`), if it is one
     refit: bool = False             # retrain on all training ratings for the selected epochs
+    refit_from: str | None = None   # a run folder whose records of the same cells selected them
 
     @property
     def split_name(self) -> str:
@@ -229,17 +230,37 @@ def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=Non
     return Trained(model, mcfg, view, x, result, validation, probe.fields())
 
 
-def refit(cfg: RunConfig, cache: SplitCache, selected: Trained, on_epoch=None) -> Trained:
+def refit(cfg: RunConfig, cache: SplitCache, epochs: int | None, on_epoch=None) -> Trained:
     """The variant trained again, same seed, on all the split's training ratings for the
-    epochs `selected` chose on validation (its best read; 1 for a closed-form fit)."""
+    `epochs` its selection chose on validation (its best read; 1 for a closed-form fit)."""
     if not cfg.validation:
         raise ValueError("--refit selects the epochs on the validation carving; it needs a "
                          "valid fraction > 0")
-    epochs = selected.result.best_epoch
     if epochs is None:
         raise ValueError("--refit: the selection fit read no validation figure")
     full = cache.fitting_view(cfg.dataset, cfg.split_name, cfg.seed, 0.0)
     return train_cell(cfg, full, on_epoch, epochs=epochs)
+
+
+def earlier_selection(cfg: RunConfig, view: datasets.Split) -> dict | None:
+    """With `refit_from`, the ok record there of this very selection: the same cell (not
+    refitted), the same validation carving and the same config. Its best epoch is what this
+    cell's own selection fit would choose (same seed, same data, same code path), so the
+    refit need not train it again."""
+    import json
+
+    if cfg.refit_from is None:
+        return None
+    want = dataclasses.replace(cfg, refit=False).key()
+    config = json.dumps(records._clean(dataclasses.asdict(model_config(cfg))), sort_keys=True)
+    found = None
+    for r in records.load(Path(cfg.refit_from)):
+        v = r.get("validation") or {}
+        if (r.get("status") == "ok" and record_key(r) == want
+                and v.get("fingerprint") == view.fingerprint
+                and json.dumps(r.get("config"), sort_keys=True) == config):
+            found = r
+    return found
 
 
 def not_inductive(model: str, split: str) -> str:
@@ -272,13 +293,23 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
         split = cache.split(cfg.dataset, cfg.split_name, cfg.seed)
         record["split"] = split.describe()
         view = cache.fitting_view(cfg.dataset, cfg.split_name, cfg.seed, cfg.validation)
-        trained = train_cell(cfg, view, on_epoch)
+        earlier = earlier_selection(cfg, view) if cfg.refit else None
+        if earlier is None:
+            trained = train_cell(cfg, view, on_epoch)
         if cfg.refit:
-            selected, trained = trained, refit(cfg, cache, trained, on_epoch)
+            if earlier is not None:
+                validation, selection_s = earlier["validation"], earlier["timings"]["fit_s"]
+                epochs = validation["best_epoch"]
+            else:
+                validation, selection_s = trained.validation, trained.result.fit_s
+                epochs = trained.result.best_epoch
+            trained = refit(cfg, cache, epochs, on_epoch)
             record["refit"] = {"epochs": trained.result.epochs_run,
                                "fit_s": trained.result.fit_s, "n_train": int(trained.x.nnz),
-                               "selection_fit_s": selected.result.fit_s}
-            trained.validation = selected.validation
+                               "selection_fit_s": selection_s,
+                               "selected_in": None if earlier is None else
+                               f"{cfg.refit_from} ({earlier['started']})"}
+            trained.validation = validation
         mcfg, result = trained.config, trained.result
         recipe = recipe_for(mcfg, cfg.mode)
         record["config"] = dataclasses.asdict(mcfg)

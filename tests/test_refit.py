@@ -82,3 +82,34 @@ def test_refit_without_a_validation_carving_is_refused(extra, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_refit_can_take_its_selection_from_an_earlier_run(tmp_path):
+    # the selection of an earlier unrefitted run of the same cells is the one a new
+    # selection fit would make: the refit from it equals the refit that selects again
+    argv = ["run", "-m", "mf", "ease", "-d", "synthetic", "--epochs", "30", "--eval-every",
+            "3"]
+    plain, again, reused = tmp_path / "plain", tmp_path / "again", tmp_path / "reused"
+    assert main(argv + ["--out", str(plain)]) == 0
+    assert main(argv + ["--refit", "--out", str(again)]) == 0
+    assert main(argv + ["--refit", "--refit-from", str(plain), "--out", str(reused)]) == 0
+    earlier = {r["model"]: r for r in records.load(plain)}
+    selecting = {r["model"]: r for r in records.load(again)}
+    for r in records.load(reused):
+        m = r["model"]
+        assert r["refit"]["selected_in"].startswith(str(plain))
+        assert r["validation"] == earlier[m]["validation"] == selecting[m]["validation"]
+        assert r["refit"]["epochs"] == selecting[m]["refit"]["epochs"]
+        assert r["metrics"] == selecting[m]["metrics"]
+    # another config (here: fewer epochs) is another selection: fitted again, not reused
+    assert main(["run", "-m", "mf", "-d", "synthetic", "--epochs", "12", "--refit",
+                 "--refit-from", str(plain), "--out", str(tmp_path / "other")]) == 0
+    assert records.load(tmp_path / "other")[0]["refit"]["selected_in"] is None
+
+
+def test_refit_from_needs_refit_and_a_run_folder(tmp_path, capsys):
+    for extra, message in ((["--refit-from", str(tmp_path)], "add --refit"),
+                           (["--refit", "--refit-from", str(tmp_path)], "holds no runs.jsonl")):
+        with pytest.raises(SystemExit):
+            main(["run", "-m", "mf", "-d", "synthetic", *extra])
+        assert message in capsys.readouterr().err
