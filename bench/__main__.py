@@ -103,6 +103,7 @@ def _plugin_option(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     from .batched import EngineOptions  # noqa: F401 (presets named below)
+    from .precision import PRECISIONS
     from .speed import PATHS
 
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
@@ -153,6 +154,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                      help="skip the cells whose ok record is already in --out's runs.jsonl")
     run.add_argument("--recipes", help="tuned recipes (a tuning folder's recipes.json): "
                                        "cells with one use it, the rest their defaults")
+    run.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                     help="bf16: autocast of the dense products (CPU and CUDA), tf32: CUDA's "
+                          "TF32 matmuls; float32 master weights, reductions and metrics, and "
+                          "float32 wherever a family keeps it (default fp32)")
     run.add_argument("--refit", action="store_true",
                      help="select the epochs on the validation carving, then train again on "
                           "all training ratings for that many epochs before the test set")
@@ -184,6 +189,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     tune.add_argument("--resume", action="store_true",
                       help="continue the studies in the storage up to --trials each")
     tune.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    tune.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                      help="as run's: every trial trains and scores in it")
     tune.add_argument("--valid-fraction", type=float_in(0.0, 1.0, low_open=True),
                       default=0.05, help="validation share of the training ratings")
     tune.add_argument("--eval-every", type=POSITIVE,
@@ -208,6 +215,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     sp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     sp.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
     sp.add_argument("--repeats", type=POSITIVE, default=3, help="timed epochs (median)")
+    sp.add_argument("--precisions", nargs="+", default=["fp32"], choices=list(PRECISIONS),
+                    help="time the batched path in each (fp32 bf16: both, with each "
+                         "precision's matmul peak)")
     sp.add_argument("--data-dir")
     sp.add_argument("--out", help="also write the rows as JSON here")
     _plugin_option(sp)
@@ -380,7 +390,7 @@ def _cmd_run(args, sub) -> int:
 
     import models
 
-    from . import records, report
+    from . import precision, records, report
     from .device import available
     from .runner import cell_task, grid, pending, save, shared_cache
 
@@ -412,7 +422,14 @@ def _cmd_run(args, sub) -> int:
                  eval_every=args.eval_every, patience=args.patience, ks=tuple(args.ks),
                  relevance=args.relevance, data_dir=args.data_dir,
                  engine_paths=args.engine_paths, plugins=tuple(args.plugins),
-                 refit=args.refit, refit_from=args.refit_from)
+                 refit=args.refit, refit_from=args.refit_from, precision=args.precision)
+    for device in devices:
+        try:
+            precision.check(args.precision, device)
+        except ValueError as exc:
+            sub.error(f"argument --precision: {exc}")
+    if args.precision != "fp32" and args.mode == "per-user":
+        sub.error("argument --precision: per-user mode runs the classic float32 kernels")
     if args.refit_from and not args.refit:
         sub.error("argument --refit-from: it gives --refit its selections; add --refit")
     if args.refit_from and not (Path(args.refit_from) / "runs.jsonl").is_file():
@@ -575,7 +592,7 @@ def _cmd_tune(args, sub) -> int:
     import datasets
     import models
 
-    from . import tune
+    from . import precision, tune
     from .runner import RunConfig, shared_cache
 
     if args.experiment is not None and args.experiment.overrides:
@@ -589,6 +606,10 @@ def _cmd_tune(args, sub) -> int:
                       "--config)")
     chosen = _resolve_models(sub, args.models)
     _check_devices(sub, "--device", [args.device])
+    try:
+        precision.check(args.precision, args.device)
+    except ValueError as exc:
+        sub.error(f"argument --precision: {exc}")
     _check_datasets(sub, args.datasets, args.split)
     empty = [m for m in chosen if not models.get(m).space.params]
     chosen = [m for m in chosen if m not in empty]
@@ -617,7 +638,8 @@ def _cmd_tune(args, sub) -> int:
                                  valid_fraction=args.valid_fraction,
                                  eval_every=args.eval_every, patience=args.patience,
                                  data_dir=args.data_dir, plugins=tuple(args.plugins),
-                                 dataset_file=datasets.registered(dataset))
+                                 dataset_file=datasets.registered(dataset),
+                                 precision=args.precision)
                 if not _applicable([cell], shared_cache(args.data_dir)):
                     continue
                 try:
@@ -750,7 +772,7 @@ def _cmd_speed(args, sub) -> int:
 
     import models
 
-    from . import records, speed
+    from . import precision, records, speed
     from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT, SplitCache
 
     names = _resolve_models(sub, args.models or ["*"])
@@ -761,12 +783,25 @@ def _cmd_speed(args, sub) -> int:
     cache = SplitCache(args.data_dir)
     _preload(cache, [args.dataset], args.split, range(1))
     split = cache.split(args.dataset, split_name, 0)
-    peak = speed.matmul_peak_gflops(device)
+    for p in args.precisions:
+        try:
+            precision.check(p, device)
+        except ValueError as exc:
+            sub.error(f"argument --precisions: {exc}")
+    peaks = {"fp32": speed.matmul_peak_gflops(device)}
+    if "bf16" in args.precisions:
+        peaks["bf16"] = speed.matmul_peak_gflops(device, dtype=torch.bfloat16)
+    if "tf32" in args.precisions:
+        with precision.context("tf32", device, ("score",), "score"):
+            peaks["tf32"] = speed.matmul_peak_gflops(device)
+    peak = peaks["fp32"]
     rows, ceilings = [], {}
-    for name in names:
+    for name, p in ((n, p) for n in names for p in args.precisions):
         x = models.config(name).view(split.train)
-        for r in speed.measure(name, split, device, tuple(args.paths), args.repeats):
-            r["pct_of_peak"] = 100 * r["gflops"] / peak if r["gflops"] else None
+        for r in speed.measure(name, split, device, tuple(args.paths), args.repeats,
+                               precision=p):
+            r["pct_of_peak"] = (100 * r["gflops"] / peaks[r["precision"]] if r["gflops"]
+                                else None)
             if r["bound"] == "gather" and r["width"] and r["gflops"]:
                 key = (x.shape, r["width"])
                 if key not in ceilings:
@@ -775,14 +810,16 @@ def _cmd_speed(args, sub) -> int:
                 r["pct_of_gather_ceiling"] = 100 * r["gflops"] / ceilings[key]
             rows.append(r)
     print(f"{args.dataset} {split_name}, {records.device_name(device)}, "
-          f"{torch.get_num_threads()} threads; measured fp32 matmul peak {peak:.1f} GFLOP/s; "
+          f"{torch.get_num_threads()} threads; measured matmul peaks "
+          + ", ".join(f"{p} {g:.1f}" for p, g in peaks.items()) + " GFLOP/s; "
           "gather ceilings (embedding_bag of the training entries at the first-layer width): "
           + ", ".join(f"{g:.1f} GFLOP/s at width {w} over {r} rows x {c} columns"
                      for ((r, c), w), g in ceilings.items()))
-    print(tabulate([[r["model"], r["path"], r["epoch_s"], r.get("iteration_s"),
+    print(tabulate([[r["model"], r["path"], r["precision"], r["epoch_s"], r.get("iteration_s"),
                      r["speedup_vs_classic"], r["gflop_per_epoch"], r["gflops"], r["bound"],
                      r["pct_of_peak"], r.get("pct_of_gather_ceiling")] for r in rows],
-                   headers=["model", "path", "epoch s (median)", "L-BFGS iteration s",
+                   headers=["model", "path", "precision", "epoch s (median)",
+                            "L-BFGS iteration s",
                             "x classic", "GFLOP/epoch", "GFLOP/s", "bound", "% of matmul peak",
                             "% of gather ceiling"],
                    tablefmt="github", floatfmt=".3g", missingval="—"))
@@ -790,6 +827,7 @@ def _cmd_speed(args, sub) -> int:
         with open(args.out, "w") as fh:
             json.dump({"dataset": args.dataset, "split": split.describe(),
                        "env": records.environment(device), "matmul_peak_gflops": peak,
+                       "matmul_peaks_gflops": peaks,
                        "gather_ceiling_gflops": {f"{w}@{s[0]}x{s[1]}": g
                                                  for (s, w), g in ceilings.items()},
                        "rows": rows}, fh, indent=1)

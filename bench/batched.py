@@ -25,6 +25,7 @@ import torch
 from models.base import Batch, Phase, Recipe, Recommender
 from models.sparse_ops import CSRBatch
 
+from . import precision
 from .optim import FusedRprop
 
 
@@ -36,6 +37,7 @@ class EngineOptions:
     output: str = "auto"      # auto | sparse (outputs at observed entries) | dense (full width)
     optimizer: str = "auto"   # auto | fused | foreach | single (torch.optim implementation)
     kernels: str = "auto"     # auto | numba | torch (the per-user engine's RMSprop step)
+    precision: str = "fp32"   # fp32 | bf16 | tf32 (`bench/precision.py`)
 
     @classmethod
     def preset(cls, name: str) -> EngineOptions:
@@ -137,8 +139,10 @@ class BatchedEngine:
     matrix) that have at least one entry; `recipe.batch_size` 0 is one full batch."""
 
     def __init__(self, model: Recommender, x: sp.csr_matrix, recipe: Recipe,
-                 device: torch.device, seed: int, options: EngineOptions = DEFAULT_OPTIONS):
+                 device: torch.device, seed: int, options: EngineOptions = DEFAULT_OPTIONS,
+                 low_precision: tuple[str, ...] = ("loss", "score")):
         self.model, self.recipe, self.device = model, recipe, device
+        self.low = (options.precision, device, low_precision)  # where the loss may run low
         self.phases = model.phases() or (Phase("", ("",)),)
         named = list(model.named_parameters())
         self.groups = []
@@ -244,12 +248,13 @@ class BatchedEngine:
 
         def closure() -> torch.Tensor:
             opt.zero_grad(set_to_none=True)
-            loss = self.model.loss(batch)
+            with precision.context(*self.low, "loss"):
+                loss = self.model.loss(batch)
             loss.backward()
             return loss
 
         opt.step(closure)
-        with torch.no_grad():
+        with torch.no_grad(), precision.context(*self.low, "loss"):
             return self.model.loss(batch)
 
     def _freeze_all_but(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -273,12 +278,14 @@ class BatchedEngine:
             if isinstance(opt, torch.optim.LBFGS):
                 loss = self._round(opt, batch)
             else:
-                loss = self.model.loss(batch)
+                with precision.context(*self.low, "loss"):
+                    loss = self.model.loss(batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 for _ in range(self.model.refeeds):  # dense re-feeding (DeepRec)
-                    again = self.model.refeed_loss(batch)
+                    with precision.context(*self.low, "loss"):
+                        again = self.model.refeed_loss(batch)
                     opt.zero_grad(set_to_none=True)
                     again.backward()
                     opt.step()

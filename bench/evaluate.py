@@ -49,7 +49,8 @@ def score_rows(model: Recommender, x: sp.csr_matrix, device: torch.device,
         crow = torch.as_tensor(indptr[a:b + 1] - lo, device=device)
         batch = Batch(torch.arange(a, b, device=device), CSRBatch(crow, cols[lo:hi], x.shape[1]),
                       values[lo:hi])
-        yield a, check_scores(model, model.score(batch), b - a, x.shape[1])
+        # float32 for the metric arithmetic, whatever precision the model scored in
+        yield a, check_scores(model, model.score(batch), b - a, x.shape[1]).float()
 
 
 def user_scores(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,

@@ -60,6 +60,18 @@ def refitted(record: dict) -> bool:
     return bool(record.get("run_config", {}).get("refit"))
 
 
+def label(record: dict, custom_as_default: bool = True) -> str:
+    """The recipe label a table keys on: the recipe (an experiment file's `custom` stands
+    beside the defaults), `+refit` when refitted, `@bf16` / `@tf32` in low precision:
+    tables never mix them."""
+    recipe = recipe_name(record)
+    if custom_as_default and recipe == "custom":
+        recipe = "default"
+    low = record.get("run_config", {}).get("precision", "fp32")
+    return (recipe + ("+refit" if refitted(record) else "")
+            + ("" if low == "fp32" else f"@{low}"))
+
+
 def tunable(model: str) -> bool:
     """Whether a variant has a search space (a variant without one, such as popularity, runs
     its one recipe in every run, default or tuned)."""
@@ -78,10 +90,7 @@ def groups(recs: list[dict]) -> dict[tuple, dict[str, list[dict]]]:
     out: dict[tuple, dict[str, dict[int, dict]]] = {}
     fixed = []
     for r in ok(recs):
-        recipe = recipe_name(r)  # an experiment file's overrides stand beside the defaults
-        recipe = ("default" if recipe == "custom" else recipe) + (
-            "+refit" if refitted(r) else "")
-        key = (r["dataset"], r["split"]["name"], r["device"], r["mode"], recipe)
+        key = (r["dataset"], r["split"]["name"], r["device"], r["mode"], label(r))
         if key[-1] == "default" and not tunable(r["model"]):
             fixed.append((key, r))
             continue
@@ -155,8 +164,9 @@ def plugin_note(record: dict) -> str:
 
 def title(key: tuple, spec: dict) -> str:
     dataset, split, device, mode, recipe = key
+    recipe, _, low = recipe.partition("@")
     recipe, plus, _ = recipe.partition("+")
-    how = ", refitted on all training ratings" if plus else ""
+    how = (", refitted on all training ratings" if plus else "") + (f", {low}" if low else "")
     return f"{spec['title']}: {dataset} {split} ({device}, {mode}, {recipe} recipes{how})"
 
 
@@ -337,7 +347,7 @@ def frame(recs: list[dict]) -> pd.DataFrame:
         v = r.get("validation") or {}
         row = {"model": r["model"], "kind": kind(r), "dataset": r["dataset"],
                "split": r["split"]["name"], "mode": r["mode"], "device": r["device"],
-               "seed": r["seed"], "recipe": recipe_name(r) + ("+refit" if refitted(r) else ""),
+               "seed": r["seed"], "recipe": label(r, custom_as_default=False),
                "epochs": r["epochs"], "refit_epochs": (r.get("refit") or {}).get("epochs"),
                "device_name": r["env"]["device_name"],
                "fingerprint": r["split"]["fingerprint"][:12],

@@ -27,7 +27,7 @@ import torch
 import datasets
 import models
 
-from . import records
+from . import precision, records
 from .batched import EngineOptions
 from .device import MemoryProbe
 from .evaluate import evaluate, validate, validation_metric
@@ -66,6 +66,7 @@ class RunConfig:
     dataset_file: Any = None        # a user's dataset (`datasets.user.FileSpec`), if it is one
     refit: bool = False             # retrain on all training ratings for the selected epochs
     refit_from: str | None = None   # a run folder whose records of the same cells selected them
+    precision: str = "fp32"         # fp32 | bf16 | tf32 (where the family allows it)
 
     @property
     def split_name(self) -> str:
@@ -81,7 +82,8 @@ class RunConfig:
     def key(self) -> tuple:
         """What identifies a cell for `--resume`."""
         return (self.model, self.dataset, self.split_name, self.mode, self.device, self.seed,
-                self.recipe + ("+refit" if self.refit else ""))
+                self.recipe + ("+refit" if self.refit else "") + (
+                    "" if self.precision == "fp32" else f"@{self.precision}"))
 
 
 def available_devices() -> list[str]:
@@ -209,7 +211,8 @@ def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=Non
     monitor = None
     if cfg.validation and epochs is None:
         def monitor(epoch: int) -> float:
-            value = validate(model, mcfg, view, device, cfg.relevance)
+            with precision.context(cfg.precision, device, mcfg.low_precision, "score"):
+                value = validate(model, mcfg, view, device, cfg.relevance)
             if on_valid is not None:
                 on_valid(epoch, value)
             return value
@@ -218,7 +221,8 @@ def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=Non
     probe.reset()
     result = fit(model, x, mcfg, cfg.mode, device, cfg.seed, epochs=epochs, monitor=monitor,
                  stopping=stopping, on_epoch=on_epoch,
-                 options=EngineOptions.preset(cfg.engine_paths))
+                 options=dataclasses.replace(EngineOptions.preset(cfg.engine_paths),
+                                             precision=cfg.precision))
     epochs = recipe.epochs if recipe else 1
     validation = None if monitor is None else {
         "fraction": (None if view.name.endswith(datasets.splits.PROTOCOL_VALID)
@@ -321,8 +325,12 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
         record["validation"] = trained.validation
         t0 = time.perf_counter()
         # the test set, touched once: the model reads the full training ratings
-        record["metrics"], per_user = evaluate(trained.model, mcfg, split, device, cfg.ks,
-                                               cfg.relevance)
+        with precision.context(cfg.precision, device, mcfg.low_precision, "score"):
+            record["metrics"], per_user = evaluate(trained.model, mcfg, split, device,
+                                                   cfg.ks, cfg.relevance)
+        trains = trained.model.trainer == "epochs"  # a closed-form fit runs in float32
+        record["precision"] = precision.effective(
+            cfg.precision, tuple(p for p in mcfg.low_precision if trains or p != "loss"))
         eval_s = time.perf_counter() - t0
         epoch_s = sorted(h["epoch_s"] for h in result.history)
         record["timings"] = {
@@ -376,8 +384,10 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
 
 def cell_name(record: dict) -> str:
     recipe = record.get("recipe", {}).get("name", "default")
+    run = record.get("run_config", {})
     tag = ("" if recipe == "default" else f"__{recipe}") + (
-        "__refit" if record.get("run_config", {}).get("refit") else "")
+        "__refit" if run.get("refit") else "") + (
+        f"__{run['precision']}" if run.get("precision", "fp32") != "fp32" else "")
     return (f"{record['model']}__{record['dataset']}__{record['split']['name']}__"
             f"{record['mode']}__{record['device']}__s{record['seed']}{tag}")
 
@@ -395,9 +405,11 @@ def grid(model_patterns, dataset_names, devices, seeds=(0,), **common) -> list[R
 def record_key(record: dict) -> tuple:
     """The `RunConfig.key()` of a record's cell."""
     split = record.get("split", {}).get("name") or record["run_config"].get("split")
-    refitted = "+refit" if record.get("run_config", {}).get("refit") else ""
+    run = record.get("run_config", {})
+    refitted = "+refit" if run.get("refit") else ""
+    low = "" if run.get("precision", "fp32") == "fp32" else f"@{run['precision']}"
     return (record["model"], record["dataset"], split, record["mode"], record["device"],
-            record["seed"], record.get("recipe", {}).get("name", "default") + refitted)
+            record["seed"], record.get("recipe", {}).get("name", "default") + refitted + low)
 
 
 def pending(cells: list[RunConfig], done: list[dict]) -> list[RunConfig]:

@@ -24,16 +24,19 @@ from datasets import Split
 from models.base import stack_flops
 
 from . import classic
+from .batched import EngineOptions
 from .device import synchronize
 from .train import make_engine
 
 PATHS = ("classic", "per-user", "batched", "fit")
 
 
-def matmul_peak_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
-    """Best-of-`repeats` fp32 GFLOP/s of an n x n matmul: the practical compute ceiling."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def matmul_peak_gflops(device: torch.device, n: int = 2048, repeats: int = 10,
+                       dtype: torch.dtype = torch.float32) -> float:
+    """Best-of-`repeats` GFLOP/s of an n x n matmul in `dtype`: the practical compute
+    ceiling (bf16's is what "% of peak" reads against under `--precision bf16`)."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):
         a @ b
     return 2 * n**3 / min(_time(lambda: a @ b, repeats, device)) / 1e9
@@ -88,9 +91,14 @@ def paths_of(model_name: str) -> tuple[str, ...]:
 
 
 def measure(model_name: str, split: Split, device: torch.device, paths: tuple[str, ...],
-            repeats: int = 3, classic_repeats: int = 1, seed: int = 0) -> list[dict]:
+            repeats: int = 3, classic_repeats: int = 1, seed: int = 0,
+            precision: str = "fp32") -> list[dict]:
     """Median epoch (or fit) seconds of each of `paths` the variant has, after one warm-up
-    epoch for the engines; FLOPs and their bound from the model."""
+    epoch for the engines; FLOPs and their bound from the model. In a low `precision` only
+    the batched path runs (the classic loop, the per-user engine and closed-form fits are
+    float32), with the loss in that precision where the family allows it."""
+    if precision != "fp32":
+        paths = tuple(p for p in paths if p == "batched")
     cfg = models.config(model_name, split.dataset)
     x = cfg.view(split.train)
     rows = []
@@ -111,7 +119,8 @@ def measure(model_name: str, split: Split, device: torch.device, paths: tuple[st
             times = _time(lambda m=model: m.fit(x), repeats, device)
             flops = None
         else:
-            engine = make_engine(model, x, cfg, path, device, seed)
+            engine = make_engine(model, x, cfg, path, device, seed,
+                                 EngineOptions(precision=precision))
             engine.epoch()
             times = _time(engine.epoch, repeats if path == "batched" else classic_repeats,
                           device)
@@ -119,7 +128,9 @@ def measure(model_name: str, split: Split, device: torch.device, paths: tuple[st
         median = statistics.median(times)
         recipe = cfg.batched if path == "batched" else None
         lbfgs = recipe is not None and recipe.optimizer == "lbfgs"
+        low = path == "batched" and precision != "fp32" and "loss" in cfg.low_precision
         rows.append({"model": model_name, "path": path, "epoch_s": median, "runs": len(times),
+                     "precision": precision if low else "fp32",
                      # an L-BFGS epoch is a round: its iteration's seconds too
                      "iteration_s": median / recipe.iterations if lbfgs else None,
                      "gflop_per_epoch": flops / 1e9 if flops else None,

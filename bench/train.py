@@ -47,9 +47,12 @@ def make_engine(model: Recommender, x: sp.csr_matrix, cfg: ModelConfig, mode: st
     if recipe is None:
         raise ValueError(f"{type(model).__name__} has no {mode} recipe")
     if mode == "per-user":
+        if options.precision != "fp32":
+            raise ValueError(f"per-user mode runs the classic float32 kernels; precision "
+                             f"{options.precision} is for batched mode")
         gen = torch.Generator(device=device).manual_seed(seed)
         return PerUserEngine(model, x, recipe, device, gen, options.use_numba(device))
-    return BatchedEngine(model, x, recipe, device, seed, options)
+    return BatchedEngine(model, x, recipe, device, seed, options, cfg.low_precision)
 
 
 @dataclass(frozen=True)

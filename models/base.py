@@ -17,6 +17,10 @@ What a variant declares, as data (fields of its `ModelConfig`):
   EASE, SLIM, the item-item references, popularity and fold-in iALS and PureSVD are;
   item-row models and models with a vector per training user (MF, biases, CDAE) are not.
   False unless declared, so a family that forgets it is refused rather than scored wrongly.
+- `low_precision`: the parts (`loss`: the training loss and its gradients, `score`:
+  scoring) that may run under `--precision bf16` / `tf32` autocast; a part left out keeps
+  float32 whatever is asked (an L-BFGS line search, say). Closed-form fits always run in
+  float32.
 - `per_user` / `batched`: the training recipe of each mode, or None where the family has
   none (closed-form families have neither).
 
@@ -90,6 +94,7 @@ class ModelConfig:
     feedback: str = "explicit"  # explicit | implicit
     rows: str = "user"          # user | item
     inductive: bool = False     # scores a user it never trained on from that user's row alone
+    low_precision: tuple[str, ...] = ("loss", "score")  # parts that may run in bf16 / tf32
     per_user: Recipe | None = None
     batched: Recipe | None = None
     note: str = ""              # what the default recipe reaches, and why it is what it is
@@ -119,6 +124,10 @@ class ModelConfig:
                              f"{', '.join(FEEDBACK)}")
         if self.rows not in ROWS:
             raise ValueError(f"rows {self.rows!r} unknown; choose from {', '.join(ROWS)}")
+        unknown = set(self.low_precision) - {"loss", "score"}
+        if unknown:
+            raise ValueError(f"low_precision {sorted(unknown)} unknown; its parts are loss, "
+                             f"score")
         if self.inductive and self.rows != "user":
             raise ValueError("inductive needs rows 'user': an item-based model reads every "
                              "user as an input dimension it trained on")

@@ -93,7 +93,7 @@ class CDAE(Recommender):
         """Logistic loss at the observed entries (target 1) and at the sampled negatives
         (target 0), summed per user, averaged over the batch. The batch's entry columns are
         sorted within each row, as the engines lay them out."""
-        logits = self.out(self._hidden(batch))
+        logits = self.out(self._hidden(batch)).float()  # the losses in float32 (bf16 autocast)
         n = logits.shape[1]
         flat = logits.view(-1)
         pos = batch.entry_rows() * n + batch.pattern.cols

@@ -83,7 +83,7 @@ class DeepRec(Recommender):
         x = self._refeed
         y = self._out(self._hidden(self._code(self.first(x))))
         self._refeed = y.detach()
-        return (y - x).square().mean()
+        return (y.float() - x.float()).square().mean()  # in float32 under bf16 autocast
 
     def score(self, batch: Batch) -> torch.Tensor:
         return self._out(self._hidden(self._code(self.first.sparse(batch.pattern,

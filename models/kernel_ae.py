@@ -73,6 +73,8 @@ class KernelLayer(nn.Module):
 
 @dataclass(frozen=True)
 class KernelAEConfig(ModelConfig):
+    # L-BFGS's line search compares losses to a few ulps: its loss stays float32
+    low_precision: tuple[str, ...] = ("score",)
     rows: str = "item"
     hidden: tuple[int, ...] = (500, 500)
     dim: int = 5                 # kernel embedding dimension

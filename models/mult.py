@@ -101,7 +101,7 @@ class Mult(Recommender):
         z = mu
         if logvar is not None:
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        logits = self._decode(z)
+        logits = self._decode(z).float()  # the normaliser in float32 (bf16 autocast)
         # -sum_i x_ui log softmax_i = -(sum_obs x_ui logit_ui - logsumexp_u * sum_i x_ui)
         observed = logits[batch.entry_rows(), batch.pattern.cols]
         nll = (torch.logsumexp(logits, 1) * batch.row_sums()).sum() - (
@@ -110,6 +110,7 @@ class Mult(Recommender):
         if logvar is not None:
             beta = self.cfg.beta_cap * min(1.0, batch.progress / max(self.cfg.anneal_epochs,
                                                                      1e-9))
+            mu, logvar = mu.float(), logvar.float()
             kl = 0.5 * (-logvar + logvar.exp() + mu.square() - 1).sum(1).mean()
             loss = loss + beta * kl
         if self.cfg.l2:

@@ -133,7 +133,7 @@ class RecVAE(Recommender):
         if not bool(self._old_known[rows].all()):
             with torch.no_grad():
                 mu, logvar = self.old(batch, 0.0)
-            self._old_posterior[rows] = torch.cat([mu, logvar], 1)
+            self._old_posterior[rows] = torch.cat([mu, logvar], 1).float()
             self._old_known[rows] = True
         cached = self._old_posterior[rows]
         return cached[:, :self.cfg.latent], cached[:, self.cfg.latent:]
@@ -149,7 +149,8 @@ class RecVAE(Recommender):
                 self._old_known.zero_()
 
     def _nll(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """-sum_i x_ui log softmax(logits_u)_i per row."""
+        """-sum_i x_ui log softmax(logits_u)_i per row (in float32 under bf16 autocast)."""
+        logits = logits.float()
         observed = logits[batch.entry_rows(), batch.pattern.cols]
         return torch.logsumexp(logits, 1) * batch.row_sums() - batch.row_sums(
             observed * batch.values)
@@ -161,6 +162,7 @@ class RecVAE(Recommender):
                 z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
             return self._nll(self.decoder(z), batch).mean()
         mu, logvar = self.encoder(batch, self.cfg.dropout)
+        mu, logvar = mu.float(), logvar.float()  # the KL terms in float32
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         nll = self._nll(self.decoder(z), batch)
         old_mu, old_logvar = self._old(batch)

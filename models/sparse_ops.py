@@ -107,5 +107,7 @@ def sparse_linear(weight, bias, batch: CSRBatch, values):
 
 
 def sampled_linear(h, weight, bias, batch: CSRBatch):
-    """(h @ weight.T + bias)[r, c] for each stored entry (r, c) of `batch`, in CSR order."""
-    return _SampledLinear.apply(h, weight, bias, batch)
+    """(h @ weight.T + bias)[r, c] for each stored entry (r, c) of `batch`, in CSR order.
+    The SDDMM runs in the weight's float32: a bf16-autocast `h` is cast up (and its
+    gradient back down by autograd)."""
+    return _SampledLinear.apply(h.to(weight.dtype), weight, bias, batch)

@@ -8,12 +8,13 @@ import math
 import pytest
 
 import models
-from bench import records, report
+from bench import literature, records, report, verdict
 from tests.conftest import ROOT
 
 RESULTS = ROOT / "results"
 PUBLISHED, TUNED, TUNING = RESULTS / "published", RESULTS / "published-tuned", RESULTS / "tuning"
 REFERENCE = RESULTS / "reference-per-user"
+REPRODUCTION = RESULTS / "reproduction"
 SEEDS = set(range(5))
 DATASETS = ("ml-100k", "ml-1m")
 # Equal tuning budget per dataset (the minimum: 30 trials per variant on ml-100k u1, 10
@@ -179,3 +180,36 @@ def test_each_published_run_has_the_experiment_file_that_reproduces_its_grid(
     recs = records.load(RESULTS / folder)
     assert planned == {(r["model"], r["dataset"], r["seed"]) for r in recs
                        if r["status"] == "ok"}
+
+
+def test_readme_reproduction_table_matches_records(readme):
+    recs = _load(REPRODUCTION)
+    want = literature.table(recs)
+    assert report.block(readme, literature.START, literature.END) == want.strip(), (
+        "regenerate with `python -m bench report results/reproduction --reproduction "
+        "--readme README.md --protocols results/published`")
+    assert (REPRODUCTION / "reproduction.md").read_text(encoding="utf-8").count(
+        "not run yet") == want.count("not run yet")
+
+
+def test_reproduction_cells_are_ok_committed_and_true_to_their_protocol():
+    recs = _load(REPRODUCTION)
+    assert recs
+    for r in recs:
+        assert r["status"] == "ok", r.get("error")
+        assert not r["env"]["git_commit"].endswith("-dirty")
+        v = r["validation"]
+        if r["run_config"].get("refit"):
+            # trained again on every training rating for the epochs validation chose
+            assert r["refit"]["epochs"] == v["best_epoch"] == len(r["history"])
+            assert r["refit"]["n_train"] == r["split"]["n_train"]
+        if r["split"]["name"] == "filtered-80-10-10":
+            assert v["fraction"] is None and v["n_valid"] == r["split"]["n_valid"]
+            assert r["metrics"]["n_users_no_relevant"] == 0
+
+
+def test_protocol_comparison_matches_records():
+    want = verdict.markdown(verdict.load([REPRODUCTION, PUBLISHED]), "ndcg@10")
+    text = (REPRODUCTION / "protocols.md").read_text(encoding="utf-8")
+    assert text.startswith(want), "regenerate: python -m bench report results/reproduction " \
+        "--protocols results/published"

@@ -1,0 +1,53 @@
+"""Numeric precision of training and scoring: `fp32` (the default), `bf16` (autocast of the
+dense products to bfloat16, on CPU and CUDA) and `tf32` (CUDA's TensorFloat-32 matmuls).
+
+Under bf16, `torch.autocast` runs the dense products (linear, matmul, conv) in bfloat16 while
+the weights, their gradients and the optimiser state stay float32 (master weights); the
+families cast to float32 before their reductions (softmax normalisers, losses, KL terms),
+and metric arithmetic reads float32 scores. Sparse gathers stay float32. Where low precision
+is unsafe for a family (an L-BFGS line search, a Cholesky solve) its config says so as data
+(`ModelConfig.low_precision`: the parts, `loss` and `score`, that may run in it), and that
+part keeps float32 whatever is asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+PRECISIONS = ("fp32", "bf16", "tf32")
+PARTS = ("loss", "score")  # what a family may run in low precision: training loss, scoring
+
+
+def check(precision: str, device: torch.device | str) -> None:
+    """Raise ValueError for an unknown precision or one the device lacks."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} unknown; choose from {', '.join(PRECISIONS)}")
+    if precision == "tf32" and torch.device(device).type != "cuda":
+        raise ValueError("precision tf32 is a CUDA matmul mode; on the CPU choose fp32 or bf16")
+
+
+@contextlib.contextmanager
+def _tf32():
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def context(precision: str, device: torch.device, allowed: tuple[str, ...], part: str):
+    """The context `part` (`loss` or `score`) of a family runs in: low precision where asked
+    and the family allows it for that part, else plain float32."""
+    if precision == "fp32" or part not in allowed:
+        return contextlib.nullcontext()
+    if precision == "tf32":
+        return _tf32()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def effective(precision: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    """What each part ran in (a record's `precision`): the asked precision where allowed."""
+    return {part: precision if part in allowed else "fp32" for part in PARTS}
