@@ -79,14 +79,16 @@ def per_user(run_dir: Path, record: dict, metric: str) -> pd.Series:
 def pooled_pairs(run_dir: Path, recs_a: list[dict], recs_b: list[dict], metric: str
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Per-user values of two variants paired by (seed, user), pooled over their common
-    seeds."""
+    seeds. A record that names its own folder (`_dir`, records from several run folders)
+    is read from there, the others from `run_dir`."""
     by_seed_b = {r["seed"]: r for r in recs_b}
     xs, ys = [], []
     for ra in recs_a:
         rb = by_seed_b.get(ra["seed"])
         if rb is None:
             continue
-        a, b = per_user(run_dir, ra, metric), per_user(run_dir, rb, metric)
+        a = per_user(ra.get("_dir", run_dir), ra, metric)
+        b = per_user(rb.get("_dir", run_dir), rb, metric)
         common = a.index.intersection(b.index)
         xs.append(a.loc[common].to_numpy())
         ys.append(b.loc[common].to_numpy())

@@ -50,23 +50,6 @@ def cells(recs: list[dict], dataset: str, metric: str) -> dict[str, dict[str, li
             for p, v in sorted(out.items())}
 
 
-def _pairs(a: list[dict], b: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    by_seed = {r["seed"]: r for r in b}
-    xs, ys = [], []
-    for ra in a:
-        rb = by_seed.get(ra["seed"])
-        if rb is None or "per_user" not in ra or "per_user" not in rb:
-            continue
-        x = stats.per_user(Path(ra["_dir"]), ra, metric)
-        y = stats.per_user(Path(rb["_dir"]), rb, metric)
-        common = x.index.intersection(y.index)
-        xs.append(x.loc[common].to_numpy())
-        ys.append(y.loc[common].to_numpy())
-    if not xs:
-        return np.zeros(0), np.zeros(0)
-    return np.concatenate(xs), np.concatenate(ys)
-
-
 def analyse(recs: list[dict], dataset: str, metric: str, alpha: float = stats.ALPHA) -> dict:
     """Means and ranks per protocol, Kendall's tau per pair of protocols, and the flips."""
     higher = METRICS[metric]
@@ -89,7 +72,7 @@ def analyse(recs: list[dict], dataset: str, metric: str, alpha: float = stats.AL
             if dp * dq >= 0:
                 continue
             for where in (p, q):
-                x, y = _pairs(by[where][a], by[where][b], metric)
+                x, y = stats.pooled_pairs(Path("."), by[where][a], by[where][b], metric)
                 t = stats.paired(x, y) if len(x) else {"wilcoxon_p": math.nan}
                 tests.append({"a": a, "b": b, "p": p, "q": q, "under": where,
                               "wilcoxon_p": t["wilcoxon_p"]})

@@ -102,16 +102,23 @@ def test_lbfgs_rounds_are_what_early_stopping_counts(split):
     assert result.best_epoch == 2 and result.epochs_run == 5 and result.stopped_early
 
 
+def small_glocal_k(split, pretrain, finetune):
+    """A tiny GLocal-K of `pretrain` rounds of 3 iterations and `finetune` rounds of 2, its
+    view of the training matrix, and the list of stages it is told to start."""
+    torch.manual_seed(0)
+    model, cfg = models.create("glocal-k", split.n_items, split.n_users, hidden=(8, 8),
+                               pretrain_rounds=pretrain, pretrain_iterations=3,
+                               finetune_rounds=finetune, finetune_iterations=2,
+                               **{"batched.epochs": pretrain + finetune})
+    seen = []
+    model.start_stage = lambda name, f=model.start_stage: (seen.append(name), f(name))
+    return model, cfg, cfg.view(split.train), seen
+
+
 def test_early_stopping_waits_for_the_last_stage_and_counts_patience_from_its_start(split):
     # validation best at round 1 and flat after: without stages training would stop at round
     # 4; with a 6-round pre-training it must reach fine-tuning and run `patience` reads there
-    torch.manual_seed(0)
-    model, cfg = models.create("glocal-k", split.n_items, split.n_users, hidden=(8, 8),
-                               pretrain_rounds=6, pretrain_iterations=2, finetune_rounds=10,
-                               finetune_iterations=2, **{"batched.epochs": 16})
-    x = cfg.view(split.train)
-    seen = []
-    model.start_stage = lambda name, f=model.start_stage: (seen.append(name), f(name))
+    model, cfg, x, seen = small_glocal_k(split, 6, 10)
     reads = iter([0.5] + [0.9] * 20)
     result = fit(model, x, cfg, "batched", CPU, seed=0, monitor=lambda epoch: next(reads),
                  stopping=Stopping(eval_every=1, patience=3))
@@ -157,14 +164,8 @@ def test_glocal_k_global_kernel_and_convolution_on_a_hand_worked_4x4_case():
 
 
 def test_glocal_k_pretrains_then_finetunes_in_stages_and_scores_whole_matrices(split):
-    torch.manual_seed(0)
-    model, cfg = models.create("glocal-k", split.n_items, split.n_users, hidden=(8, 8),
-                               pretrain_rounds=2, pretrain_iterations=3, finetune_rounds=2,
-                               finetune_iterations=2, **{"batched.epochs": 4})
-    x = cfg.view(split.train)
+    model, cfg, x, seen = small_glocal_k(split, 2, 2)
     engine = BatchedEngine(model, x, cfg.batched, CPU, seed=0)
-    seen = []
-    model.start_stage = lambda name, f=model.start_stage: (seen.append(name), f(name))
     losses = [engine.epoch() for _ in range(4)]
     assert seen == ["pretrain", "finetune"] and bool(model.finetuning)
     assert engine.opts[0].param_groups[0]["max_iter"] == 2

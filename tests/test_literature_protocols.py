@@ -66,10 +66,14 @@ def dense_csv(tmp_path_factory):
     return path
 
 
+def dense_split(path, protocol):
+    ds = datasets.load(str(path))
+    return ds, datasets.make_split(ds, protocol, seed=0)
+
+
 @pytest.fixture(scope="module")
 def filtered(dense_csv):
-    ds = datasets.load(str(dense_csv))
-    return ds, datasets.make_split(ds, "filtered-80-10-10", seed=0)
+    return dense_split(dense_csv, "filtered-80-10-10")
 
 
 def test_filtered_split_keeps_ratings_from_3_in_a_10_core(filtered):
@@ -139,8 +143,7 @@ def test_the_filtered_protocol_refuses_implicit_data(tmp_path):
 
 @pytest.fixture(scope="module")
 def heldout(dense_csv):
-    ds = datasets.load(str(dense_csv))
-    return ds, datasets.make_split(ds, "heldout-users", seed=0)
+    return dense_split(dense_csv, "heldout-users")
 
 
 def test_heldout_users_partition_the_users_and_fold_in_80_20(heldout):
