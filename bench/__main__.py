@@ -218,6 +218,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     sp.add_argument("--precisions", nargs="+", default=["fp32"], choices=list(PRECISIONS),
                     help="time the batched path in each (fp32 bf16: both, with each "
                          "precision's matmul peak)")
+    sp.add_argument("--peak-size", type=POSITIVE, default=2048,
+                    help="n of the n x n matmul that measures each peak (default 2048)")
     sp.add_argument("--data-dir")
     sp.add_argument("--out", help="also write the rows as JSON here")
     _plugin_option(sp)
@@ -428,6 +430,9 @@ def _cmd_run(args, sub) -> int:
             precision.check(args.precision, device)
         except ValueError as exc:
             sub.error(f"argument --precision: {exc}")
+        if precision.warning(args.precision, device):
+            print(f"aebench: warning: {precision.warning(args.precision, device)}",
+                  file=sys.stderr)
     if args.precision != "fp32" and args.mode == "per-user":
         sub.error("argument --precision: per-user mode runs the classic float32 kernels")
     if args.refit_from and not args.refit:
@@ -788,12 +793,15 @@ def _cmd_speed(args, sub) -> int:
             precision.check(p, device)
         except ValueError as exc:
             sub.error(f"argument --precisions: {exc}")
-    peaks = {"fp32": speed.matmul_peak_gflops(device)}
+    n = args.peak_size
+    peaks = {"fp32": speed.matmul_peak_gflops(device, n)}
     if "bf16" in args.precisions:
-        peaks["bf16"] = speed.matmul_peak_gflops(device, dtype=torch.bfloat16)
+        if precision.warning("bf16", device):
+            print(f"note: {precision.warning('bf16', device)}")
+        peaks["bf16"] = speed.matmul_peak_gflops(device, n, dtype=torch.bfloat16)
     if "tf32" in args.precisions:
         with precision.context("tf32", device, ("score",), "score"):
-            peaks["tf32"] = speed.matmul_peak_gflops(device)
+            peaks["tf32"] = speed.matmul_peak_gflops(device, n)
     peak = peaks["fp32"]
     rows, ceilings = [], {}
     for name, p in ((n, p) for n in names for p in args.precisions):

@@ -20,6 +20,24 @@ PRECISIONS = ("fp32", "bf16", "tf32")
 PARTS = ("loss", "score")  # what a family may run in low precision: training loss, scoring
 
 
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether the device multiplies bfloat16 natively (CUDA; a CPU with AVX-512 BF16 or AMX,
+    as oneDNN reports it). Elsewhere bf16 products are emulated and slower than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return True
+    return bool(torch.backends.mkldnn.is_available()
+                and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def warning(precision: str, device: torch.device | str) -> str | None:
+    """What to tell a user who asks for bf16 where it is emulated."""
+    if precision == "bf16" and not native_bf16(device):
+        return ("this CPU has no native bfloat16 matmul (no AVX-512 BF16 or AMX, by oneDNN): "
+                "bf16 products run emulated, slower than fp32")
+    return None
+
+
 def check(precision: str, device: torch.device | str) -> None:
     """Raise ValueError for an unknown precision or one the device lacks."""
     if precision not in PRECISIONS:

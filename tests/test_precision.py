@@ -119,7 +119,7 @@ def test_a_config_names_only_known_parts():
 def test_speed_times_both_precisions_against_each_peak(tmp_path):
     out = tmp_path / "speed.json"
     assert main(["speed", "-m", "mult-dae", "ease", "-d", "synthetic", "--precisions", "fp32",
-                 "bf16", "--repeats", "1", "--out", str(out)]) == 0
+                 "bf16", "--repeats", "1", "--peak-size", "256", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     assert set(data["matmul_peaks_gflops"]) == {"fp32", "bf16"}
     rows = {(r["model"], r["path"], r["precision"]) for r in data["rows"]}
