@@ -394,7 +394,8 @@ def _cmd_run(args, sub) -> int:
 
     from . import precision, records, report
     from .device import available
-    from .runner import cell_task, grid, pending, save, shared_cache
+    from .executors import TaskLost
+    from .runner import cell_task, grid, lost_record, pending, save, shared_cache
 
     if args.all:
         patterns, names = args.models or ["*"], args.datasets or ["ml-100k", "ml-1m"]
@@ -500,8 +501,11 @@ def _cmd_run(args, sub) -> int:
                                        gpus=int(c.device == "cuda")): c for c in todo}
             while running:  # the oldest unfinished cell is the one the local executor runs
                 bar.set_postfix_str(label(next(iter(running.values()))))
-                (ref, (rec, artifacts)), _ = executor.wait_one(list(running))
-                finish(rec, artifacts, label(running.pop(ref)))
+                (ref, result), _ = executor.wait_one(list(running))
+                cell = running.pop(ref)
+                if isinstance(result, TaskLost):  # its worker died: this cell fails, not all
+                    result = lost_record(cell, result), {}
+                finish(*result, label(cell))
                 bar.update(1)
     finally:
         executor.close()

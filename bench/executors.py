@@ -58,6 +58,11 @@ class LocalExecutor:
         pass
 
 
+class TaskLost(Exception):
+    """A task whose worker died under it (killed, out of memory): `wait_one` returns this as
+    its result, so the caller records that one task as failed and the rest go on."""
+
+
 def _call(fn: Callable, threads: int | None, args: tuple) -> Any:  # runs in a Ray worker
     set_threads(threads)
     return fn(*args)
@@ -89,9 +94,14 @@ class RayExecutor:
                                    max_retries=0).remote(fn, self.threads, args)
 
     def wait_one(self, pending: list) -> tuple[tuple[Any, Any], list]:
-        """((the finished task, its result), the tasks still running)."""
+        """((the finished task, its result), the tasks still running). A task whose worker
+        died comes back with a `TaskLost` as its result."""
         done, rest = self.ray.wait(pending, num_returns=1)
-        return (done[0], self.ray.get(done[0])), rest
+        try:
+            result = self.ray.get(done[0])
+        except self.ray.exceptions.RayError as exc:
+            result = TaskLost(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        return (done[0], result), rest
 
     @property
     def parallel(self) -> int:

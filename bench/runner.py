@@ -277,16 +277,26 @@ def not_inductive(model: str, split: str) -> str:
             f"trained on, from their fold-in rows")
 
 
+def base_record(cfg: RunConfig) -> dict:
+    """What every record of a cell holds before it runs."""
+    return {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode,
+            "device": cfg.device, "seed": cfg.seed, "run_config": dataclasses.asdict(cfg),
+            "recipe": {"name": cfg.recipe, "study": cfg.study,
+                       "overrides": dict(cfg.overrides)},
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def lost_record(cfg: RunConfig, error: Exception) -> dict:
+    """The failed record of a cell whose worker died under it (`executors.TaskLost`)."""
+    return {**base_record(cfg), "status": "failed", "error": f"worker lost: {error}"}
+
+
 def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dict]:
     """Train one cell on its fitting view, then evaluate it once on the test set. Returns the
     record and its artifacts (the weights and the per-user values, for `save`); never raises
     for a failed run, records it instead. Writes nothing: whichever process runs a cell, only
     the driver writes."""
-    record: dict = {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode,
-                    "device": cfg.device, "seed": cfg.seed, "run_config": dataclasses.asdict(cfg),
-                    "recipe": {"name": cfg.recipe, "study": cfg.study,
-                               "overrides": dict(cfg.overrides)},
-                    "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    record = base_record(cfg)
     artifacts: dict = {}
     device = torch.device(cfg.device)
     try:

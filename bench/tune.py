@@ -38,6 +38,7 @@ import optuna
 import models
 from models.base import Choice, IntRange, LogUniform, Space, Uniform
 
+from .executors import TaskLost
 from .runner import RunConfig, prepare, shared_cache, train_cell
 
 FORMAT = "aebench-recipes/1"
@@ -254,6 +255,9 @@ def tune_variant(cell: RunConfig, trials: int, storage: str, executor, seed: int
         if not running:
             break
         (ref, out), _ = executor.wait_one(list(running))
+        if isinstance(out, TaskLost):  # its worker died: the trial failed, the study goes on
+            out = {"state": "failed", "steps": [], "seconds": 0.0, "value": None,
+                   "error": f"worker lost: {out}"}
         tell(running.pop(ref), out)
     return summary(study, storage)
 

@@ -67,3 +67,18 @@ def test_plugin_variants_run_in_ray_workers(tmp_path):
     recs = {r["model"]: r for r in records.load(out)}
     assert all(r["status"] == "ok" for r in recs.values())
     assert recs["ray-pop"]["plugin"]["module"] == "aebench_plugin_ray_plugin"
+
+
+def test_a_worker_that_dies_fails_its_cell_and_the_grid_goes_on(tmp_path):
+    """A worker killed under a cell (here the plugin's scoring exits the process, as an
+    out-of-memory kill would) is that cell's failed record; the driver and the other cells
+    carry on, and `--resume` would run it again."""
+    path = tmp_path / "dying_plugin.py"
+    path.write_text(module_source("ray-dies", score="import os; os._exit(3)"))
+    out = tmp_path / "run"
+    assert main(["run", "--plugin", str(path), "-m", "ray-dies", "ease", "-d", "synthetic",
+                 "--executor", "ray", "--threads", "1", "--out", str(out)]) == 1
+    recs = {r["model"]: r for r in records.load(out)}
+    assert recs["ease"]["status"] == "ok"
+    assert recs["ray-dies"]["status"] == "failed"
+    assert recs["ray-dies"]["error"].startswith("worker lost: ")
