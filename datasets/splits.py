@@ -14,6 +14,7 @@ instead of a carving.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,10 +72,8 @@ class Split:
     def without_test(self) -> Split:
         """The same split with its test ratings gone (an empty matrix of the same shape):
         what training and model selection are given, so they cannot read a test rating."""
-        empty = sp.csr_matrix(self.train.shape, dtype=np.float32)
-        return Split(self.dataset, self.name, self.seed, self.train, empty, self.user_ids,
-                     self.item_ids, self.fingerprint, self.scale, self.valid,
-                     self.all_relevant, self.fit_rows)
+        return dataclasses.replace(self, test=sp.csr_matrix(self.train.shape,
+                                                            dtype=np.float32))
 
     def item_index(self, item_id: int) -> int:
         pos = int(np.searchsorted(self.item_ids, item_id))
@@ -338,14 +337,13 @@ def make_split(ds: Dataset, name: str, seed: int = 0) -> Split:
         train, test, valid = (None if df is None else df.assign(rating=1.0)
                               for df in (train, test, valid))
         scale = None
-    held = test if valid is None else pd.concat([valid, test])
-    overlap = pd.merge(train[["user", "item"]], held[["user", "item"]], how="inner")
-    if valid is not None and not len(overlap):
-        overlap = pd.merge(valid[["user", "item"]], test[["user", "item"]], how="inner")
-    if len(overlap):
-        raise DatasetError(f"split {name!r} of {ds.name}: {len(overlap)} (user, item) pairs "
-                           f"are in two of its parts")
-    both = pd.concat([train, held])
+    present = [df for df in (train, valid, test) if df is not None]
+    pairs = pd.concat([df[["user", "item"]].assign(part=k) for k, df in enumerate(present)])
+    shared = int(pairs.drop_duplicates().duplicated(["user", "item"]).sum())
+    if shared:
+        raise DatasetError(f"split {name!r} of {ds.name}: {shared} (user, item) pairs are in "
+                           f"two of its parts")
+    both = pd.concat(present)
     user_ids = np.unique(both["user"].to_numpy(np.int64))
     item_ids = np.unique(both["item"].to_numpy(np.int64))
 
@@ -387,9 +385,8 @@ def carve_validation(split: Split, fraction: float, seed: int) -> Split:
     if split.valid is not None:
         h = hashlib.sha256(split.fingerprint.encode())
         h.update(b"protocol-valid")
-        return Split(split.dataset, f"{split.name}/{PROTOCOL_VALID}", split.seed, split.train,
-                     split.valid, split.user_ids, split.item_ids, h.hexdigest(), split.scale,
-                     None, split.all_relevant, split.fit_rows)
+        return dataclasses.replace(split, name=f"{split.name}/{PROTOCOL_VALID}",
+                                   test=split.valid, fingerprint=h.hexdigest(), valid=None)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
     train = split.train.tocsr()
@@ -414,6 +411,5 @@ def carve_validation(split: Split, fraction: float, seed: int) -> Split:
     h = hashlib.sha256(split.fingerprint.encode())
     h.update(b"valid")
     h.update(csr_triples(valid, split.user_ids, split.item_ids).tobytes())
-    return Split(split.dataset, f"{split.name}/valid", seed, fit, valid, split.user_ids,
-                 split.item_ids, h.hexdigest(), split.scale, None, split.all_relevant,
-                 split.fit_rows)
+    return dataclasses.replace(split, name=f"{split.name}/valid", seed=seed, train=fit,
+                               test=valid, fingerprint=h.hexdigest(), valid=None)

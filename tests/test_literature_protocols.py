@@ -214,3 +214,17 @@ def test_a_heldout_users_run_skips_what_cannot_score_an_unseen_user(tmp_path, de
 def test_an_item_based_model_cannot_declare_itself_inductive():
     with pytest.raises(ValueError, match="inductive needs rows 'user'"):
         models.create("autorec-i", 4, 4, inductive=True)
+
+
+def test_a_protocol_whose_parts_share_a_pair_is_refused(monkeypatch):
+    # (1, 1) in both validation and test, (2, 2) in train and test: two shared pairs; a
+    # pair repeated inside one part is not one of them
+    from datasets import splits
+
+    def overlapping(ds, seed):
+        return (frame([(1, 2), (2, 2), (2, 2)]), frame([(1, 1), (3, 3)]),
+                frame([(1, 1), (2, 2)]))
+
+    monkeypatch.setitem(splits.PROTOCOLS, "overlapping", overlapping)
+    with pytest.raises(datasets.DatasetError, match="2 \\(user, item\\) pairs are in two of"):
+        datasets.make_split(datasets.load("synthetic"), "overlapping")
