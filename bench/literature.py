@@ -70,10 +70,6 @@ START, END = "<!-- reproduction:start -->", "<!-- reproduction:end -->"  # READM
 TOLERANCE = {"rmse": 0.005}  # the issue's target; every other metric (NDCG, recall): 0.01
 
 
-def refitted(record: dict) -> bool:
-    return bool(record.get("run_config", {}).get("refit"))
-
-
 def matching(figure: Published, recs: list[dict]) -> dict[str, list[dict]]:
     """The successful records of `figure`'s cell, by recipe (default, tuned, custom), one per
     seed (the last wins)."""
@@ -81,7 +77,7 @@ def matching(figure: Published, recs: list[dict]) -> dict[str, list[dict]]:
     for r in recs:
         if (r.get("status") == "ok" and r["model"] == figure.model
                 and r["dataset"] == figure.dataset and r["split"]["name"] == figure.split
-                and refitted(r) == figure.refit and figure.metric in r["metrics"]):
+                and records.refitted(r) == figure.refit and figure.metric in r["metrics"]):
             recipe = r.get("recipe", {}).get("name", "default")
             out.setdefault(recipe, {})[r["seed"]] = r
     return {k: [v[s] for s in sorted(v)] for k, v in sorted(out.items())}

@@ -61,6 +61,24 @@ def environment(device: torch.device) -> dict:
     return env
 
 
+def recipe_label(recipe: str, refit: bool = False, precision: str = "fp32") -> str:
+    """What tells apart cells of one variant and split beyond the seed: the recipe
+    (`default`, `tuned`, `custom`), `+refit` when refitted, `@bf16` / `@tf32` in a low
+    precision. Resume keys, weight names and tables all read it."""
+    return recipe + ("+refit" if refit else "") + ("" if precision == "fp32" else f"@{precision}")
+
+
+def refitted(record: dict) -> bool:
+    """Whether a record's cell was trained again on all training ratings (`run --refit`)."""
+    return bool(record.get("run_config", {}).get("refit"))
+
+
+def label_of(record: dict) -> str:
+    """`recipe_label` of a record's cell."""
+    return recipe_label(record.get("recipe", {}).get("name", "default"), refitted(record),
+                        record.get("run_config", {}).get("precision", "fp32"))
+
+
 def _clean(value):
     """JSON has no NaN/inf: write them as null."""
     if isinstance(value, float) and not math.isfinite(value):

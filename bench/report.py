@@ -55,21 +55,13 @@ def recipe_name(record: dict) -> str:
     return record.get("recipe", {}).get("name", "default")
 
 
-def refitted(record: dict) -> bool:
-    """Whether the cell was trained again on all training ratings (`run --refit`)."""
-    return bool(record.get("run_config", {}).get("refit"))
-
-
-def label(record: dict, custom_as_default: bool = True) -> str:
-    """The recipe label a table keys on: the recipe (an experiment file's `custom` stands
-    beside the defaults), `+refit` when refitted, `@bf16` / `@tf32` in low precision:
-    tables never mix them."""
+def label(record: dict) -> str:
+    """The label a table keys on (`records.recipe_label`: tables never mix refitted cells or
+    precisions), where an experiment file's `custom` recipe stands beside the defaults."""
+    run = record.get("run_config", {})
     recipe = recipe_name(record)
-    if custom_as_default and recipe == "custom":
-        recipe = "default"
-    low = record.get("run_config", {}).get("precision", "fp32")
-    return (recipe + ("+refit" if refitted(record) else "")
-            + ("" if low == "fp32" else f"@{low}"))
+    return records.recipe_label("default" if recipe == "custom" else recipe,
+                                records.refitted(record), run.get("precision", "fp32"))
 
 
 def tunable(model: str) -> bool:
@@ -347,7 +339,7 @@ def frame(recs: list[dict]) -> pd.DataFrame:
         v = r.get("validation") or {}
         row = {"model": r["model"], "kind": kind(r), "dataset": r["dataset"],
                "split": r["split"]["name"], "mode": r["mode"], "device": r["device"],
-               "seed": r["seed"], "recipe": label(r, custom_as_default=False),
+               "seed": r["seed"], "recipe": records.label_of(r),
                "epochs": r["epochs"], "refit_epochs": (r.get("refit") or {}).get("epochs"),
                "device_name": r["env"]["device_name"],
                "fingerprint": r["split"]["fingerprint"][:12],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 import resource
 import time
 import traceback
@@ -82,8 +83,7 @@ class RunConfig:
     def key(self) -> tuple:
         """What identifies a cell for `--resume`."""
         return (self.model, self.dataset, self.split_name, self.mode, self.device, self.seed,
-                self.recipe + ("+refit" if self.refit else "") + (
-                    "" if self.precision == "fp32" else f"@{self.precision}"))
+                records.recipe_label(self.recipe, self.refit, self.precision))
 
 
 def available_devices() -> list[str]:
@@ -393,11 +393,8 @@ def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
 
 
 def cell_name(record: dict) -> str:
-    recipe = record.get("recipe", {}).get("name", "default")
-    run = record.get("run_config", {})
-    tag = ("" if recipe == "default" else f"__{recipe}") + (
-        "__refit" if run.get("refit") else "") + (
-        f"__{run['precision']}" if run.get("precision", "fp32") != "fp32" else "")
+    parts = re.split(r"[+@]", records.label_of(record))
+    tag = "".join(f"__{p}" for p in parts if p != "default")
     return (f"{record['model']}__{record['dataset']}__{record['split']['name']}__"
             f"{record['mode']}__{record['device']}__s{record['seed']}{tag}")
 
@@ -415,11 +412,8 @@ def grid(model_patterns, dataset_names, devices, seeds=(0,), **common) -> list[R
 def record_key(record: dict) -> tuple:
     """The `RunConfig.key()` of a record's cell."""
     split = record.get("split", {}).get("name") or record["run_config"].get("split")
-    run = record.get("run_config", {})
-    refitted = "+refit" if run.get("refit") else ""
-    low = "" if run.get("precision", "fp32") == "fp32" else f"@{run['precision']}"
     return (record["model"], record["dataset"], split, record["mode"], record["device"],
-            record["seed"], record.get("recipe", {}).get("name", "default") + refitted + low)
+            record["seed"], records.label_of(record))
 
 
 def pending(cells: list[RunConfig], done: list[dict]) -> list[RunConfig]:

@@ -25,8 +25,7 @@ METRICS = {"ndcg@10": True, "rmse": False}  # metric -> higher is better
 
 def protocol(record: dict) -> str:
     """A record's protocol label: its split, and `+refit` when refitted."""
-    refit = record.get("run_config", {}).get("refit")
-    return record["split"]["name"] + ("+refit" if refit else "")
+    return record["split"]["name"] + ("+refit" if records.refitted(record) else "")
 
 
 def load(run_dirs: list[Path]) -> list[dict]:
