@@ -360,6 +360,19 @@ def _preload(cache, names: list[str], split: str | None, seeds: range) -> None:
             sys.exit(f"aebench: {name}: {exc}")
 
 
+def _check_precision(sub: argparse.ArgumentParser, option: str, precision: str,
+                     device: str) -> None:
+    """Refuse a precision the device lacks (exit 2), and warn where bf16 is emulated."""
+    from . import precision as prec
+
+    try:
+        prec.check(precision, device)
+    except ValueError as exc:
+        sub.error(f"argument {option}: {exc}")
+    if prec.warning(precision, device):
+        print(f"aebench: warning: {prec.warning(precision, device)}", file=sys.stderr)
+
+
 def _applicable(cells, cache):
     """Drop, saying why, the cells a variant cannot run: a rating model on an implicit
     dataset or under a protocol that keeps interactions only (no ratings to learn), and a
@@ -392,7 +405,7 @@ def _cmd_run(args, sub) -> int:
 
     import models
 
-    from . import precision, records, report
+    from . import records, report
     from .device import available
     from .executors import TaskLost
     from .runner import cell_task, grid, lost_record, pending, save, shared_cache
@@ -427,13 +440,7 @@ def _cmd_run(args, sub) -> int:
                  engine_paths=args.engine_paths, plugins=tuple(args.plugins),
                  refit=args.refit, refit_from=args.refit_from, precision=args.precision)
     for device in devices:
-        try:
-            precision.check(args.precision, device)
-        except ValueError as exc:
-            sub.error(f"argument --precision: {exc}")
-        if precision.warning(args.precision, device):
-            print(f"aebench: warning: {precision.warning(args.precision, device)}",
-                  file=sys.stderr)
+        _check_precision(sub, "--precision", args.precision, device)
     if args.precision != "fp32" and args.mode == "per-user":
         sub.error("argument --precision: per-user mode runs the classic float32 kernels")
     if args.refit_from and not args.refit:
@@ -601,7 +608,7 @@ def _cmd_tune(args, sub) -> int:
     import datasets
     import models
 
-    from . import precision, tune
+    from . import tune
     from .runner import RunConfig, shared_cache
 
     if args.experiment is not None and args.experiment.overrides:
@@ -615,10 +622,7 @@ def _cmd_tune(args, sub) -> int:
                       "--config)")
     chosen = _resolve_models(sub, args.models)
     _check_devices(sub, "--device", [args.device])
-    try:
-        precision.check(args.precision, args.device)
-    except ValueError as exc:
-        sub.error(f"argument --precision: {exc}")
+    _check_precision(sub, "--precision", args.precision, args.device)
     _check_datasets(sub, args.datasets, args.split)
     empty = [m for m in chosen if not models.get(m).space.params]
     chosen = [m for m in chosen if m not in empty]
@@ -729,28 +733,20 @@ def _cmd_report(args, sub) -> int:
 
     if not (Path(args.dir) / "runs.jsonl").is_file():
         sub.error(f"argument dir: {args.dir} holds no runs.jsonl")
+    missing = [d for d in args.protocols or [] if not (Path(d) / "runs.jsonl").is_file()]
+    if missing:
+        sub.error(f"argument --protocols: {', '.join(missing)} holds no runs.jsonl")
     written = report.write(Path(args.dir))
     if args.protocols is not None:
         from . import verdict
 
-        missing = [d for d in args.protocols if not (Path(d) / "runs.jsonl").is_file()]
-        if missing:
-            sub.error(f"argument --protocols: {', '.join(missing)} holds no runs.jsonl")
         written += verdict.write([Path(args.dir), *map(Path, args.protocols)], Path(args.dir))
-    if args.reproduction:
+    if args.reproduction:  # the folder of the publishers' protocols: README's block of it
         from . import literature
 
-        written.append(literature.write([Path(args.dir)], Path(args.dir) / "reproduction.md"))
-        if args.readme:
-            readme = Path(args.readme)
-            text = readme.read_text(encoding="utf-8")
-            body = literature.table(records.load(Path(args.dir)))
-            readme.write_text(report.replace_block(text, literature.START, literature.END,
-                                                   body), encoding="utf-8")
-            written.append(readme)
-        print("wrote " + ", ".join(str(p) for p in written))
-        return 0
-    if args.readme:
+        written += literature.write(records.load(Path(args.dir)), Path(args.dir),
+                                    Path(args.readme) if args.readme else None)
+    elif args.readme:
         written.append(report.update_readme(
             Path(args.readme), Path(args.dir), Path(args.reference),
             Path(args.tuned) if args.tuned else None, Path(args.tuning) if args.tuning else None))
@@ -793,22 +789,17 @@ def _cmd_speed(args, sub) -> int:
     _preload(cache, [args.dataset], args.split, range(1))
     split = cache.split(args.dataset, split_name, 0)
     for p in args.precisions:
-        try:
-            precision.check(p, device)
-        except ValueError as exc:
-            sub.error(f"argument --precisions: {exc}")
-    n = args.peak_size
-    peaks = {"fp32": speed.matmul_peak_gflops(device, n)}
+        _check_precision(sub, "--precisions", p, args.device)
+    size = args.peak_size
+    peaks = {"fp32": speed.matmul_peak_gflops(device, size)}
     if "bf16" in args.precisions:
-        if precision.warning("bf16", device):
-            print(f"note: {precision.warning('bf16', device)}")
-        peaks["bf16"] = speed.matmul_peak_gflops(device, n, dtype=torch.bfloat16)
+        peaks["bf16"] = speed.matmul_peak_gflops(device, size, dtype=torch.bfloat16)
     if "tf32" in args.precisions:
         with precision.context("tf32", device, ("score",), "score"):
-            peaks["tf32"] = speed.matmul_peak_gflops(device, n)
+            peaks["tf32"] = speed.matmul_peak_gflops(device, size)
     peak = peaks["fp32"]
     rows, ceilings = [], {}
-    for name, p in ((n, p) for n in names for p in args.precisions):
+    for name, p in ((m, p) for m in names for p in args.precisions):
         x = models.config(name).view(split.train)
         for r in speed.measure(name, split, device, tuple(args.paths), args.repeats,
                                precision=p):

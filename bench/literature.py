@@ -110,12 +110,20 @@ def table(recs: list[dict]) -> str:
                     tablefmt="github", disable_numparse=True)
 
 
-def write(run_dirs: list[Path], out: Path) -> Path:
-    """Write the reproduction table from the records of `run_dirs` to `out`."""
-    recs = [r for d in run_dirs for r in records.load(d)]
+def write(recs: list[dict], out_dir: Path, readme: Path | None = None) -> list[Path]:
+    """The reproduction table of `recs`, as `out_dir/reproduction.md` and, with `readme`,
+    as that README's generated block."""
+    body = table(recs)
+    out = out_dir / "reproduction.md"
     out.write_text("# Reproduction of published figures\n\n"
                    "Tolerance: 0.005 RMSE, 0.01 NDCG@10 / Recall@10 (the issue's target). A "
                    "figure its publisher selected on the test set is optimistic by "
                    "construction; aebench's never read the test set before its one "
-                   "evaluation.\n\n" + table(recs) + "\n", encoding="utf-8")
-    return out
+                   "evaluation.\n\n" + body + "\n", encoding="utf-8")
+    if readme is None:
+        return [out]
+    from .report import replace_block
+
+    text = readme.read_text(encoding="utf-8")
+    readme.write_text(replace_block(text, START, END, body), encoding="utf-8")
+    return [out, readme]

@@ -60,3 +60,13 @@ def test_report_compares_the_protocols_of_two_run_folders(tmp_path):
     md = (a / "protocols.md").read_text()
     assert "random-75-25 vs random-90-10" in md and "| ease" in md
     assert (a / "protocols_ndcg.png").stat().st_size > 0
+
+
+def test_a_protocols_folder_without_records_is_refused_before_any_work(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "runs.jsonl").write_text("")
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(run), "--protocols", str(tmp_path / "nowhere")])
+    assert exc.value.code == 2 and "holds no runs.jsonl" in capsys.readouterr().err
+    assert not (run / "tables.md").exists()
