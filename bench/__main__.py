@@ -220,6 +220,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                          "precision's matmul peak)")
     sp.add_argument("--peak-size", type=POSITIVE, default=2048,
                     help="n of the n x n matmul that measures each peak (default 2048)")
+    sp.add_argument("--peers", action="store_true",
+                    help="time each family that has a peer in a well-kept library (RecBole "
+                         "1.2.1) back to back with it, same split and threads, and print the "
+                         "speedup (bench/speed/peers.py)")
+    sp.add_argument("--peer-python", help="with --peers: the Python of RecBole's own "
+                                          "environment (default: BENCH_RECBOLE_PYTHON, then "
+                                          "this one if it has recbole)")
     sp.add_argument("--data-dir")
     sp.add_argument("--out", help="also write the rows as JSON here")
     _plugin_option(sp)
@@ -780,7 +787,14 @@ def _cmd_speed(args, sub) -> int:
     from . import precision, records, speed
     from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT, SplitCache
 
-    names = _resolve_models(sub, args.models or ["*"])
+    from .speed import peers as peer_lib
+
+    names = _resolve_models(sub, args.models or (list(peer_lib.PEERS) if args.peers else ["*"]))
+    if args.peer_python and not args.peers:
+        sub.error("--peer-python needs --peers")
+    if args.peers and args.device != "cpu":
+        sub.error("--peers: the peers run on the CPU only (RecBole's environment here is its "
+                  "CPU build)")
     _check_devices(sub, "--device", [args.device])
     _check_datasets(sub, [args.dataset], args.split)
     device = torch.device(args.device)
@@ -790,6 +804,8 @@ def _cmd_speed(args, sub) -> int:
     split = cache.split(args.dataset, split_name, 0)
     for p in args.precisions:
         _check_precision(sub, "--precisions", p, args.device)
+    if args.peers:
+        return _speed_peers(args, names, split, device)
     size = args.peak_size
     peaks = {"fp32": speed.matmul_peak_gflops(device, size)}
     if "bf16" in args.precisions:
@@ -834,6 +850,57 @@ def _cmd_speed(args, sub) -> int:
                        "gather_ceiling_gflops": {f"{w}@{s[0]}x{s[1]}": g
                                                  for (s, w), g in ceilings.items()},
                        "rows": rows}, fh, indent=1)
+    return 0
+
+
+def _speed_peers(args, names, split, device) -> int:
+    """`speed --peers`: each family with a peer, then its peer, back to back."""
+    import json
+    import statistics
+
+    import torch
+    from tabulate import tabulate
+
+    import models
+
+    from . import records, speed
+    from .speed import peers as peer_lib
+
+    for name in (n for n in names if n not in peer_lib.PEERS):
+        print(f"no peer: {name} (peers: {', '.join(peer_lib.PEERS)})")
+    todo = [peer_lib.PEERS[n] for n in names if n in peer_lib.PEERS]
+    python, why = peer_lib.find_python(args.peer_python)
+    if python is None:
+        print(f"speed --peers: skipped, {why}")
+        return 0
+    threads = torch.get_num_threads()
+    rows = []
+    for peer in todo:
+        cfg = models.config(peer.family, split.dataset)
+        path = "fit" if peer.timed == "fit" else "batched"
+        ours = speed.measure(peer.family, split, device, (path,), args.repeats)[0]["epoch_s"]
+        theirs = peer_lib.time_peer(peer, cfg, cfg.view(split.train), python, args.repeats,
+                                    threads)
+        their_s = statistics.median(theirs["seconds"])
+        rows.append({"model": peer.family, "peer": f"{peer.library} {theirs['recbole']} "
+                     f"{peer.model}", "timed": peer.timed, "aebench_s": ours,
+                     "peer_s": their_s, "peer_runs": theirs["seconds"],
+                     "speedup": their_s / ours, "target": peer.target,
+                     "meets": their_s / ours >= peer.target, "differs": peer.differs})
+        print(f"{peer.family}: aebench {ours:.3g} s, {rows[-1]['peer']} {their_s:.3g} s",
+              flush=True)
+    print(f"{split.dataset} {split.name}, {records.device_name(device)}, {threads} threads, "
+          f"medians of {args.repeats}, back to back in this run:")
+    print(tabulate([[r["model"], r["peer"], r["timed"], r["aebench_s"], r["peer_s"],
+                     r["speedup"], r["target"], "yes" if r["meets"] else "no", r["differs"]]
+                    for r in rows],
+                   headers=["model", "peer", "timed", "aebench s", "peer s", "speedup",
+                            "target", "meets", "differs"],
+                   tablefmt="github", floatfmt=".3g"))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump({"dataset": split.dataset, "split": split.describe(), "threads": threads,
+                       "env": records.environment(device), "rows": rows}, fh, indent=1)
     return 0
 
 

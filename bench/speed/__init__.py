@@ -23,10 +23,10 @@ import models
 from datasets import Split
 from models.base import stack_flops
 
-from . import classic
-from .batched import EngineOptions
-from .device import synchronize
-from .train import make_engine
+from .. import classic
+from ..batched import EngineOptions
+from ..device import synchronize
+from ..train import make_engine
 
 PATHS = ("classic", "per-user", "batched", "fit")
 
