@@ -139,8 +139,17 @@ def test_a_variant_default_can_differ_per_dataset():
     assert models.config("sparse-fc", "ml-100k", lambda_2=7.0).lambda_2 == 7.0
 
 
+def conv_of(r: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """`global_conv` of a dense matrix, from its nonzero entries."""
+    from models.kernel_ae import conv_cells, global_conv
+
+    rows, cols = r.nonzero(as_tuple=True)
+    cells = conv_cells(rows, cols, tuple(r.shape), kernel.shape[0])
+    return global_conv(cells, r[rows, cols], kernel, tuple(r.shape))
+
+
 def test_glocal_k_global_kernel_and_convolution_on_a_hand_worked_4x4_case():
-    from models.kernel_ae import global_conv, global_kernel
+    from models.kernel_ae import global_kernel
 
     means = torch.tensor([1.0, 2.0])  # two items' mean reconstructions
     conv = torch.zeros(2, 9)
@@ -159,8 +168,50 @@ def test_glocal_k_global_kernel_and_convolution_on_a_hand_worked_4x4_case():
                          [2.0, 6.0, 0.0, 4.0],
                          [0.0, 6.0, 0.0, 0.0],
                          [8.0, 0.0, 10.0, 0.0]])
-    torch.testing.assert_close(global_conv(r, kernel), want)
-    assert (global_conv(r, -kernel) == 0).all()  # the ReLU
+    torch.testing.assert_close(conv_of(r, kernel), want)
+    assert (conv_of(r, -kernel) == 0).all()  # the ReLU
+
+
+def test_glocal_k_convolution_matches_conv2d_with_its_kernel_gradient():
+    """The convolution from the observed entries against torch's conv2d of the dense matrix
+    (what the authors' TF conv2d is), values and the gradient of the 3 x 3 kernel."""
+    g = torch.Generator().manual_seed(0)
+    r = torch.rand(17, 23, generator=g) * (torch.rand(17, 23, generator=g) < 0.3)
+    weights = torch.randn(17, 23, generator=g)
+    got_k = torch.randn(3, 3, generator=g).requires_grad_()
+    ref_k = got_k.detach().clone().requires_grad_()
+    got = conv_of(r, got_k)
+    ref = torch.relu(torch.nn.functional.conv2d(r[None, None], ref_k[None, None],
+                                                padding=1)[0, 0])
+    torch.testing.assert_close(got, ref)
+    (got * weights).sum().backward()
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(got_k.grad, ref_k.grad)
+    # rows in another order (a batch's), and a subset of them: the same cells, placed
+    from models.kernel_ae import conv_cells, global_conv
+
+    rows, cols = r.nonzero(as_tuple=True)
+    order = torch.randperm(17, generator=g)[:11]
+    keep = torch.isin(rows, order)
+    cells = conv_cells(rows[keep], cols[keep], (17, 23), 3, order=order)
+    only = torch.zeros_like(r)
+    only[order] = r[order]
+    want = torch.relu(torch.nn.functional.conv2d(only[None, None], ref_k.detach()[None, None],
+                                                 padding=1)[0, 0])[order]
+    torch.testing.assert_close(global_conv(cells, r[rows[keep], cols[keep]], ref_k.detach(),
+                                           (11, 23)), want)
+
+
+def test_glocal_k_item_means_skip_the_full_output(split):
+    """The fine-tuning input's item means (each row's output averaged over users) equal the
+    mean of the full output they replace."""
+    model, cfg, x, _ = small_glocal_k(split, 1, 1)
+    batch = batch_of(x)
+    with torch.no_grad():
+        eff = model._effective()
+        h = model._hidden(batch, eff)
+        torch.testing.assert_close(model._mean_output(h, eff),
+                                   model._output(h, eff).mean(1))
 
 
 def test_glocal_k_pretrains_then_finetunes_in_stages_and_scores_whole_matrices(split):
