@@ -13,22 +13,23 @@ import scipy.sparse as sp
 import models
 from bench.__main__ import main
 from bench.speed import peers
-from bench.speed.recbole_epoch import write_atomic
+from bench.speed.recbole_peer import write_atomic
 
 
 def test_peer_settings_follow_the_variant_config():
     cfg = models.config("mult-vae")
-    got = peers.PEERS["mult-vae"].settings(cfg)
+    got = peers.PEERS["mult-vae"].settings(cfg, 6040)
     # aebench's 600-200: RecBole's encoder emits mu and logvar in one 2 x 200 layer
     assert got["mlp_hidden_size"] == [600] and got["latent_dimension"] == 400
     assert got["learning_rate"] == cfg.batched.lr and got["train_batch_size"] == 500
-    small = peers.PEERS["mult-vae"].settings(models.config("mult-vae", hidden=(300, 100)))
+    assert got["total_anneal_steps"] == 50 * 13  # 50 epochs of ceil(6040 / 500) steps
+    small = peers.PEERS["mult-vae"].settings(models.config("mult-vae", hidden=(300, 100)), 6040)
     assert small["mlp_hidden_size"] == [300] and small["latent_dimension"] == 200
-    assert peers.PEERS["mult-dae"].settings(models.config("mult-dae"))["latent_dimension"] == 200
-    assert peers.PEERS["ease"].settings(models.config("ease", lam=77.0)) == {"reg_weight": 77.0}
+    assert peers.PEERS["mult-dae"].settings(models.config("mult-dae"), 6040)["latent_dimension"] == 200
+    assert peers.PEERS["ease"].settings(models.config("ease", lam=77.0), 6040) == {"reg_weight": 77.0}
     for peer in peers.PEERS.values():
         assert peer.family in models.list() and peer.timed in ("epoch", "fit")
-        json.dumps(peer.settings(models.config(peer.family)))  # what the worker receives
+        json.dumps(peer.settings(models.config(peer.family), 6040))  # what the worker receives
 
 
 def test_atomic_files_hold_every_interaction(tmp_path):
@@ -40,6 +41,13 @@ def test_atomic_files_hold_every_interaction(tmp_path):
     # valid and test: one interaction of each of the first users that has one
     valid = (tmp_path / "out" / "aebench" / "aebench.valid.inter").read_text().splitlines()
     assert valid[1:] == ["0\t0", "2\t1"]
+    # with real valid and test parts, each file holds its own part
+    v = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32))
+    np.savez(tmp_path / "v.npz", indptr=v.indptr, indices=v.indices, shape=np.array(v.shape))
+    write_atomic(tmp_path / "t.npz", tmp_path / "both", tmp_path / "v.npz", tmp_path / "v.npz")
+    for part in ("valid", "test"):
+        got = (tmp_path / "both" / "aebench" / f"aebench.{part}.inter").read_text()
+        assert got.splitlines()[1:] == ["0\t1", "1\t0"]
 
 
 @pytest.fixture

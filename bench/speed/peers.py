@@ -4,9 +4,10 @@ same split, machine and thread count (`bench speed --peers`).
 A peer is data: the library, its model, the settings that match the variant's default recipe
 (read off the variant's config, so a changed default changes the peer), what is timed (an
 epoch, or a closed-form fit) and what still differs. RecBole 1.2.1 pins numpy<2, so it runs in
-its own environment: `recbole_epoch.py` beside this file is its whole side, run by that
-environment's Python (`--peer-python`, or BENCH_RECBOLE_PYTHON), reading the training matrix
-from an .npz this side writes. Build the environment with
+its own environment: `recbole_peer.py` beside this file is its whole side, run by that
+environment's Python (`--peer-python`, or BENCH_RECBOLE_PYTHON), reading the matrices from
+.npz files this side writes. `evaluate_peer` trains and scores a RecBole model on an aebench
+split with RecBole's own loop and evaluator (the reproduction's checks of a published figure). Build the environment with
 
     python3 -m venv .recbole && .recbole/bin/pip install torch==2.13.0 recbole==1.2.1 "numpy<2"
 
@@ -28,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 ENV = "BENCH_RECBOLE_PYTHON"
-WORKER = Path(__file__).with_name("recbole_epoch.py")
+WORKER = Path(__file__).with_name("recbole_peer.py")
 BUILD = 'python3 -m venv .recbole && .recbole/bin/pip install torch==2.13.0 recbole==1.2.1 "numpy<2"'
 
 
@@ -36,7 +37,7 @@ BUILD = 'python3 -m venv .recbole && .recbole/bin/pip install torch==2.13.0 recb
 class Peer:
     family: str                       # the aebench variant
     model: str                        # the library's model class
-    settings: Callable[[object], dict]  # variant config -> the library's settings
+    settings: Callable[[object, int], dict]  # (variant config, training rows) -> settings
     timed: str                        # "epoch" (one training epoch) or "fit" (closed form)
     target: float                     # the speedup over the peer the suite aims for
     differs: str = ""                 # what the two still do differently
@@ -49,29 +50,31 @@ def _adam(recipe) -> dict:
 
 
 PEERS = {p.family: p for p in (
-    Peer("mult-vae", "MultiVAE", lambda c: {
+    Peer("mult-vae", "MultiVAE", lambda c, n: {
         **_adam(c.batched), "mlp_hidden_size": list(c.hidden[:-1]),
         # RecBole's encoder emits [mu, logvar] in one layer of latent_dimension units
         "latent_dimension": 2 * c.hidden[-1], "dropout_prob": c.dropout,
-        "anneal_cap": c.beta_cap}, "epoch", 3.0,
-        "RecBole anneals beta per step over 200,000 steps, aebench per epoch"),
-    Peer("mult-dae", "MultiDAE", lambda c: {
+        # RecBole anneals beta per step: aebench's epochs of annealing, in steps
+        "anneal_cap": c.beta_cap,
+        "total_anneal_steps": int(c.anneal_epochs * -(-n // c.batched.batch_size))},
+        "epoch", 3.0),
+    Peer("mult-dae", "MultiDAE", lambda c, n: {
         **_adam(c.batched), "mlp_hidden_size": list(c.hidden[:-1]),
         "latent_dimension": c.hidden[-1], "dropout_prob": c.dropout}, "epoch", 2.0,
         "RecBole has no L2 term"),
-    Peer("recvae", "RecVAE", lambda c: {
+    Peer("recvae", "RecVAE", lambda c, n: {
         **_adam(c.batched), "hidden_dimension": c.hidden, "latent_dimension": c.latent,
         "dropout_prob": c.dropout, "gamma": c.gamma, "n_enc_epochs": c.encoder_passes,
         "n_dec_epochs": c.decoder_passes}, "epoch", 2.0),
-    Peer("cdae", "CDAE", lambda c: {
+    Peer("cdae", "CDAE", lambda c, n: {
         **_adam(c.batched), "embedding_size": c.hidden, "corruption_ratio": c.corruption,
         "hid_activation": c.activation, "out_activation": "sigmoid", "loss_type": "BCE",
         "reg_weight_2": 0.0}, "epoch", 2.0,
         "RecBole's loss reads every item of a user (dense BCE), aebench's the observed items "
         "and sampled negatives, as the CDAE paper does"),
-    Peer("ease", "EASE", lambda c: {"reg_weight": c.lam}, "fit", 2.0),
-    Peer("itemknn", "ItemKNN", lambda c: {"k": c.topk, "shrink": c.shrink}, "fit", 2.0),
-    Peer("slim", "SLIMElastic", lambda c: {"alpha": c.alpha, "l1_ratio": c.l1_ratio,
+    Peer("ease", "EASE", lambda c, n: {"reg_weight": c.lam}, "fit", 2.0),
+    Peer("itemknn", "ItemKNN", lambda c, n: {"k": c.topk, "shrink": c.shrink}, "fit", 2.0),
+    Peer("slim", "SLIMElastic", lambda c, n: {"alpha": c.alpha, "l1_ratio": c.l1_ratio,
                                            "positive_only": True, "hide_item": True}, "fit",
          2.0, "RecBole keeps every weight, aebench the top k per item"),
 )}
@@ -96,20 +99,44 @@ def find_python(given: str | None = None) -> tuple[str | None, str]:
                       f"environment ({BUILD}) and pass --peer-python .recbole/bin/python")
 
 
+def _save(path: Path, x: sp.spmatrix) -> Path:
+    x = x.tocsr()
+    np.savez(path, indptr=x.indptr, indices=x.indices, shape=np.array(x.shape))
+    return path
+
+
+def _call(python: str, args: list[str], threads: int, timeout: float) -> dict:
+    """The worker's JSON; it runs in a scratch folder, where RecBole writes its logs."""
+    with tempfile.TemporaryDirectory() as scratch:
+        done = subprocess.run([python, str(WORKER), *args, "--threads", str(threads)],
+                              capture_output=True, text=True, timeout=timeout, cwd=scratch,
+                              env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    if done.returncode:
+        raise RuntimeError("RecBole failed: " + "\n".join(done.stderr.strip().splitlines()[-5:]))
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def time_peer(peer: Peer, cfg, train: sp.csr_matrix, python: str, repeats: int, threads: int,
               seed: int = 0, timeout: float = 3600) -> dict:
     """Run the peer on `train` (users x items, every entry an interaction) in `python`: the
     seconds of each timed repeat and the versions it ran with."""
-    x = train.tocsr()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "train.npz"
-        np.savez(path, indptr=x.indptr, indices=x.indices, shape=np.array(x.shape))
-        cmd = [python, str(WORKER), "--train", str(path), "--model", peer.model,
-               "--config", json.dumps(peer.settings(cfg)), "--timed", peer.timed,
-               "--repeats", str(repeats), "--threads", str(threads), "--seed", str(seed)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-    if done.returncode:
-        raise RuntimeError(f"{peer.library} {peer.model} failed: "
-                           + "\n".join(done.stderr.strip().splitlines()[-5:]))
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        return _call(python, ["--train", str(_save(Path(tmp) / "train.npz", train)),
+                              "--model", peer.model, "--config", json.dumps(peer.settings(cfg, train.shape[0])),
+                              "--timed", peer.timed, "--repeats", str(repeats),
+                              "--seed", str(seed)], threads, timeout)
+
+
+def evaluate_peer(model: str, settings: dict, train: sp.spmatrix, valid: sp.spmatrix,
+                  test: sp.spmatrix, python: str, threads: int, seed: int = 0,
+                  timeout: float = 7200) -> dict:
+    """Train RecBole's `model` (with RecBole `settings`) on `train`, early-stopping on
+    `valid`, and score `test` with RecBole's evaluator: {"valid": ..., "test": {"ndcg@10":
+    ...}, "seconds": [fit seconds], versions}. Every stored entry counts as an interaction."""
+    with tempfile.TemporaryDirectory() as tmp:
+        parts = {name: _save(Path(tmp) / f"{name}.npz", (x != 0).astype(np.float32))
+                 for name, x in (("train", train), ("valid", valid), ("test", test))}
+        return _call(python, ["--train", str(parts["train"]), "--valid", str(parts["valid"]),
+                              "--test", str(parts["test"]), "--model", model, "--evaluate",
+                              "--config", json.dumps(settings), "--seed", str(seed)],
+                     threads, timeout)
