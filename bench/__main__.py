@@ -102,9 +102,9 @@ def _plugin_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    from .batched import EngineOptions  # noqa: F401 (presets named below)
-    from .precision import PRECISIONS
-    from .speed import PATHS
+    from bench.engines.batched import EngineOptions  # noqa: F401 (presets named below)
+    from bench.engines.precision import PRECISIONS
+    from bench.speed import PATHS
 
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -290,7 +290,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                           "protocols_ndcg.png")
     rep.add_argument("--reproduction", action="store_true",
                      help="also write reproduction.md, the published figures beside the "
-                          "folder's (bench/literature.py); with --readme, its README block")
+                          "folder's (bench/reports/literature.py); with --readme, its README "
+                          "block")
     return p, subs
 
 
@@ -324,7 +325,7 @@ def _resolve_models(sub: argparse.ArgumentParser, patterns: list[str]) -> list[s
 
 
 def _check_devices(sub: argparse.ArgumentParser, option: str, devices: list[str]) -> None:
-    from .device import available
+    from bench.engines.device import available
 
     for dev in devices:
         if dev not in available():
@@ -334,8 +335,7 @@ def _check_devices(sub: argparse.ArgumentParser, option: str, devices: list[str]
 
 def _check_datasets(sub: argparse.ArgumentParser, names: list[str], split: str | None) -> None:
     import datasets
-
-    from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT
+    from bench.runs.runner import DEFAULT_SPLIT, FALLBACK_SPLIT
 
     for name in names:
         try:
@@ -356,8 +356,7 @@ def _preload(cache, names: list[str], split: str | None, seeds: range) -> None:
     """Load every dataset and make every split once, before the grid: a dataset that cannot
     be had, or a split it cannot give, stops the grid once with the reason (exit 1)."""
     import datasets
-
-    from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT
+    from bench.runs.runner import DEFAULT_SPLIT, FALLBACK_SPLIT
 
     for name in names:
         try:
@@ -370,7 +369,7 @@ def _preload(cache, names: list[str], split: str | None, seeds: range) -> None:
 def _check_precision(sub: argparse.ArgumentParser, option: str, precision: str,
                      device: str) -> None:
     """Refuse a precision the device lacks (exit 2), and warn where bf16 is emulated."""
-    from . import precision as prec
+    from bench.engines import precision as prec
 
     try:
         prec.check(precision, device)
@@ -386,8 +385,7 @@ def _applicable(cells, cache):
     model that is not inductive under a held-out-users protocol."""
     import datasets
     import models
-
-    from .runner import not_inductive
+    from bench.runs.runner import not_inductive
 
     keep, skipped = [], {}
     for c in cells:
@@ -411,11 +409,11 @@ def _cmd_run(args, sub) -> int:
     from tqdm.auto import tqdm
 
     import models
-
-    from . import records, report
-    from .device import available
-    from .executors import TaskLost
-    from .runner import cell_task, grid, lost_record, pending, save, shared_cache
+    from bench.engines.device import available
+    from bench.reports import report
+    from bench.runs import records
+    from bench.runs.executors import TaskLost
+    from bench.runs.runner import cell_task, grid, lost_record, pending, save, shared_cache
 
     if args.all:
         patterns, names = args.models or ["*"], args.datasets or ["ml-100k", "ml-1m"]
@@ -557,8 +555,8 @@ def _dry_run(cells, out: Path, cache) -> int:
     nothing, write nothing."""
     from tabulate import tabulate
 
-    from . import records
-    from .runner import model_config
+    from bench.runs import records
+    from bench.runs.runner import model_config
 
     published = Path("results/published/runs.jsonl")
     recs = records.load(published.parent) if published.is_file() else []
@@ -582,7 +580,7 @@ def _dry_run(cells, out: Path, cache) -> int:
 
 
 def _executor(sub, args):
-    from . import executors
+    from bench.runs import executors
 
     try:
         return executors.make(args.executor, args.address, args.threads)
@@ -594,7 +592,7 @@ def _with_recipes(sub, cells, path):
     """Cells with a tuned recipe for their (model, dataset) in `path` use it."""
     import dataclasses
 
-    from .tune import load_recipes
+    from bench.runs.tune import load_recipes
 
     try:
         recipes = load_recipes(Path(path))
@@ -614,9 +612,8 @@ def _cmd_tune(args, sub) -> int:
 
     import datasets
     import models
-
-    from . import tune
-    from .runner import RunConfig, shared_cache
+    from bench.runs import tune
+    from bench.runs.runner import RunConfig, shared_cache
 
     if args.experiment is not None and args.experiment.overrides:
         sub.error(f"argument --config: {args.experiment.path}: models: model tables with "
@@ -736,7 +733,8 @@ def _cmd_list(args, sub) -> int:
 
 
 def _cmd_report(args, sub) -> int:
-    from . import records, report
+    from bench.reports import report
+    from bench.runs import records
 
     if not (Path(args.dir) / "runs.jsonl").is_file():
         sub.error(f"argument dir: {args.dir} holds no runs.jsonl")
@@ -745,11 +743,11 @@ def _cmd_report(args, sub) -> int:
         sub.error(f"argument --protocols: {', '.join(missing)} holds no runs.jsonl")
     written = report.write(Path(args.dir))
     if args.protocols is not None:
-        from . import verdict
+        from bench.reports import verdict
 
         written += verdict.write([Path(args.dir), *map(Path, args.protocols)], Path(args.dir))
     if args.reproduction:  # the folder of the publishers' protocols: README's block of it
-        from . import literature
+        from bench.reports import literature
 
         written += literature.write(records.load(Path(args.dir)), Path(args.dir),
                                     Path(args.readme) if args.readme else None)
@@ -762,7 +760,8 @@ def _cmd_report(args, sub) -> int:
 
 
 def _cmd_compare(args, sub) -> int:
-    from . import records, report
+    from bench.reports import report
+    from bench.runs import records
 
     run_dir = Path(args.dir)
     if not (run_dir / "runs.jsonl").is_file():
@@ -783,11 +782,11 @@ def _cmd_speed(args, sub) -> int:
     from tabulate import tabulate
 
     import models
-
-    from . import precision, records, speed
-    from .runner import DEFAULT_SPLIT, FALLBACK_SPLIT, SplitCache
-
-    from .speed import peers as peer_lib
+    from bench import speed
+    from bench.engines import precision
+    from bench.runs import records
+    from bench.runs.runner import DEFAULT_SPLIT, FALLBACK_SPLIT, SplitCache
+    from bench.speed import peers as peer_lib
 
     names = _resolve_models(sub, args.models or (list(peer_lib.PEERS) if args.peers else ["*"]))
     if args.peer_python and not args.peers:
@@ -862,9 +861,9 @@ def _speed_peers(args, names, split, device) -> int:
     from tabulate import tabulate
 
     import models
-
-    from . import records, speed
-    from .speed import peers as peer_lib
+    from bench import speed
+    from bench.runs import records
+    from bench.speed import peers as peer_lib
 
     for name in (n for n in names if n not in peer_lib.PEERS):
         print(f"no peer: {name} (peers: {', '.join(peer_lib.PEERS)})")
@@ -907,8 +906,8 @@ def _speed_peers(args, names, split, device) -> int:
 def _cmd_recommend(args, sub) -> int:
     from tabulate import tabulate
 
-    from . import recommend
-    from .runner import RunConfig, SplitCache, run_one
+    from bench import recommend
+    from bench.runs.runner import RunConfig, SplitCache, run_one
 
     _resolve_models(sub, [args.model])
     _check_datasets(sub, [args.dataset], args.split)
@@ -949,8 +948,8 @@ def _cmd_perf_check(args, sub) -> int:
     import torch
     from tabulate import tabulate
 
-    from . import speed
-    from .runner import SplitCache
+    from bench import speed
+    from bench.runs.runner import SplitCache
 
     _check_datasets(sub, [args.dataset], "random-90-10")
     cache = SplitCache(args.data_dir)
@@ -968,7 +967,7 @@ def _cmd_perf_check(args, sub) -> int:
 
 
 def _cmd_timings(args, extra) -> int:
-    from . import timings
+    from bench.speed import timings
 
     return timings.main(args.storage, args.save, args.compare, args.fail, extra)
 
@@ -1000,7 +999,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(args, "plugins"):
         _load_plugins(sub, args.plugins)
     if args.experiment is not None:
-        from .experiment import ExperimentError
+        from bench.runs.experiment import ExperimentError
 
         try:
             args.experiment.check_overrides()
@@ -1015,8 +1014,7 @@ def _read_experiment(sub: argparse.ArgumentParser, args: argparse.Namespace,
     the command line did not set (exit 2 naming the file, line and key on any error, through
     `report`, default `sub`)."""
     import datasets
-
-    from . import experiment
+    from bench.runs import experiment
 
     report = report or sub
     try:

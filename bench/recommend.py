@@ -14,9 +14,8 @@ import pandas as pd
 import torch
 
 import models
+from bench.evaluation.evaluate import user_scores
 from datasets import Split
-
-from .evaluate import user_scores
 
 SEARCH_ROOTS = (Path("results/runs"), Path("results/published"))
 

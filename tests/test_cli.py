@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from bench import records
 from bench.__main__ import main
+from bench.runs import records
 from tests.conftest import ROOT
 
 REQUIRED = {"model", "dataset", "split", "device", "mode", "seed", "epochs", "config", "env",

@@ -7,9 +7,9 @@ import torch
 
 import datasets
 import models
-from bench.device import MemoryProbe
-from bench.evaluate import evaluate
-from bench.train import fit
+from bench.engines.device import MemoryProbe
+from bench.engines.train import fit
+from bench.evaluation.evaluate import evaluate
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]

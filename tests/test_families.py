@@ -9,8 +9,8 @@ import torch
 
 import datasets
 import models
-from bench.evaluate import evaluate, predict_at, user_scores
-from bench.train import fit
+from bench.engines.train import fit
+from bench.evaluation.evaluate import evaluate, predict_at, user_scores
 from models.base import Batch
 from models.cdae import sample_negatives
 from models.sparse_ops import CSRBatch

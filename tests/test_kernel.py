@@ -7,8 +7,8 @@ import torch
 
 import datasets
 import models
-from bench.batched import BatchedEngine
-from bench.train import Stopping, fit
+from bench.engines.batched import BatchedEngine
+from bench.engines.train import Stopping, fit
 from models.base import Recipe
 from models.kernel_ae import KernelLayer, sparsifying_kernel
 from tests.test_references import batch_of

@@ -1,8 +1,8 @@
 """The reproduction table: published figures matched to records of the same cell (model,
 dataset, split, refit) and set beside their mean over seeds."""
 
-from bench import literature
 from bench.__main__ import main
+from bench.reports import literature
 
 
 def record(model, seed, value, split="random-90-10", refit=True, metric="rmse",
@@ -36,6 +36,20 @@ def test_outside_the_tolerance_and_not_run_yet():
     assert ease[9] == "-0.0165" and ease[10] == "no"  # 0.2700 - 0.2865
     slim = next(r for r in table if r[0] == "slim" and r[3] == "ndcg@10")
     assert slim[7] == "—" and slim[10] == "not run yet"
+
+
+def test_recbole_on_the_same_split_sits_beside_its_figure():
+    split = {"dataset": "ml-1m", "name": "filtered-80-10-10"}
+    checks = {"pop, defaults": {
+        "0": {"variant": "popularity", "split": split, "recbole_test": {"ndcg@10": 0.11}},
+        "1": {"variant": "popularity", "split": split, "recbole_test": {"ndcg@10": 0.12}}},
+        "elsewhere": {"0": {"variant": "popularity", "split": {**split, "name": "u1"},
+                            "recbole_test": {"ndcg@10": 0.5}}}}
+    table = rows(literature.table([], checks))
+    pop = next(r for r in table if r[0] == "popularity" and r[3] == "ndcg@10")
+    assert pop[-1] == "pop, defaults: 0.1150 (n=2)"  # the u1 check is another cell
+    recall = next(r for r in table if r[0] == "popularity" and r[3] == "recall@10")
+    assert recall[-1] == "" and pop[10] == "not run yet"
 
 
 def test_every_figure_names_a_registered_variant_a_protocol_and_its_selection():

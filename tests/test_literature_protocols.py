@@ -9,9 +9,9 @@ import torch
 
 import datasets
 import models
-from bench import records
 from bench.__main__ import main
-from bench.evaluate import ranking_hits
+from bench.evaluation.evaluate import ranking_hits
+from bench.runs import records
 from datasets.splits import k_core, per_user_shares, split_per_user
 
 
@@ -177,7 +177,7 @@ def test_no_model_trains_on_a_held_out_user(heldout):
     # alone; the held-out users' fold-in rows only enter as input when scoring
     import scipy.sparse as sp
 
-    from bench.runner import RunConfig, train_cell
+    from bench.runs.runner import RunConfig, train_cell
 
     ds, s = heldout
     view = datasets.carve_validation(s.without_test(), 0.05, 0)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from bench import metrics
-from bench.evaluate import rating_errors
+from bench.evaluation import metrics
+from bench.evaluation.evaluate import rating_errors
 
 
 def test_rmse_mae_by_hand():

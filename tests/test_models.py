@@ -140,7 +140,7 @@ def test_planned_column_order_gives_the_same_gradients():
     import dataclasses
 
     import datasets
-    from bench.batched import BatchedEngine
+    from bench.engines.batched import BatchedEngine
 
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
     model, cfg = models.create("sae-200-100-200", split.n_users, split.n_items,

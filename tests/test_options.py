@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import datasets
-from bench import records
 from bench.__main__ import main
+from bench.runs import records
 
 
 def refused(argv, capsys) -> str:

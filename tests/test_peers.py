@@ -25,8 +25,10 @@ def test_peer_settings_follow_the_variant_config():
     assert got["total_anneal_steps"] == 50 * 13  # 50 epochs of ceil(6040 / 500) steps
     small = peers.PEERS["mult-vae"].settings(models.config("mult-vae", hidden=(300, 100)), 6040)
     assert small["mlp_hidden_size"] == [300] and small["latent_dimension"] == 200
-    assert peers.PEERS["mult-dae"].settings(models.config("mult-dae"), 6040)["latent_dimension"] == 200
-    assert peers.PEERS["ease"].settings(models.config("ease", lam=77.0), 6040) == {"reg_weight": 77.0}
+    dae = peers.PEERS["mult-dae"].settings(models.config("mult-dae"), 6040)
+    assert dae["latent_dimension"] == 200
+    ease = peers.PEERS["ease"].settings(models.config("ease", lam=77.0), 6040)
+    assert ease == {"reg_weight": 77.0}
     for peer in peers.PEERS.values():
         assert peer.family in models.list() and peer.timed in ("epoch", "fit")
         json.dumps(peer.settings(models.config(peer.family), 6040))  # what the worker receives

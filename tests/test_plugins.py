@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import models
-from bench import records
 from bench.__main__ import main
+from bench.runs import records
 from models import plugins, registry
 from tests.conftest import ROOT
 

@@ -9,10 +9,11 @@ import torch
 
 import datasets
 import models
-from bench import precision, records
 from bench.__main__ import main
-from bench.batched import BatchedEngine, EngineOptions
-from bench.evaluate import score_rows
+from bench.engines import precision
+from bench.engines.batched import BatchedEngine, EngineOptions
+from bench.evaluation.evaluate import score_rows
+from bench.runs import records
 
 CPU = torch.device("cpu")
 

@@ -5,9 +5,9 @@ import dataclasses
 
 import numpy as np
 
-from bench import records
 from bench.__main__ import main
-from bench.runner import RunConfig, SplitCache, run_one
+from bench.runs import records
+from bench.runs.runner import RunConfig, SplitCache, run_one
 
 
 class PoisonedCache(SplitCache):

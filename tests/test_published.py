@@ -8,7 +8,8 @@ import math
 import pytest
 
 import models
-from bench import literature, records, report, verdict
+from bench.reports import literature, report, verdict
+from bench.runs import records
 from tests.conftest import ROOT
 
 RESULTS = ROOT / "results"
@@ -190,7 +191,7 @@ def test_each_published_run_has_the_experiment_file_that_reproduces_its_grid(
 
 def test_readme_reproduction_table_matches_records(readme):
     recs = _load(REPRODUCTION)
-    want = literature.table(recs)
+    want = literature.table(recs, literature.load_checks(REPRODUCTION))
     assert report.block(readme, literature.START, literature.END) == want.strip(), (
         "regenerate with `python -m bench report results/reproduction --reproduction "
         "--readme README.md --protocols results/published`")

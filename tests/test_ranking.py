@@ -6,8 +6,8 @@ import torch
 
 import datasets
 import models
-from bench import metrics
-from bench.evaluate import evaluate_ranking, legacy_topk, ranking_hits
+from bench.evaluation import metrics
+from bench.evaluation.evaluate import evaluate_ranking, legacy_topk, ranking_hits
 
 
 @pytest.fixture(scope="module")

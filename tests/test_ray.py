@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from bench import records
 from bench.__main__ import main
+from bench.runs import records
 from tests.test_plugins import clean_registry, module_source  # noqa: F401 (an autouse fixture)
 
 ray = pytest.importorskip("ray", reason="Ray is the optional extra: pip install -e .[ray]")

@@ -11,8 +11,8 @@ from torch import nn
 
 import datasets
 import models
-from bench.batched import BatchedEngine
-from bench.train import fit
+from bench.engines.batched import BatchedEngine
+from bench.engines.train import fit
 from models.base import Batch, Phase, Recipe, Recommender
 from models.item_item import keep_top_k
 from models.recvae import MIXTURE, WIDE_LOGVAR, composite_log_prior

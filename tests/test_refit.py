@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import models
-from bench import records
 from bench.__main__ import main
-from bench.runner import RunConfig, SplitCache, execute, train_cell
+from bench.runs import records
+from bench.runs.runner import RunConfig, SplitCache, execute, train_cell
 
 
 def test_refit_trains_on_all_training_ratings_for_the_selected_epochs(tmp_path):

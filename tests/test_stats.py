@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from bench import stats
+from bench.evaluation import stats
 
 
 def test_mean_ci_by_hand():

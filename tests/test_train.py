@@ -7,9 +7,9 @@ import torch
 
 import datasets
 import models
-from bench import classic
-from bench.optim import rmsprop_, rmsprop_torch
-from bench.train import fit
+from bench.engines import classic
+from bench.engines.optim import rmsprop_, rmsprop_torch
+from bench.engines.train import fit
 
 
 def _classic_vs_fast(split, name, epochs, **overrides):
@@ -113,7 +113,7 @@ def test_nonfinite_loss_raises():
 
 def test_fused_rprop_matches_torch_rprop():
     """Sign changes, growth, shrinkage and both step-size clamps, step for step."""
-    from bench.optim import FusedRprop
+    from bench.engines.optim import FusedRprop
 
     torch.manual_seed(0)
     p = torch.randn(4000)
@@ -135,7 +135,7 @@ def test_fused_rprop_matches_torch_rprop():
 def test_early_stopping_keeps_the_best_state_and_stops_after_patience():
     """Validation reads every 2 epochs: the best is at epoch 4, two worse reads follow, and
     training stops at epoch 8 with epoch 4's weights restored."""
-    from bench.train import Stopping
+    from bench.engines.train import Stopping
 
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
     cfg = models.config("sae-20-10-20")
@@ -158,7 +158,7 @@ def test_early_stopping_keeps_the_best_state_and_stops_after_patience():
 
 
 def test_higher_is_better_validation_and_closed_form_read_once():
-    from bench.train import Stopping
+    from bench.engines.train import Stopping
 
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
     cfg = models.config("mult-dae")

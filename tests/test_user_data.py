@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import datasets
-from bench import records
 from bench.__main__ import main
+from bench.runs import records
 from datasets.user import FileSpec, read_file
 
 
@@ -128,7 +128,7 @@ def test_half_star_ratings_hash_apart_from_whole_ones():
 def test_predictions_clamp_to_the_datasets_own_scale():
     import scipy.sparse as sp
 
-    from bench.evaluate import rating_errors
+    from bench.evaluation.evaluate import rating_errors
 
     target = sp.csr_matrix(np.array([[0.5, 5.0]], dtype=np.float32))
     pred = np.array([0.0, 6.0])

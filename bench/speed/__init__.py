@@ -20,13 +20,12 @@ import torch
 import torch.nn.functional as F
 
 import models
+from bench.engines import classic
+from bench.engines.batched import EngineOptions
+from bench.engines.device import synchronize
+from bench.engines.train import make_engine
 from datasets import Split
 from models.base import stack_flops
-
-from .. import classic
-from ..batched import EngineOptions
-from ..device import synchronize
-from ..train import make_engine
 
 PATHS = ("classic", "per-user", "batched", "fit")
 

@@ -7,7 +7,8 @@ epoch, or a closed-form fit) and what still differs. RecBole 1.2.1 pins numpy<2,
 its own environment: `recbole_peer.py` beside this file is its whole side, run by that
 environment's Python (`--peer-python`, or BENCH_RECBOLE_PYTHON), reading the matrices from
 .npz files this side writes. `evaluate_peer` trains and scores a RecBole model on an aebench
-split with RecBole's own loop and evaluator (the reproduction's checks of a published figure). Build the environment with
+split with RecBole's own loop and evaluator (the reproduction's checks of a published
+figure). Build the environment with
 
     python3 -m venv .recbole && .recbole/bin/pip install torch==2.13.0 recbole==1.2.1 "numpy<2"
 
@@ -30,7 +31,8 @@ import scipy.sparse as sp
 
 ENV = "BENCH_RECBOLE_PYTHON"
 WORKER = Path(__file__).with_name("recbole_peer.py")
-BUILD = 'python3 -m venv .recbole && .recbole/bin/pip install torch==2.13.0 recbole==1.2.1 "numpy<2"'
+BUILD = ('python3 -m venv .recbole && .recbole/bin/pip install torch==2.13.0 recbole==1.2.1 '
+         '"numpy<2"')
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,8 @@ def time_peer(peer: Peer, cfg, train: sp.csr_matrix, python: str, repeats: int, 
     seconds of each timed repeat and the versions it ran with."""
     with tempfile.TemporaryDirectory() as tmp:
         return _call(python, ["--train", str(_save(Path(tmp) / "train.npz", train)),
-                              "--model", peer.model, "--config", json.dumps(peer.settings(cfg, train.shape[0])),
+                              "--model", peer.model,
+                              "--config", json.dumps(peer.settings(cfg, train.shape[0])),
                               "--timed", peer.timed, "--repeats", str(repeats),
                               "--seed", str(seed)], threads, timeout)
 

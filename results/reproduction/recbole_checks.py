@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 import models
-from bench import records
-from bench.runner import SplitCache
+from bench.runs import records
+from bench.runs.runner import SplitCache
 from bench.speed import peers
 
 HERE = Path(__file__).resolve().parent
@@ -69,7 +69,7 @@ def main() -> None:
                                       python, threads=torch.get_num_threads(), seed=seed)
             mine = ours.get((variant, seed))
             out.setdefault(name, {})[str(seed)] = {
-                "recbole_model": model, "settings": settings,
+                "variant": variant, "recbole_model": model, "settings": settings,
                 "recbole_test": got["test"], "recbole_valid": got["valid"],
                 "recbole_fit_s": got["seconds"][0], "recbole": got["recbole"],
                 "aebench_test": {k: mine["metrics"][k] for k in ("ndcg@10", "recall@10")}

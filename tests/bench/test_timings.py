@@ -8,10 +8,10 @@ import torch
 
 import datasets
 import models
-from bench import classic
-from bench.evaluate import evaluate
+from bench.engines import classic
+from bench.engines.train import make_engine
+from bench.evaluation.evaluate import evaluate
 from bench.speed import slice_split
-from bench.train import make_engine
 
 CPU = torch.device("cpu")
 CLASSIC_SLICE = 300  # users: the classic loop costs the same per user, so a slice is enough

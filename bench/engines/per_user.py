@@ -1,6 +1,6 @@
 """The faithful `per-user` engine: the classic recipe, step for step, at a fraction of its cost.
 
-Semantics kept from the classic loop (`bench/classic.py`): users visited in index order, one
+Semantics kept from the classic loop (`bench/engines/classic.py`): users visited in index order, one
 RMSprop step per user with at least one training rating, loss = squared error on the user's
 observed ratings / n_items (or / n_rated under `Recipe.loss="rated"`, the ML-1M notebook's
 masked MSE), and by default gradients never zeroed, so each step applies the
@@ -12,7 +12,8 @@ weight decay shrinks the weights hard and gives a much worse model.
 What changes is the cost: forward and backward touch only the user's observed items (row
 gathers of the item-major first layer and of the output layer) with gradients written by hand
 into one flat buffer, and the RMSprop update is one fused pass over that buffer
-(`bench/optim.py`). No autograd graph is built. `Recipe.optimizer="sgd"` takes plain gradient
+(`bench/engines/optim.py`). No autograd graph is built. `Recipe.optimizer="sgd"` takes plain
+gradient
 steps over the same buffer instead.
 
 The engine trains any model that exposes a dense layer stack (`Recommender.stack()`).
@@ -24,10 +25,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from bench.engines.optim import rmsprop_, sgd_
 from models.base import LOSSES, Recipe, Recommender, Stack
 from models.layers import ACTIVATIONS
-
-from .optim import rmsprop_, sgd_
 
 # derivative of each activation written in terms of its output h
 _DERIVATIVE = {

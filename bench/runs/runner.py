@@ -27,12 +27,12 @@ import torch
 
 import datasets
 import models
-
-from . import precision, records
-from .batched import EngineOptions
-from .device import MemoryProbe
-from .evaluate import evaluate, validate, validation_metric
-from .train import Stopping, fit, recipe_for
+from bench.engines import precision
+from bench.engines.batched import EngineOptions
+from bench.engines.device import MemoryProbe
+from bench.engines.train import Stopping, fit, recipe_for
+from bench.evaluation.evaluate import evaluate, validate, validation_metric
+from bench.runs import records
 
 DEFAULT_SPLIT = {"ml-100k": "u1", "ml-1m": "random-90-10"}
 FALLBACK_SPLIT = "random-90-10"
@@ -87,7 +87,7 @@ class RunConfig:
 
 
 def available_devices() -> list[str]:
-    from .device import available
+    from bench.engines.device import available
 
     return available()
 

@@ -22,11 +22,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from bench.engines import precision
+from bench.engines.optim import FusedRprop
 from models.base import Batch, Phase, Recipe, Recommender
 from models.sparse_ops import CSRBatch
-
-from . import precision
-from .optim import FusedRprop
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class EngineOptions:
     output: str = "auto"      # auto | sparse (outputs at observed entries) | dense (full width)
     optimizer: str = "auto"   # auto | fused | foreach | single (torch.optim implementation)
     kernels: str = "auto"     # auto | numba | torch (the per-user engine's RMSprop step)
-    precision: str = "fp32"   # fp32 | bf16 | tf32 (`bench/precision.py`)
+    precision: str = "fp32"   # fp32 | bf16 | tf32 (`bench/engines/precision.py`)
 
     @classmethod
     def preset(cls, name: str) -> EngineOptions:

@@ -18,7 +18,8 @@ import pandas as pd
 import scipy.stats as sps
 from tabulate import tabulate
 
-from . import records, stats
+from bench.evaluation import stats
+from bench.runs import records
 
 METRICS = {"ndcg@10": True, "rmse": False}  # metric -> higher is better
 

@@ -3,8 +3,8 @@
 Two comparisons per (dataset, split, device, mode, recipe): rating prediction (the variants
 that predict ratings) and ranking (every variant). Each row is a variant's mean over seeds
 with its standard deviation, 95% interval and number of seeds, and the paired tests against
-the table's best variant over per-user values (`bench/stats.py`). Reference baselines stay in
-every table, marked with a dagger. Tables are sorted by their metric.
+the table's best variant over per-user values (`bench/evaluation/stats.py`). Reference
+baselines stay in every table, marked with a dagger. Tables are sorted by their metric.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from . import records, stats
+from bench.evaluation import stats
+from bench.runs import records
 
 REFERENCE_MARK = " †"
 CUSTOM_MARK = " *"  # a variant an experiment file overrode (the footnote lists the overrides)

@@ -2,8 +2,8 @@
 stopping on a validation figure.
 
 A closed-form family is one timed `fit(x)`. A gradient family trains by `batched` epochs
-(`bench/batched.py`) or, where it offers a dense layer stack and a per-user recipe, by the
-faithful `per-user` engine (`bench/per_user.py`). Epoch wall time excludes evaluation and is
+(`bench/engines/batched.py`) or, where it offers a dense layer stack and a per-user recipe, by the
+faithful `per-user` engine (`bench/engines/per_user.py`). Epoch wall time excludes evaluation and is
 read after a device synchronisation, so CUDA timings are real.
 
 Early stopping: every `eval_every` epochs, outside the timed part, `monitor(epoch)` gives the
@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 import scipy.sparse as sp
 import torch
 
+from bench.engines.batched import DEFAULT_OPTIONS, BatchedEngine, EngineOptions
+from bench.engines.device import synchronize
+from bench.engines.per_user import PerUserEngine
 from models.base import ModelConfig, Recipe, Recommender, check_trainer
-
-from .batched import DEFAULT_OPTIONS, BatchedEngine, EngineOptions
-from .device import synchronize
-from .per_user import PerUserEngine
 
 MODES = ("per-user", "batched")
 

@@ -6,17 +6,25 @@ refitted (`run --refit`), the metric as a record stores it, the value, where it 
 published, and how the publisher chose it: on validation data, or on the test set (then
 the published figure is optimistic, and the gap says how much). `setting` quotes the paper's
 own setting where the suite's default differs. A figure aebench has not run yet reads "—".
+
+Beside a RecBole figure, the table shows what RecBole's own code reads on aebench's split
+of the same protocol, where `results/reproduction/recbole_checks.py` ran it
+(`recbole-checks.json`): where aebench and RecBole compute the same model there, the two
+agree or one of them is wrong; where they differ, the gap to the published figure is the
+implementation's, not the protocol's.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from tabulate import tabulate
 
-from . import records, stats
+from bench.evaluation import stats
+from bench.runs import records
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,27 @@ FIGURES: tuple[Published, ...] = (
 
 START, END = "<!-- reproduction:start -->", "<!-- reproduction:end -->"  # README's block
 TOLERANCE = {"rmse": 0.005}  # the issue's target; every other metric (NDCG, recall): 0.01
+CHECKS = "recbole-checks.json"  # RecBole's code on aebench's splits (recbole_checks.py)
+
+
+def load_checks(folder: Path) -> dict:
+    """`folder/recbole-checks.json` ({} without one): check -> seed -> its result."""
+    path = folder / CHECKS
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def recbole_column(figure: Published, checks: dict) -> str:
+    """RecBole's own figures for `figure`'s cell on aebench's splits: each check's mean over
+    its seeds, "; "-separated ("" without any)."""
+    out = []
+    for name, by_seed in checks.items():
+        values = [c["recbole_test"][figure.metric] for c in by_seed.values()
+                  if c["variant"] == figure.model and c["split"]["name"] == figure.split
+                  and c["split"]["dataset"] == figure.dataset
+                  and figure.metric in c["recbole_test"]]
+        if values:
+            out.append(f"{name}: {sum(values) / len(values):.4f} (n={len(values)})")
+    return "; ".join(out)
 
 
 def matching(figure: Published, recs: list[dict]) -> dict[str, list[dict]]:
@@ -83,17 +112,19 @@ def matching(figure: Published, recs: list[dict]) -> dict[str, list[dict]]:
     return {k: [v[s] for s in sorted(v)] for k, v in sorted(out.items())}
 
 
-def table(recs: list[dict]) -> str:
+def table(recs: list[dict], checks: dict | None = None) -> str:
     """The reproduction table: every published figure beside aebench's (mean ± std over
-    seeds, per recipe), the difference and whether it lies within the tolerance."""
+    seeds, per recipe), the difference, whether it lies within the tolerance, and RecBole's
+    own code on aebench's split where `checks` (`load_checks`) has it."""
     rows = []
     for f in FIGURES:
         protocol = f.split + (", refit" if f.refit else "")
         head = [f.model, f.dataset, protocol, f.metric, f"{f.value:.4f}", f.source,
                 f.selected_on]
         found = matching(f, recs)
+        theirs = recbole_column(f, checks or {})
         if not found:
-            rows.append(head + ["—", "—", "—", "not run yet", f.setting])
+            rows.append(head + ["—", "—", "—", "not run yet", f.setting, theirs])
             continue
         for recipe, rs in found.items():
             s = stats.mean_ci([r["metrics"][f.metric] for r in rs])
@@ -103,17 +134,18 @@ def table(recs: list[dict]) -> str:
             rows.append(head + [f"{s['mean']:.4f}{spread} (n={s['n']})", recipe,
                                 f"{diff:+.4f}",
                                 "yes" if math.isfinite(diff) and abs(diff) <= tol else "no",
-                                f.setting])
+                                f.setting, theirs])
     return tabulate(rows, headers=["model", "dataset", "protocol", "metric", "published",
                                    "source", "publisher selected on", "aebench", "recipe",
-                                   "aebench - published", "within tolerance", "setting"],
+                                   "aebench - published", "within tolerance", "setting",
+                                   "RecBole 1.2.1 on aebench's split"],
                     tablefmt="github", disable_numparse=True)
 
 
 def write(recs: list[dict], out_dir: Path, readme: Path | None = None) -> list[Path]:
     """The reproduction table of `recs`, as `out_dir/reproduction.md` and, with `readme`,
     as that README's generated block."""
-    body = table(recs)
+    body = table(recs, load_checks(out_dir))
     out = out_dir / "reproduction.md"
     out.write_text("# Reproduction of published figures\n\n"
                    "Tolerance: 0.005 RMSE, 0.01 NDCG@10 / Recall@10 (the issue's target). A "
@@ -122,7 +154,7 @@ def write(recs: list[dict], out_dir: Path, readme: Path | None = None) -> list[P
                    "evaluation.\n\n" + body + "\n", encoding="utf-8")
     if readme is None:
         return [out]
-    from .report import replace_block
+    from bench.reports.report import replace_block
 
     text = readme.read_text(encoding="utf-8")
     readme.write_text(replace_block(text, START, END, body), encoding="utf-8")

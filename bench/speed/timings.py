@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .records import ROOT
+from bench.runs.records import ROOT
 
 
 def saved_runs(storage: Path) -> list[Path]:

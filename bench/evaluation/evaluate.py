@@ -22,11 +22,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from bench.evaluation import metrics
 from datasets import Split
 from models.base import Batch, ModelConfig, Recommender, check_scores
 from models.sparse_ops import CSRBatch
-
-from . import metrics
 
 BATCH_ROWS = 1024
 
