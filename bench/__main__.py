@@ -284,6 +284,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     rep.add_argument("--tuned", help="with --readme: run folder of the tuned-recipe run")
     rep.add_argument("--tuning", help="with --readme and --tuned: the tuning folder "
                                       "(studies.json)")
+    rep.add_argument("--heldout", help="with --readme: run folder of the strong-generalisation "
+                                       "run (split heldout-users), for its README block")
     rep.add_argument("--protocols", nargs="*", metavar="DIR",
                      help="also compare protocols: this folder's records and those of DIR... "
                           "(runs under other protocols), per dataset, into protocols.md and "
@@ -754,7 +756,8 @@ def _cmd_report(args, sub) -> int:
     elif args.readme:
         written.append(report.update_readme(
             Path(args.readme), Path(args.dir), Path(args.reference),
-            Path(args.tuned) if args.tuned else None, Path(args.tuning) if args.tuning else None))
+            Path(args.tuned) if args.tuned else None, Path(args.tuning) if args.tuning else None,
+            Path(args.heldout) if args.heldout else None))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 

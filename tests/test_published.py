@@ -16,6 +16,7 @@ RESULTS = ROOT / "results"
 PUBLISHED, TUNED, TUNING = RESULTS / "published", RESULTS / "published-tuned", RESULTS / "tuning"
 REFERENCE = RESULTS / "reference-per-user"
 REPRODUCTION = RESULTS / "reproduction"
+HELDOUT = RESULTS / "heldout-users"
 SEEDS = set(range(5))
 DATASETS = ("ml-100k", "ml-1m")
 # Equal tuning budget per dataset (the minimum: 30 trials per variant on ml-100k u1, 10
@@ -33,8 +34,11 @@ OUTSTANDING = {
     "budget": _NEW - {("deeprec", "ml-100k")},
 }
 PARTIAL = {"published": {("glocal-k", "ml-1m"): {0}}, "tuned": {}}
+# Strong generalisation (results/heldout-users): the seeds published so far per dataset
+HELDOUT_SEEDS = {"ml-100k": SEEDS, "ml-1m": {0}}
 REGENERATE = ("regenerate with `python -m bench report results/published --readme README.md "
-              "--tuned results/published-tuned --tuning results/tuning`")
+              "--tuned results/published-tuned --tuning results/tuning "
+              "--heldout results/heldout-users`")
 
 
 def built_in() -> list[str]:
@@ -80,6 +84,13 @@ def test_readme_tuning_table_matches_studies_and_records(published, tuned, readm
     studies = json.loads((TUNING / "studies.json").read_text())
     want = report.tuning(studies, published, tuned)
     assert report.block(readme, report.TUNING_START, report.TUNING_END) == want.strip(), \
+        REGENERATE
+
+
+def test_readme_heldout_tables_match_records(readme):
+    want = report.heldout(HELDOUT, _load(HELDOUT))
+    assert "Strong generalisation, ml-100k" in want
+    assert report.block(readme, report.HELDOUT_START, report.HELDOUT_END) == want.strip(), \
         REGENERATE
 
 
@@ -194,7 +205,7 @@ def test_readme_reproduction_table_matches_records(readme):
     want = literature.table(recs, literature.load_checks(REPRODUCTION))
     assert report.block(readme, literature.START, literature.END) == want.strip(), (
         "regenerate with `python -m bench report results/reproduction --reproduction "
-        "--readme README.md --protocols results/published`")
+        "--readme README.md --protocols results/published results/heldout-users`")
     assert (REPRODUCTION / "reproduction.md").read_text(encoding="utf-8").count(
         "not run yet") == want.count("not run yet")
 
@@ -215,8 +226,29 @@ def test_reproduction_cells_are_ok_committed_and_true_to_their_protocol():
             assert r["metrics"]["n_users_no_relevant"] == 0
 
 
+def test_heldout_users_cells_are_every_inductive_ranker_never_trained_on_its_users():
+    recs = _load(HELDOUT)
+    applicable = {m for m in built_in()
+                  if models.config(m).inductive and models.config(m).feedback == "implicit"}
+    cells = {(r["model"], r["dataset"], r["seed"]) for r in recs}
+    assert cells == {(m, d, s) for m in applicable for d, seeds in HELDOUT_SEEDS.items()
+                     for s in seeds}, "update HELDOUT_SEEDS"
+    for r in recs:
+        assert r["status"] == "ok", r.get("error")
+        assert not r["env"]["git_commit"].endswith("-dirty")
+        assert r["split"]["name"] == "heldout-users"
+        assert r["validation"]["fraction"] is None  # the protocol's validation users
+        # the model trained on the training users only: 80% of the users
+        assert r["split"]["n_fit_users"] < 0.85 * r["split"]["n_users"]
+        for key in ("ndcg@100", "nrecall@20", "nrecall@50"):
+            assert math.isfinite(r["metrics"][key]), (r["model"], key)
+    for seed in HELDOUT_SEEDS["ml-1m"]:  # one split per seed and dataset for every variant
+        same = [r for r in recs if r["seed"] == seed and r["dataset"] == "ml-1m"]
+        assert len({r["split"]["fingerprint"] for r in same}) == 1
+
+
 def test_protocol_comparison_matches_records():
-    want = verdict.markdown(verdict.load([REPRODUCTION, PUBLISHED]), "ndcg@10")
+    want = verdict.markdown(verdict.load([REPRODUCTION, PUBLISHED, HELDOUT]), "ndcg@10")
     text = (REPRODUCTION / "protocols.md").read_text(encoding="utf-8")
     assert text.startswith(want), "regenerate: python -m bench report results/reproduction " \
-        "--protocols results/published"
+        "--protocols results/published results/heldout-users"

@@ -28,6 +28,11 @@ RANKING = {"metric": "ndcg@10", "higher": True, "title": "Ranking",
            "columns": [("NDCG@10", "ndcg@10"), ("Recall@10", "recall@10"), ("Hit@10", "hit@10"),
                        ("MRR@10", "mrr@10")],
            "unit": "per-user NDCG@10"}
+# strong generalisation (heldout-users): Liang et al.'s NDCG@100 and normalised recall first
+STRONG = {"metric": "ndcg@100", "higher": True, "title": "Strong generalisation",
+          "columns": [("NDCG@100", "ndcg@100"), ("Recall@20 (Liang)", "nrecall@20"),
+                      ("Recall@50 (Liang)", "nrecall@50"), ("NDCG@10", "ndcg@10")],
+          "unit": "per-user NDCG@100"}
 
 
 def ok(recs: list[dict]) -> list[dict]:
@@ -201,6 +206,20 @@ def headline(run_dir: Path, recs: list[dict], device: str = "cpu", mode: str = "
     return "\n".join(parts).strip()
 
 
+HELDOUT_START, HELDOUT_END = "<!-- heldout:start -->", "<!-- heldout:end -->"
+
+
+def heldout(run_dir: Path, recs: list[dict]) -> str:
+    """The strong-generalisation tables (split `heldout-users`) of both datasets."""
+    parts = []
+    for dataset in ("ml-100k", "ml-1m"):
+        cells = groups(recs).get((dataset, "heldout-users", "cpu", "batched", "default"))
+        _, md = comparison(run_dir, cells, STRONG) if cells else (None, "")
+        if md:
+            parts += [f"**{STRONG['title']}, {dataset} heldout-users**", "", md, ""]
+    return "\n".join(parts).strip()
+
+
 # Figures the classic notebooks report, to set beside aebench's reproductions.
 # (model, dataset, split, metric, figure, where it comes from)
 REFERENCE = [
@@ -309,9 +328,11 @@ def tuning(studies: list[dict], default: list[dict], tuned: list[dict]) -> str:
 
 
 def update_readme(readme: Path, run_dir: Path, reference_dir: Path,
-                  tuned_dir: Path | None = None, tuning_dir: Path | None = None) -> Path:
+                  tuned_dir: Path | None = None, tuning_dir: Path | None = None,
+                  heldout_dir: Path | None = None) -> Path:
     """Rewrite README's generated blocks from a run folder, the per-user reference runs and,
-    where given, the tuned-recipe run folder and the tuning folder."""
+    where given, the tuned-recipe run folder, the tuning folder and the strong-generalisation
+    run folder."""
     import json
 
     recs = records.load(run_dir)
@@ -327,6 +348,9 @@ def update_readme(readme: Path, run_dir: Path, reference_dir: Path,
         if tuning_dir is not None:
             studies = json.loads((tuning_dir / "studies.json").read_text())
             text = replace_block(text, TUNING_START, TUNING_END, tuning(studies, recs, tuned))
+    if heldout_dir is not None:
+        text = replace_block(text, HELDOUT_START, HELDOUT_END,
+                             heldout(heldout_dir, records.load(heldout_dir)))
     readme.write_text(text, encoding="utf-8")
     return readme
 
