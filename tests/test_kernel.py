@@ -89,6 +89,14 @@ def test_lbfgs_rounds_reduce_the_loss_from_a_fresh_memory(split):
     state = engine.opts[0].state[engine.opts[0]._params[0]]
     assert state["n_iter"] <= 4  # the memory and the count restart every round
     assert engine.steps == 3  # one full-batch step (a round) per epoch
+    # the round's reported loss (its lowest evaluation) is the loss where it ended
+    from models.base import Batch
+
+    values, plan = engine._epoch_plan()
+    lo, hi, rows, pattern = plan[0]
+    with torch.no_grad():
+        at_end = model.loss(Batch(rows, pattern, values[lo:hi]))
+    assert losses[2] == pytest.approx(float(at_end), rel=1e-6)
 
 
 def test_lbfgs_rounds_are_what_early_stopping_counts(split):
