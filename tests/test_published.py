@@ -24,18 +24,26 @@ DATASETS = ("ml-100k", "ml-1m")
 BUDGETS = {"ml-100k": 30, "ml-1m": 10}
 TUNED_DATASETS = tuple(BUDGETS)
 # What is not published yet, named here rather than skipped (#19 stays open until it is):
-# the studies and tuned cells of `sparse-fc`, `glocal-k` and `deeprec` (but deeprec's on u1),
-# and the default cells of glocal-k on ml-1m beyond the seeds PARTIAL names. The test fails
-# once a name is published, or more seeds of a partial cell, so that it gets updated here.
+# the studies and tuned cells of `sparse-fc`, `glocal-k` and `deeprec` (but deeprec's on u1).
+# The test fails once a name is published, or more seeds of a partial cell, so that it gets
+# updated here.
 _NEW = {(m, d) for m in ("sparse-fc", "glocal-k", "deeprec") for d in ("ml-100k", "ml-1m")}
 OUTSTANDING = {
     "published": set(),
     "tuned": _NEW - {("deeprec", "ml-100k")},
     "budget": _NEW - {("deeprec", "ml-100k")},
 }
-PARTIAL = {"published": {("glocal-k", "ml-1m"): {0}}, "tuned": {}}
-# Strong generalisation (results/heldout-users): the seeds published so far per dataset
-HELDOUT_SEEDS = {"ml-100k": SEEDS, "ml-1m": {0}}
+PARTIAL = {"published": {}, "tuned": {}}
+# Records whose checkout was dirty, each with what differed from its commit. glocal-k ml-1m
+# seeds 3 and 4 ran from a worktree at f57b777 whose only change was the deletion of three
+# TensorBoard event files under log_tensorboard/ (RecBole's logs, committed by mistake in
+# 6ba3ccb and ignored since): no code differed.
+KNOWN_DIRTY = {("glocal-k", "ml-1m", 3): "f57b777", ("glocal-k", "ml-1m", 4): "f57b777"}
+# Strong generalisation (results/heldout-users): the seeds published whole so far per dataset,
+# and the variants of a seed published in part (the grid resumes where it stopped)
+HELDOUT_SEEDS = {"ml-100k": SEEDS, "ml-1m": set()}
+HELDOUT_PARTIAL = {("ml-1m", 0): {"ease", "ials", "itemknn", "mult-dae", "mult-vae",
+                                  "popularity", "puresvd"}}
 REGENERATE = ("regenerate with `python -m bench report results/published --readme README.md "
               "--tuned results/published-tuned --tuning results/tuning "
               "--heldout results/heldout-users`")
@@ -120,7 +128,9 @@ def test_every_published_cell_is_ok_finite_and_recorded_whole(folder, request):
             assert math.isfinite(r["metrics"][key]), (r["model"], r["dataset"], key)
         assert ("rmse" in r["metrics"]) == r["variant"]["rates"]
         env = r["env"]
-        assert env["git_commit"] and not env["git_commit"].endswith("-dirty"), \
+        known = KNOWN_DIRTY.get((r["model"], r["dataset"], r["seed"]))
+        assert env["git_commit"] and (not env["git_commit"].endswith("-dirty") or (
+            known and env["git_commit"].startswith(known))), \
             "records must come from a committed state"
         v = r["validation"]
         assert v["fraction"] == 0.05 and len(v["fingerprint"]) == 64
@@ -231,8 +241,10 @@ def test_heldout_users_cells_are_every_inductive_ranker_never_trained_on_its_use
     applicable = {m for m in built_in()
                   if models.config(m).inductive and models.config(m).feedback == "implicit"}
     cells = {(r["model"], r["dataset"], r["seed"]) for r in recs}
+    partial = {(m, d, s) for (d, s), ms in HELDOUT_PARTIAL.items() for m in ms}
+    assert partial <= {(m, d, s) for m in applicable for d, s in HELDOUT_PARTIAL}
     assert cells == {(m, d, s) for m in applicable for d, seeds in HELDOUT_SEEDS.items()
-                     for s in seeds}, "update HELDOUT_SEEDS"
+                     for s in seeds} | partial, "update HELDOUT_SEEDS and HELDOUT_PARTIAL"
     for r in recs:
         assert r["status"] == "ok", r.get("error")
         assert not r["env"]["git_commit"].endswith("-dirty")
@@ -242,8 +254,8 @@ def test_heldout_users_cells_are_every_inductive_ranker_never_trained_on_its_use
         assert r["split"]["n_fit_users"] < 0.85 * r["split"]["n_users"]
         for key in ("ndcg@100", "nrecall@20", "nrecall@50"):
             assert math.isfinite(r["metrics"][key]), (r["model"], key)
-    for seed in HELDOUT_SEEDS["ml-1m"]:  # one split per seed and dataset for every variant
-        same = [r for r in recs if r["seed"] == seed and r["dataset"] == "ml-1m"]
+    for d, s in {(r["dataset"], r["seed"]) for r in recs}:  # one split per seed and dataset
+        same = [r for r in recs if r["seed"] == s and r["dataset"] == d]
         assert len({r["split"]["fingerprint"] for r in same}) == 1
 
 
