@@ -858,13 +858,10 @@ def _cmd_speed(args, sub) -> int:
 def _speed_peers(args, names, split, device) -> int:
     """`speed --peers`: each family with a peer, then its peer, back to back."""
     import json
-    import statistics
 
     import torch
     from tabulate import tabulate
 
-    import models
-    from bench import speed
     from bench.runs import records
     from bench.speed import peers as peer_lib
 
@@ -878,19 +875,9 @@ def _speed_peers(args, names, split, device) -> int:
     threads = torch.get_num_threads()
     rows = []
     for peer in todo:
-        cfg = models.config(peer.family, split.dataset)
-        path = "fit" if peer.timed == "fit" else "batched"
-        ours = speed.measure(peer.family, split, device, (path,), args.repeats)[0]["epoch_s"]
-        theirs = peer_lib.time_peer(peer, cfg, cfg.view(split.train), python, args.repeats,
-                                    threads)
-        their_s = statistics.median(theirs["seconds"])
-        rows.append({"model": peer.family, "peer": f"{peer.library} {theirs['recbole']} "
-                     f"{peer.model}", "timed": peer.timed, "aebench_s": ours,
-                     "peer_s": their_s, "peer_runs": theirs["seconds"],
-                     "speedup": their_s / ours, "target": peer.target,
-                     "meets": their_s / ours >= peer.target, "differs": peer.differs})
-        print(f"{peer.family}: aebench {ours:.3g} s, {rows[-1]['peer']} {their_s:.3g} s",
-              flush=True)
+        rows.append(peer_lib.compare(peer, split, device, python, args.repeats, threads))
+        print(f"{peer.family}: aebench {rows[-1]['aebench_s']:.3g} s, {rows[-1]['peer']} "
+              f"{rows[-1]['peer_s']:.3g} s", flush=True)
     print(f"{split.dataset} {split.name}, {records.device_name(device)}, {threads} threads, "
           f"medians of {args.repeats}, back to back in this run:")
     print(tabulate([[r["model"], r["peer"], r["timed"], r["aebench_s"], r["peer_s"],

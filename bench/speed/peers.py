@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,3 +144,20 @@ def evaluate_peer(model: str, settings: dict, train: sp.spmatrix, valid: sp.spma
                               "--test", str(parts["test"]), "--model", model, "--evaluate",
                               "--config", json.dumps(settings), "--seed", str(seed)],
                      threads, timeout)
+
+
+def compare(peer: Peer, split, device, python: str, repeats: int, threads: int) -> dict:
+    """The variant's epoch (or fit) on `split`, then its peer's, back to back: medians of
+    `repeats`, the speedup and whether it meets the peer's target."""
+    import models
+    from bench import speed
+
+    cfg = models.config(peer.family, split.dataset)
+    path = "fit" if peer.timed == "fit" else "batched"
+    ours = speed.measure(peer.family, split, device, (path,), repeats)[0]["epoch_s"]
+    theirs = time_peer(peer, cfg, cfg.view(split.train), python, repeats, threads)
+    their_s = statistics.median(theirs["seconds"])
+    return {"model": peer.family, "peer": f"{peer.library} {theirs['recbole']} {peer.model}",
+            "timed": peer.timed, "aebench_s": ours, "peer_s": their_s,
+            "peer_runs": theirs["seconds"], "speedup": their_s / ours, "target": peer.target,
+            "meets": their_s / ours >= peer.target, "differs": peer.differs}

@@ -41,11 +41,15 @@ def read_csr(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     return z["indptr"], z["indices"], tuple(int(v) for v in z["shape"])
 
 
-def write_inter(path: Path, indptr: np.ndarray, indices: np.ndarray) -> None:
-    users = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+def write_inter(path: Path, users: np.ndarray, items: np.ndarray) -> None:
     with open(path, "w") as fh:
         fh.write("user_id:token\titem_id:token\n")
-        fh.write("".join(f"{u}\t{i}\n" for u, i in zip(users.tolist(), indices.tolist())))
+        fh.write("".join(f"{u}\t{i}\n" for u, i in zip(users.tolist(), items.tolist())))
+
+
+def pairs(indptr: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(user, item) of every entry of a CSR matrix."""
+    return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr)), indices
 
 
 def write_atomic(train: Path, folder: Path, valid: Path | None = None,
@@ -56,15 +60,13 @@ def write_atomic(train: Path, folder: Path, valid: Path | None = None,
     indptr, indices, (n_users, n_items) = read_csr(train)
     out = folder / "aebench"
     out.mkdir(parents=True)
-    write_inter(out / "aebench.train.inter", indptr, indices)
+    write_inter(out / "aebench.train.inter", *pairs(indptr, indices))
+    firsts = np.array([u for u in range(min(n_users, 10)) if indptr[u + 1] > indptr[u]],
+                      dtype=np.int64)
     for part, path in (("valid", valid), ("test", test)):
-        if path is not None:
-            write_inter(out / f"aebench.{part}.inter", *read_csr(path)[:2])
-            continue
-        firsts = [u for u in range(min(n_users, 10)) if indptr[u + 1] > indptr[u]]
-        ptr = np.concatenate([[0], np.cumsum([1 if u in firsts else 0
-                                              for u in range(min(n_users, 10))])])
-        write_inter(out / f"aebench.{part}.inter", ptr, indices[indptr[firsts]])
+        placeholder = (firsts, indices[indptr[firsts]])
+        write_inter(out / f"aebench.{part}.inter",
+                    *(pairs(*read_csr(path)[:2]) if path is not None else placeholder))
     return n_users, n_items, int(indptr[-1])
 
 
