@@ -412,7 +412,7 @@ def _cmd_run(args, sub) -> int:
 
     import models
     from bench.engines.device import available
-    from bench.reports import report
+    from bench.reports import budget, report
     from bench.runs import records
     from bench.runs.executors import TaskLost
     from bench.runs.runner import cell_task, grid, lost_record, pending, save, shared_cache
@@ -475,6 +475,7 @@ def _cmd_run(args, sub) -> int:
     executor = _executor(sub, args)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
+    grid_started = time.perf_counter()
 
     def finish(rec, artifacts, label):
         nonlocal failed
@@ -523,7 +524,13 @@ def _cmd_run(args, sub) -> int:
                 bar.update(1)
     finally:
         executor.close()
+    cells_done = time.perf_counter()
     written = report.write(out)
+    records.append_grid(out, {
+        "argv": sys.argv[1:], "executor": executor.name, "cells": len(todo),
+        "failed": failed, "startup_s": grid_started - getattr(args, "started", grid_started),
+        "cells_s": cells_done - grid_started, "report_s": time.perf_counter() - cells_done})
+    budget.write(out)  # again, now that this grid's line is in
     print(f"{len(todo) - failed}/{len(todo)} runs ok; records in {out / 'runs.jsonl'}")
     print("wrote " + ", ".join(str(p) for p in written))
     return 1 if failed else 0
@@ -545,8 +552,11 @@ def _with_experiment(cells, exp):
 
 
 def _estimate(cell, published: list[dict]) -> float | None:
-    """Seconds a cell took in the published run (fit plus evaluation, median), if it ran."""
-    same = sorted(r["timings"]["fit_s"] + r["timings"]["eval_s"] for r in published
+    """Seconds a cell took in the published run (median over seeds; the whole cell where the
+    record timed it, else fit plus evaluation), if it ran."""
+    from bench.reports.budget import cell_parts
+
+    same = sorted(cell_parts(r)["cell_s"] for r in published
                   if r["model"] == cell.model and r["dataset"] == cell.dataset
                   and r.get("status") == "ok" and r["mode"] == cell.mode)
     return same[len(same) // 2] if same else None
@@ -968,9 +978,11 @@ COMMANDS = {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report,
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
     _check_datasets_package()
     parser, subs = _parser()
     args, extra = parser.parse_known_args(argv)
+    args.started = started  # `run` reports its start-up from here (grids.jsonl)
     if args.command == "timings":
         return _cmd_timings(args, extra)
     if extra:

@@ -37,10 +37,19 @@ def test_run_writes_records_tables_and_plots(tmp_path, capsys):
         assert {"rmse", "mae", "rmse_raw", "legacy_loss", "train_rmse"} <= r["metrics"].keys()
         assert {"epoch_s_median", "fit_s", "eval_s", "peak_mem_mb", "peak_mem_kind"} <= \
             r["timings"].keys()
+        t = r["timings"]  # the cell's parts (budget.md): three reads, all inside the cell
+        assert t["valid_reads"] == 3 and t["valid_s"] > 0 and t["setup_s"] > 0
+        assert t["cell_s"] > t["fit_s"] + t["valid_s"] + t["eval_s"] + t["setup_s"]
         assert (out / r["weights"]).is_file()
     assert recs[0]["split"]["fingerprint"] == recs[1]["split"]["fingerprint"]
-    for name in ("tables.md", "tables.csv", "final_rmse.png", "epoch_seconds.png"):
+    for name in ("tables.md", "tables.csv", "final_rmse.png", "epoch_seconds.png", "budget.md"):
         assert (out / name).stat().st_size > 0
+    grid, = records.load_grids(out)  # this invocation's time outside its cells
+    assert (grid["cells"], grid["failed"], grid["executor"]) == (2, 0, "local")
+    assert grid["startup_s"] > 0 and grid["report_s"] > 0
+    assert grid["cells_s"] >= sum(r["timings"]["cell_s"] for r in recs)
+    budget = (out / "budget.md").read_text()
+    assert "sae-dropout" in budget and "over 1 `run` invocations" in budget
     table = (out / "tables.md").read_text()
     assert "sae-dropout" in table and f"{recs[1]['metrics']['rmse']:.4f}" in table
     # report regenerates the same tables from the records alone

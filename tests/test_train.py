@@ -173,3 +173,27 @@ def test_higher_is_better_validation_and_closed_form_read_once():
     result = fit(ease, ease_cfg.view(split.train), ease_cfg, "batched", torch.device("cpu"), 0,
                  monitor=lambda e: 0.5)
     assert (result.epochs_run, result.best_epoch, result.best_value) == (1, 1, 0.5)
+
+
+def test_validation_reads_are_timed_apart_from_the_epochs():
+    """A monitor that sleeps 0.2 s: its reads land in `valid_s`; `fit_s` stays the sum of
+    the epochs' own seconds, for an epoch trainer and a closed-form fit alike."""
+    import time
+
+    from bench.engines.train import Stopping
+
+    split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
+    for name, epochs in (("sae-20-10-20", 4), ("ease", None)):
+        cfg = models.config(name)
+        model = models.get(name).build(split.n_users, split.n_items, cfg)
+
+        def slow(epoch):
+            time.sleep(0.2)
+            return 1.0 / epoch
+
+        result = fit(model, cfg.view(split.train), cfg, "batched", torch.device("cpu"), 0,
+                     epochs=epochs, monitor=slow, stopping=Stopping(eval_every=1, patience=9))
+        reads = len(result.curve)
+        assert reads == (4 if epochs else 1)
+        assert result.valid_s >= 0.2 * reads
+        assert result.fit_s == pytest.approx(sum(h["epoch_s"] for h in result.history))

@@ -75,6 +75,7 @@ class FitResult:
     best_value: float | None = None
     stopped_early: bool = False
     curve: list[tuple[int, float]] = field(default_factory=list)
+    valid_s: float = 0.0  # validation reads and keeping the best state: outside fit_s
 
 
 def fit(model: Recommender, x: sp.csr_matrix, cfg: ModelConfig, mode: str,
@@ -96,8 +97,10 @@ def fit(model: Recommender, x: sp.csr_matrix, cfg: ModelConfig, mode: str,
         row = {"epoch": 1, "train_loss": None, "epoch_s": dt}
         result = FitResult([row], dt, 1)
         if monitor is not None:
+            t0 = time.perf_counter()
             row["valid"] = result.best_value = monitor(1)
             result.best_epoch, result.curve = 1, [(1, row["valid"])]
+            result.valid_s = time.perf_counter() - t0
         if on_epoch is not None:
             on_epoch(row)
         return result
@@ -124,6 +127,7 @@ def fit(model: Recommender, x: sp.csr_matrix, cfg: ModelConfig, mode: str,
             result.history.append(row)
             raise FloatingPointError(f"training loss is {loss} at epoch {epoch}")
         if monitor is not None and (epoch % every == 0 or epoch == epochs):
+            t0 = time.perf_counter()
             value = row["valid"] = monitor(epoch)
             result.curve.append((epoch, value))
             if math.isfinite(value) and (result.best_value is None
@@ -132,6 +136,8 @@ def fit(model: Recommender, x: sp.csr_matrix, cfg: ModelConfig, mode: str,
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 waited += 1
+            synchronize(device)
+            result.valid_s += time.perf_counter() - t0
         result.history.append(row)
         if on_epoch is not None:
             on_epoch(row)

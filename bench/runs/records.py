@@ -128,3 +128,19 @@ def load(path: Path) -> list[dict]:
                     continue
                 raise ValueError(f"{path}:{line_no}: not a JSON record ({exc})") from exc
     return out
+
+
+GRIDS = "grids.jsonl"
+
+
+def append_grid(run_dir: Path, grid: dict) -> None:
+    """One line per `run` invocation into `run_dir/grids.jsonl`: the time outside the cells
+    (start-up before the first cell, the report after the last) that records cannot hold."""
+    grid = {"started": pd.Timestamp.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"), **grid}
+    append(Path(run_dir) / GRIDS, grid)
+
+
+def load_grids(run_dir: Path) -> list[dict]:
+    """The grid lines of a run folder (none for folders written before they existed)."""
+    path = Path(run_dir) / GRIDS
+    return load(path) if path.is_file() else []

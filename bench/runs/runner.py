@@ -299,6 +299,7 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
     record = base_record(cfg)
     artifacts: dict = {}
     device = torch.device(cfg.device)
+    started = time.perf_counter()
     try:
         prepare(cfg)
         variant = models.get(cfg.model)
@@ -308,8 +309,12 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
         record["split"] = split.describe()
         view = cache.fitting_view(cfg.dataset, cfg.split_name, cfg.seed, cfg.validation)
         earlier = earlier_selection(cfg, view) if cfg.refit else None
+        setup_s = time.perf_counter() - started
         if earlier is None:
             trained = train_cell(cfg, view, on_epoch)
+        # the selection's validation reads (none in this cell when --refit-from chose)
+        reads = (0, 0.0) if earlier is not None else (len(trained.result.curve),
+                                                      trained.result.valid_s)
         if cfg.refit:
             if earlier is not None:
                 validation, selection_s = earlier["validation"], earlier["timings"]["fit_s"]
@@ -348,6 +353,9 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
             "fit_s": result.fit_s, "eval_s": eval_s, "epochs_run": result.epochs_run,
             "ratings_per_s": (trained.x.nnz * len(epoch_s) / result.fit_s
                               if result.fit_s else None),
+            # where the cell's time went (`report` writes budget.md from these): reading
+            # the data and carving, validation reads, and the whole cell as the driver saw it
+            "setup_s": setup_s, "valid_reads": reads[0], "valid_s": reads[1],
             **trained.memory,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
@@ -358,6 +366,7 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
             "shape": list(trained.x.shape),
             "per_user": {"user_id": split.user_ids, "ranked_user_id": split.user_ids[ranked],
                          **{k.replace("@", "_at_"): v for k, v in values.items()}}}
+        record["timings"]["cell_s"] = time.perf_counter() - started
         record["status"] = "ok"
     except (Exception, torch.OutOfMemoryError) as exc:  # a failed cell must not stop the grid
         record["status"] = "failed"
