@@ -540,8 +540,8 @@ def plots(df: pd.DataFrame, curve: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def write(run_dir: Path) -> list[Path]:
-    """Regenerate tables.md, tables.csv, environment.md, budget.md and the plots of a run folder from
-    its runs.jsonl (and the per-user values it names)."""
+    """Regenerate tables.md, tables.csv, environment.md, budget.md and the plots of a run
+    folder from its runs.jsonl (and the per-user values it names)."""
     run_dir = Path(run_dir)
     recs = records.load(run_dir)
     df = frame(recs)
