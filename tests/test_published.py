@@ -267,3 +267,35 @@ def test_protocol_comparison_matches_records():
     text = (REPRODUCTION / "protocols.md").read_text(encoding="utf-8")
     assert text.startswith(want), "regenerate: python -m bench report results/reproduction " \
         "--protocols results/published results/heldout-users"
+
+
+# The protocols' experiment files, the records each one's grid wrote (a folder can hold
+# several grids), and the cells of its plan not published yet (none: each grid is whole)
+PROTOCOL_GRIDS = {
+    "heldout-users/experiment.toml": lambda r: True,
+    "reproduction/experiment-recbole.toml":
+        lambda r: r["split"]["name"] == "filtered-80-10-10",
+    "reproduction/experiment-refit.toml":
+        lambda r: records.refitted(r) and r["dataset"] == "ml-1m",
+    "reproduction/experiment-refit-u1.toml":
+        lambda r: records.refitted(r) and r["dataset"] == "ml-100k",
+}
+PROTOCOL_UNPUBLISHED: dict[str, set] = {}
+
+
+@pytest.mark.parametrize("path", sorted(PROTOCOL_GRIDS))
+def test_each_protocol_grid_is_the_plan_of_its_experiment_file(path, real_data_dir, capsys):
+    """A dry run of the file (what README's command runs) plans exactly the cells its records
+    hold, less those named unpublished."""
+    from bench.__main__ import main
+
+    assert main(["run", "--config", str(RESULTS / path), "--dry-run",
+                 "--data-dir", str(real_data_dir)]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and not line.startswith("| model")]
+    planned = {(r[0].strip(), r[1].strip(), int(r[3])) for r in rows}
+    planned -= {(m, d, s) for m, d, s in planned if m not in built_in()}  # a plugin's
+    recs = [r for r in _load(RESULTS / path.split("/")[0])
+            if r["status"] == "ok" and PROTOCOL_GRIDS[path](r)]
+    assert planned - PROTOCOL_UNPUBLISHED.get(path, set()) == {
+        (r["model"], r["dataset"], r["seed"]) for r in recs}

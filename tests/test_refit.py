@@ -113,3 +113,22 @@ def test_refit_from_needs_refit_and_a_run_folder(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["run", "-m", "mf", "-d", "synthetic", *extra])
         assert message in capsys.readouterr().err
+
+
+def test_a_record_older_than_a_config_field_matches_at_that_fields_default():
+    """Records written before `low_precision` existed lack it: they are the same selection
+    where the variant keeps the field's default, and not where it differs."""
+    import dataclasses
+
+    import models
+    from bench.runs import records as recs
+    from bench.runs.runner import same_config
+
+    cfg = models.config("glocal-k", "ml-100k")
+    old = recs._clean(dataclasses.asdict(cfg))
+    assert same_config(old, cfg)
+    del old["low_precision"]
+    assert same_config(old, cfg)
+    assert not same_config(old, dataclasses.replace(cfg, low_precision=()))
+    assert not same_config({**old, "lambda_2": 21.0}, cfg)
+    assert not same_config(None, cfg)

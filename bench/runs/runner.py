@@ -251,20 +251,49 @@ def earlier_selection(cfg: RunConfig, view: datasets.Split) -> dict | None:
     refitted), the same validation carving and the same config. Its best epoch is what this
     cell's own selection fit would choose (same seed, same data, same code path), so the
     refit need not train it again."""
-    import json
-
     if cfg.refit_from is None:
         return None
     want = dataclasses.replace(cfg, refit=False).key()
-    config = json.dumps(records._clean(dataclasses.asdict(model_config(cfg))), sort_keys=True)
+    mcfg = model_config(cfg)
     found = None
-    for r in records.load(Path(cfg.refit_from)):
+    for r in _records_of(Path(cfg.refit_from)):
         v = r.get("validation") or {}
         if (r.get("status") == "ok" and record_key(r) == want
                 and v.get("fingerprint") == view.fingerprint
-                and json.dumps(r.get("config"), sort_keys=True) == config):
+                and same_config(r.get("config"), mcfg)):
             found = r
     return found
+
+
+def same_config(recorded: dict | None, mcfg) -> bool:
+    """Whether a record's config is `mcfg`. A field the record lacks (written before the
+    field existed) matches where `mcfg` holds that field's default: a field joins a config
+    with the default that keeps the behaviour before it (`low_precision` did so)."""
+    import json
+
+    if recorded is None:
+        return False
+    now = records._clean(dataclasses.asdict(mcfg))
+    defaults = {f.name: records._clean(f.default) for f in dataclasses.fields(mcfg)
+                if f.default is not dataclasses.MISSING}
+    for name in set(now) - set(recorded):
+        if name not in defaults or now.pop(name) != defaults[name]:
+            return False
+    return json.dumps(now, sort_keys=True) == json.dumps(recorded, sort_keys=True)
+
+
+_READ: dict[Path, tuple[tuple[int, int], list[dict]]] = {}
+
+
+def _records_of(folder: Path) -> list[dict]:
+    """`records.load(folder)`, read again only when its runs.jsonl changed (size, mtime):
+    a refitted grid asks once per cell."""
+    path = (folder / "runs.jsonl").resolve()
+    stat = path.stat()
+    stamp = (stat.st_size, stat.st_mtime_ns)
+    if path not in _READ or _READ[path][0] != stamp:
+        _READ[path] = (stamp, records.load(path))
+    return _READ[path][1]
 
 
 def not_inductive(model: str, split: str) -> str:
