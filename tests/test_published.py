@@ -299,3 +299,20 @@ def test_each_protocol_grid_is_the_plan_of_its_experiment_file(path, real_data_d
             if r["status"] == "ok" and PROTOCOL_GRIDS[path](r)]
     assert planned - PROTOCOL_UNPUBLISHED.get(path, set()) == {
         (r["model"], r["dataset"], r["seed"]) for r in recs}
+
+
+def test_the_budget_grid_is_one_seed_of_every_variant_and_its_budget_is_generated():
+    """results/budget: `run --all -d ml-100k`, every built-in variant once, all ok, each cell
+    timed in parts; budget.md is what `report` writes from its records and grid line."""
+    from bench.reports import budget
+
+    folder = RESULTS / "budget"
+    recs = _load(folder)
+    assert sorted(r["model"] for r in recs) == sorted(built_in())
+    for r in recs:
+        assert r["status"] == "ok" and committed(r) and r["dataset"] == "ml-100k"
+        t = r["timings"]
+        assert t["cell_s"] >= t["fit_s"] + t["valid_s"] + t["eval_s"]
+    grids = records.load_grids(folder)
+    assert [g["argv"][:2] for g in grids] == [["run", "--all"]] and grids[0]["failed"] == 0
+    assert (folder / "budget.md").read_text(encoding="utf-8") == budget.markdown(recs, grids)
