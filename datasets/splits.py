@@ -49,6 +49,8 @@ class Split:
     valid: sp.csr_matrix | None = None  # the protocol's own validation part, if it has one
     all_relevant: bool = False          # the protocol counts every held-out rating relevant
     fit_rows: np.ndarray | None = None  # users training may read (held-out users: the rest)
+    carved: float | None = None         # a fitting view: the share carved from train as its
+                                        # validation (None: the protocol's own part)
 
     @property
     def n_users(self) -> int:
@@ -372,9 +374,6 @@ def csr_triples(m: sp.csr_matrix, user_ids: np.ndarray, item_ids: np.ndarray) ->
     return np.ascontiguousarray(arr.astype("<i8"))
 
 
-PROTOCOL_VALID = "protocol-valid"  # the name's tail of a fitting view from a protocol's part
-
-
 def carve_validation(split: Split, fraction: float, seed: int) -> Split:
     """The fitting view of `split`: `train` less a uniformly drawn, seeded `fraction` of its
     ratings, which become the view's `test` (the validation set). The test file of an
@@ -385,7 +384,7 @@ def carve_validation(split: Split, fraction: float, seed: int) -> Split:
     if split.valid is not None:
         h = hashlib.sha256(split.fingerprint.encode())
         h.update(b"protocol-valid")
-        return dataclasses.replace(split, name=f"{split.name}/{PROTOCOL_VALID}",
+        return dataclasses.replace(split, name=f"{split.name}/protocol-valid",
                                    test=split.valid, fingerprint=h.hexdigest(), valid=None)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
@@ -412,4 +411,5 @@ def carve_validation(split: Split, fraction: float, seed: int) -> Split:
     h.update(b"valid")
     h.update(csr_triples(valid, split.user_ids, split.item_ids).tobytes())
     return dataclasses.replace(split, name=f"{split.name}/valid", seed=seed, train=fit,
-                               test=valid, fingerprint=h.hexdigest(), valid=None)
+                               test=valid, fingerprint=h.hexdigest(), valid=None,
+                               carved=fraction)

@@ -225,8 +225,7 @@ def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=Non
                                              precision=cfg.precision))
     epochs = recipe.epochs if recipe else 1
     validation = None if monitor is None else {
-        "fraction": (None if view.name.endswith(datasets.splits.PROTOCOL_VALID)
-                     else cfg.validation), "fingerprint": view.fingerprint,
+        "fraction": view.carved, "fingerprint": view.fingerprint,
         "n_valid": int(view.test.nnz), "metric": metric, "higher_is_better": higher,
         "best": result.best_value, "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
