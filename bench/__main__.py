@@ -530,7 +530,7 @@ def _cmd_run(args, sub) -> int:
         "argv": sys.argv[1:], "executor": executor.name, "cells": len(todo),
         "failed": failed, "startup_s": grid_started - getattr(args, "started", grid_started),
         "cells_s": cells_done - grid_started, "report_s": time.perf_counter() - cells_done})
-    budget.write(out)  # again, now that this grid's line is in
+    written.append(budget.write(out))  # after the grid's line, which it reads
     print(f"{len(todo) - failed}/{len(todo)} runs ok; records in {out / 'runs.jsonl'}")
     print("wrote " + ", ".join(str(p) for p in written))
     return 1 if failed else 0
@@ -745,7 +745,7 @@ def _cmd_list(args, sub) -> int:
 
 
 def _cmd_report(args, sub) -> int:
-    from bench.reports import report
+    from bench.reports import budget, report
     from bench.runs import records
 
     if not (Path(args.dir) / "runs.jsonl").is_file():
@@ -753,7 +753,7 @@ def _cmd_report(args, sub) -> int:
     missing = [d for d in args.protocols or [] if not (Path(d) / "runs.jsonl").is_file()]
     if missing:
         sub.error(f"argument --protocols: {', '.join(missing)} holds no runs.jsonl")
-    written = report.write(Path(args.dir))
+    written = [*report.write(Path(args.dir)), budget.write(Path(args.dir))]
     if args.protocols is not None:
         from bench.reports import verdict
 

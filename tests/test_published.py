@@ -194,17 +194,22 @@ def test_published_outputs_exist():
         assert (TUNING / name).is_file(), name
 
 
+def dry_run_cells(experiment, data_dir, capsys) -> set[tuple[str, str, int]]:
+    """The (model, dataset, seed) cells `run --config experiment --dry-run` plans."""
+    from bench.__main__ import main
+
+    assert main(["run", "--config", str(experiment), "--dry-run",
+                 "--data-dir", str(data_dir)]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and not line.startswith("| model")]
+    return {(r[0].strip(), r[1].strip(), int(r[3])) for r in rows}
+
+
 @pytest.mark.parametrize("folder", ["published", "published-tuned"])
 def test_each_published_run_has_the_experiment_file_that_reproduces_its_grid(
         folder, real_data_dir, capsys):
     """A dry run of the folder's experiment.toml resolves to the very cells its records hold."""
-    from bench.__main__ import main
-
-    assert main(["run", "--config", str(RESULTS / folder / "experiment.toml"), "--dry-run",
-                 "--data-dir", str(real_data_dir)]) == 0
-    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
-            if line.startswith("| ") and not line.startswith("| model")]
-    planned = {(r[0].strip(), r[1].strip(), int(r[3])) for r in rows}
+    planned = dry_run_cells(RESULTS / folder / "experiment.toml", real_data_dir, capsys)
     key = "published" if folder == "published" else "tuned"
     planned = {(m, d, s) for m, d, s in planned if (m, d) not in OUTSTANDING[key]
                and s in PARTIAL[key].get((m, d), SEEDS)}  # what is published so far
@@ -287,13 +292,7 @@ PROTOCOL_UNPUBLISHED: dict[str, set] = {}
 def test_each_protocol_grid_is_the_plan_of_its_experiment_file(path, real_data_dir, capsys):
     """A dry run of the file (what README's command runs) plans exactly the cells its records
     hold, less those named unpublished."""
-    from bench.__main__ import main
-
-    assert main(["run", "--config", str(RESULTS / path), "--dry-run",
-                 "--data-dir", str(real_data_dir)]) == 0
-    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
-            if line.startswith("| ") and not line.startswith("| model")]
-    planned = {(r[0].strip(), r[1].strip(), int(r[3])) for r in rows}
+    planned = dry_run_cells(RESULTS / path, real_data_dir, capsys)
     planned -= {(m, d, s) for m, d, s in planned if m not in built_in()}  # a plugin's
     recs = [r for r in _load(RESULTS / path.split("/")[0])
             if r["status"] == "ok" and PROTOCOL_GRIDS[path](r)]

@@ -16,7 +16,6 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.evaluation import stats
-from bench.reports import budget
 from bench.runs import records
 
 REFERENCE_MARK = " †"
@@ -540,8 +539,8 @@ def plots(df: pd.DataFrame, curve: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def write(run_dir: Path) -> list[Path]:
-    """Regenerate tables.md, tables.csv, environment.md, budget.md and the plots of a run
-    folder from its runs.jsonl (and the per-user values it names)."""
+    """Regenerate tables.md, tables.csv, environment.md and the plots of a run folder from
+    its runs.jsonl (and the per-user values it names)."""
     run_dir = Path(run_dir)
     recs = records.load(run_dir)
     df = frame(recs)
@@ -549,4 +548,4 @@ def write(run_dir: Path) -> list[Path]:
     df.to_csv(run_dir / "tables.csv", index=False)
     (run_dir / "environment.md").write_text(environment_md(recs) + "\n", encoding="utf-8")
     return [run_dir / "tables.md", run_dir / "tables.csv", run_dir / "environment.md",
-            budget.write(run_dir), *plots(df, curves(recs), run_dir)]
+            *plots(df, curves(recs), run_dir)]

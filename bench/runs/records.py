@@ -7,6 +7,7 @@ import math
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -136,7 +137,7 @@ GRIDS = "grids.jsonl"
 def append_grid(run_dir: Path, grid: dict) -> None:
     """One line per `run` invocation into `run_dir/grids.jsonl`: the time outside the cells
     (start-up before the first cell, the report after the last) that records cannot hold."""
-    grid = {"started": pd.Timestamp.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"), **grid}
+    grid = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **grid}
     append(Path(run_dir) / GRIDS, grid)
 
 
