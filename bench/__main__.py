@@ -294,6 +294,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                      help="also write reproduction.md, the published figures beside the "
                           "folder's (bench/reports/literature.py); with --readme, its README "
                           "block")
+    rep.add_argument("--parity", nargs="+", metavar="DIR",
+                     help="also write parity.md: this folder's low-precision cells against "
+                          "the fp32 cells of DIR... (bench/reports/parity.py), with the epoch "
+                          "ratios of this folder's speed-cpu.json; with --readme, its README "
+                          "block")
     return p, subs
 
 
@@ -750,9 +755,10 @@ def _cmd_report(args, sub) -> int:
 
     if not (Path(args.dir) / "runs.jsonl").is_file():
         sub.error(f"argument dir: {args.dir} holds no runs.jsonl")
-    missing = [d for d in args.protocols or [] if not (Path(d) / "runs.jsonl").is_file()]
-    if missing:
-        sub.error(f"argument --protocols: {', '.join(missing)} holds no runs.jsonl")
+    for option, dirs in (("--protocols", args.protocols), ("--parity", args.parity)):
+        missing = [d for d in dirs or [] if not (Path(d) / "runs.jsonl").is_file()]
+        if missing:
+            sub.error(f"argument {option}: {', '.join(missing)} holds no runs.jsonl")
     written = [*report.write(Path(args.dir)), budget.write(Path(args.dir))]
     if args.protocols is not None:
         from bench.reports import verdict
@@ -763,6 +769,11 @@ def _cmd_report(args, sub) -> int:
 
         written += literature.write(records.load(Path(args.dir)), Path(args.dir),
                                     Path(args.readme) if args.readme else None)
+    elif args.parity:  # the low-precision folder: parity.md and README's block of it
+        from bench.reports import parity
+
+        written += parity.write(Path(args.dir), [Path(d) for d in args.parity],
+                                readme=Path(args.readme) if args.readme else None)
     elif args.readme:
         written.append(report.update_readme(
             Path(args.readme), Path(args.dir), Path(args.reference),
@@ -885,16 +896,19 @@ def _speed_peers(args, names, split, device) -> int:
     threads = torch.get_num_threads()
     rows = []
     for peer in todo:
-        rows.append(peer_lib.compare(peer, split, device, python, args.repeats, threads))
-        print(f"{peer.family}: aebench {rows[-1]['aebench_s']:.3g} s, {rows[-1]['peer']} "
-              f"{rows[-1]['peer_s']:.3g} s", flush=True)
+        done = peer_lib.compare(peer, split, device, python, args.repeats, threads,
+                                tuple(args.precisions))
+        rows += done
+        print(f"{peer.family}: aebench " + ", ".join(f"{r['aebench_s']:.3g} s ({r['precision']})"
+                                                     for r in done)
+              + f", {done[0]['peer']} {done[0]['peer_s']:.3g} s", flush=True)
     print(f"{split.dataset} {split.name}, {records.device_name(device)}, {threads} threads, "
-          f"medians of {args.repeats}, back to back in this run:")
-    print(tabulate([[r["model"], r["peer"], r["timed"], r["aebench_s"], r["peer_s"],
-                     r["speedup"], r["target"], "yes" if r["meets"] else "no", r["differs"]]
-                    for r in rows],
-                   headers=["model", "peer", "timed", "aebench s", "peer s", "speedup",
-                            "target", "meets", "differs"],
+          f"medians of {args.repeats}, back to back in this run (the peer in fp32):")
+    print(tabulate([[r["model"], r["precision"], r["peer"], r["timed"], r["aebench_s"],
+                     r["peer_s"], r["speedup"], r["target"], "yes" if r["meets"] else "no",
+                     r["differs"]] for r in rows],
+                   headers=["model", "aebench precision", "peer", "timed", "aebench s",
+                            "peer s", "speedup", "target", "meets", "differs"],
                    tablefmt="github", floatfmt=".3g"))
     if args.out:
         with open(args.out, "w") as fh:

@@ -84,10 +84,22 @@ def test_peer_python_needs_peers(capsys):
 def test_peers_time_recbole_back_to_back(tmp_path):
     out = tmp_path / "peers.json"
     assert main(["speed", "--peers", "-m", "mult-vae", "ease", "-d", "synthetic-200x300",
-                 "--repeats", "2", "--out", str(out)]) == 0
-    rows = {r["model"]: r for r in json.loads(out.read_text())["rows"]}
-    assert set(rows) == {"mult-vae", "ease"}
-    for r in rows.values():
+                 "--repeats", "2", "--precisions", "fp32", "bf16", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    # an epoch per precision against one peer run; a closed-form fit is float32 only
+    assert [(r["model"], r["precision"]) for r in rows] == [
+        ("ease", "fp32"), ("mult-vae", "fp32"), ("mult-vae", "bf16")]
+    assert rows[1]["peer_runs"] == rows[2]["peer_runs"]
+    for r in rows:
         assert len(r["peer_runs"]) == 2 and r["peer_s"] > 0 and r["aebench_s"] > 0
         assert r["speedup"] == pytest.approx(r["peer_s"] / r["aebench_s"])
-    assert rows["mult-vae"]["peer"].startswith("recbole 1.2.1 MultiVAE")
+    assert rows[1]["peer"].startswith("recbole 1.2.1 MultiVAE")
+
+
+@pytest.mark.skipif(not os.environ.get(peers.ENV), reason=f"needs {peers.ENV}")
+def test_a_relative_peer_python_survives_the_scratch_folder():
+    """The worker runs in a scratch folder, so README's `--peer-python .recbole/bin/python`
+    must be made absolute first (as a link: a venv's python must not be resolved away)."""
+    relative = os.path.relpath(os.environ[peers.ENV])
+    python, why = peers.find_python(relative)
+    assert why == "" and python == os.path.abspath(relative)

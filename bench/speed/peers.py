@@ -88,6 +88,9 @@ def find_python(given: str | None = None) -> tuple[str | None, str]:
     imports recbole. Returns (path or None, why not)."""
     for path, origin in ((given, "--peer-python"), (os.environ.get(ENV), ENV)):
         if path:
+            # the worker runs in a scratch folder: a relative path must not depend on it
+            # (abspath, not resolve: a venv's python is a link that must stay one)
+            path = os.path.abspath(path) if os.sep in path else path
             probe = subprocess.run([path, "-c", "import recbole; print(recbole.__version__)"],
                                    capture_output=True, text=True)
             if probe.returncode:
@@ -146,18 +149,25 @@ def evaluate_peer(model: str, settings: dict, train: sp.spmatrix, valid: sp.spma
                      threads, timeout)
 
 
-def compare(peer: Peer, split, device, python: str, repeats: int, threads: int) -> dict:
-    """The variant's epoch (or fit) on `split`, then its peer's, back to back: medians of
-    `repeats`, the speedup and whether it meets the peer's target."""
+def compare(peer: Peer, split, device, python: str, repeats: int, threads: int,
+            precisions: tuple[str, ...] = ("fp32",)) -> list[dict]:
+    """The variant's epoch (or fit) on `split` in each of `precisions`, then its peer's (in
+    float32: RecBole has no mixed-precision mode), back to back: medians of `repeats`, the
+    speedup and whether it meets the peer's target; one row per precision. A closed-form fit
+    runs in float32 whatever is asked, so it is timed once."""
     import models
     from bench import speed
 
     cfg = models.config(peer.family, split.dataset)
     path = "fit" if peer.timed == "fit" else "batched"
-    ours = speed.measure(peer.family, split, device, (path,), repeats)[0]["epoch_s"]
+    ours = {}
+    for p in precisions if path == "batched" else ("fp32",):
+        row = speed.measure(peer.family, split, device, (path,), repeats, precision=p)[0]
+        ours.setdefault(row["precision"], row["epoch_s"])
     theirs = time_peer(peer, cfg, cfg.view(split.train), python, repeats, threads)
     their_s = statistics.median(theirs["seconds"])
-    return {"model": peer.family, "peer": f"{peer.library} {theirs['recbole']} {peer.model}",
-            "timed": peer.timed, "aebench_s": ours, "peer_s": their_s,
-            "peer_runs": theirs["seconds"], "speedup": their_s / ours, "target": peer.target,
-            "meets": their_s / ours >= peer.target, "differs": peer.differs}
+    return [{"model": peer.family, "precision": p,
+             "peer": f"{peer.library} {theirs['recbole']} {peer.model}", "timed": peer.timed,
+             "aebench_s": s, "peer_s": their_s, "peer_runs": theirs["seconds"],
+             "speedup": their_s / s, "target": peer.target, "meets": their_s / s >= peer.target,
+             "differs": peer.differs} for p, s in ours.items()]
