@@ -294,11 +294,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                      help="also write reproduction.md, the published figures beside the "
                           "folder's (bench/reports/literature.py); with --readme, its README "
                           "block")
-    rep.add_argument("--parity", nargs="+", metavar="DIR",
-                     help="also write parity.md: this folder's low-precision cells against "
-                          "the fp32 cells of DIR... (bench/reports/parity.py), with the epoch "
-                          "ratios of this folder's speed-cpu.json; with --readme, its README "
-                          "block")
+    rep.add_argument("--parity", nargs="*", metavar="DIR",
+                     help="also write parity.md: this folder's bf16 cells against its fp32 "
+                          "cells (bench/reports/parity.py), with the epoch ratios of its "
+                          "speed-cpu.json, and its fp32 cells against those of each DIR (a "
+                          "control); with --readme, its README block")
     return p, subs
 
 
@@ -769,7 +769,7 @@ def _cmd_report(args, sub) -> int:
 
         written += literature.write(records.load(Path(args.dir)), Path(args.dir),
                                     Path(args.readme) if args.readme else None)
-    elif args.parity:  # the low-precision folder: parity.md and README's block of it
+    elif args.parity is not None:  # both precisions' folder: parity.md and README's block
         from bench.reports import parity
 
         written += parity.write(Path(args.dir), [Path(d) for d in args.parity],

@@ -1,20 +1,23 @@
 """Precision parity: does a family lose accuracy when its training loss runs in bfloat16?
 
-Per (family, dataset, split): the default-recipe cells in fp32 (one run folder) and in a low
-precision (another, or the same), paired by (seed, user) over the seeds both hold; the mean
-difference of the family's headline metric (RMSE for a rating model, NDCG@10 for a ranker),
-the Wilcoxon signed-rank test on per-user values, Holm-corrected across the table, and the
-epoch-time ratio of the two precisions measured in one `bench speed` run. Parity holds where
-the low precision is not significantly worse at `alpha` after Holm and the difference is
-within `TOLERANCE`; a family's default may become the low precision only where parity holds
-on every dataset it ran and the low precision is faster by a margin beyond same-run noise
-(`decisions`).
+Per (family, dataset, split): a run folder's default-recipe cells in fp32 and in a low
+precision, run on one machine from the same code, paired by (seed, user) over the seeds both
+hold; the mean difference of the family's headline metric (RMSE for a rating model, NDCG@10
+for a ranker), the Wilcoxon signed-rank test on per-user values, Holm-corrected across the
+table, and the epoch-time ratio of the two precisions measured in one `bench speed` run.
+Parity holds where the low precision is not significantly worse at `alpha` after Holm and the
+difference is within `TOLERANCE`; a family's default may become the low precision only where
+parity holds on every dataset it ran and the low precision is faster by a margin beyond
+same-run noise (`decisions`).
+
+The control applies the same test to two fp32 runs of the same cells (this folder's and
+another folder's, for example the published run on another CPU): what the test calls a
+difference where no precision changed, which is the floor a parity verdict reads against.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,7 @@ from bench.runs import records
 TOLERANCE = 0.002                     # the issue's |difference| bound
 MIN_SPEEDUP = 1.1                     # an epoch this much faster, beyond same-run noise
 START, END = "<!-- parity:start -->", "<!-- parity:end -->"
+Cells = dict[tuple[str, str, str], dict[int, dict]]  # (model, dataset, split) -> seed -> record
 
 
 def precision_of(record: dict) -> str:
@@ -40,62 +44,63 @@ def metric_of(record: dict) -> tuple[str, bool]:
     return ("rmse", False) if rates(record) else ("ndcg@10", True)
 
 
-def cells(recs: list[dict]) -> dict[tuple, dict[str, dict[int, dict]]]:
-    """(model, dataset, split) -> precision -> seed -> record, over the successful
-    default-recipe, batched, not refitted records (the last of a seed wins)."""
-    out: dict[tuple, dict[str, dict[int, dict]]] = {}
+def cells(recs: list[dict], precision: str) -> Cells:
+    """The successful default-recipe, batched, not refitted records run in `precision`, by
+    cell and seed (the last of a seed wins)."""
+    out: Cells = {}
     for r in recs:
         if (r.get("status") != "ok" or r.get("mode") != "batched" or records.refitted(r)
-                or r.get("recipe", {}).get("name", "default") != "default"):
+                or r.get("recipe", {}).get("name", "default") != "default"
+                or precision_of(r) != precision):
             continue
-        key = (r["model"], r["dataset"], r["split"]["name"])
-        out.setdefault(key, {}).setdefault(precision_of(r), {})[r["seed"]] = r
+        out.setdefault((r["model"], r["dataset"], r["split"]["name"]), {})[r["seed"]] = r
     return out
 
 
-def epoch_ratios(speed: dict | None) -> dict[str, dict]:
-    """model -> {fp32 epoch s, low epoch s, speedup} from a `bench speed --precisions fp32
-    bf16 --out` file (the batched path, one run)."""
-    out: dict[str, dict] = {}
-    for row in (speed or {}).get("rows", []):
-        if row.get("path") == "batched":
-            out.setdefault(row["model"], {})[row["precision"]] = row["epoch_s"]
-    return {m: {**v, "speedup": v["fp32"] / v["bf16"]} for m, v in out.items()
-            if "fp32" in v and "bf16" in v}
-
-
-def analyse(recs: list[dict], low: str = "bf16", speed: dict | None = None,
-            alpha: float = stats.ALPHA, tolerance: float = TOLERANCE) -> pd.DataFrame:
-    """One row per (family, dataset, split) holding both precisions on a common seed."""
-    ratios = epoch_ratios(speed)
+def paired_table(a: Cells, b: Cells, alpha: float = stats.ALPHA,
+                 tolerance: float = TOLERANCE) -> pd.DataFrame:
+    """b against a, one row per cell both hold on a common seed: the means, b - a, whether b
+    is worse, the Wilcoxon p over per-user pairs (Holm across the rows) and the verdict."""
     rows = []
-    for (model, dataset, split), by in sorted(cells(recs).items()):
-        if "fp32" not in by or low not in by:
-            continue
-        seeds = sorted(set(by["fp32"]) & set(by[low]))
+    for key in sorted(set(a) & set(b)):
+        seeds = sorted(set(a[key]) & set(b[key]))
         if not seeds:
             continue
-        base = [by["fp32"][s] for s in seeds]
-        other = [by[low][s] for s in seeds]
-        metric, higher = metric_of(base[0])
-        a, b = stats.pooled_pairs(Path("."), other, base, metric)
-        test = stats.paired(a, b)
-        mean32 = float(np.mean([r["metrics"][metric] for r in base]))
-        mean_low = float(np.mean([r["metrics"][metric] for r in other]))
-        diff = mean_low - mean32
-        ratio = ratios.get(model, {})
-        rows.append({"model": model, "dataset": dataset, "split": split, "metric": metric,
-                     "seeds": len(seeds), "fp32": mean32, low: mean_low, "diff": diff,
+        ra, rb = [a[key][s] for s in seeds], [b[key][s] for s in seeds]
+        metric, higher = metric_of(ra[0])
+        test = stats.paired(*stats.pooled_pairs(Path("."), rb, ra, metric))
+        mean_a = float(np.mean([r["metrics"][metric] for r in ra]))
+        mean_b = float(np.mean([r["metrics"][metric] for r in rb]))
+        diff = mean_b - mean_a
+        rows.append({"model": key[0], "dataset": key[1], "split": key[2], "metric": metric,
+                     "seeds": len(seeds), "a": mean_a, "b": mean_b, "diff": diff,
                      "worse": diff < 0 if higher else diff > 0, "pairs": test["n"],
-                     "wilcoxon_p": test["wilcoxon_p"],
-                     "epoch_fp32_s": ratio.get("fp32"), f"epoch_{low}_s": ratio.get(low),
-                     "speedup": ratio.get("speedup")})
+                     "wilcoxon_p": test["wilcoxon_p"]})
     table = pd.DataFrame(rows)
     if table.empty:
         return table
     table["wilcoxon_p_holm"] = stats.holm(table["wilcoxon_p"])
     table["significant_loss"] = table["worse"] & (table["wilcoxon_p_holm"] < alpha)
     table["parity"] = ~table["significant_loss"] & (table["diff"].abs() <= tolerance)
+    return table
+
+
+def epoch_ratios(speed: dict | None, low: str = "bf16") -> dict[str, float]:
+    """model -> fp32 / `low` epoch seconds of the batched path, from one `bench speed
+    --precisions fp32 LOW --out` file."""
+    seconds: dict[str, dict] = {}
+    for row in (speed or {}).get("rows", []):
+        if row.get("path") == "batched":
+            seconds.setdefault(row["model"], {})[row["precision"]] = row["epoch_s"]
+    return {m: v["fp32"] / v[low] for m, v in seconds.items() if "fp32" in v and low in v}
+
+
+def analyse(recs: list[dict], low: str = "bf16", speed: dict | None = None,
+            alpha: float = stats.ALPHA, tolerance: float = TOLERANCE) -> pd.DataFrame:
+    """`low` against fp32 over `recs` (one folder's records), with the epoch speedups."""
+    table = paired_table(cells(recs, "fp32"), cells(recs, low), alpha, tolerance)
+    if not table.empty:
+        table["speedup"] = table["model"].map(epoch_ratios(speed, low)).astype(float)
     return table
 
 
@@ -111,47 +116,78 @@ def decisions(table: pd.DataFrame, low: str = "bf16") -> dict[str, str]:
 
 
 def _f(value, spec: str = ".4f") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return format(value, spec)
+    return "—" if value is None or pd.isna(value) else format(value, spec)
+
+
+def _verdict(r, tolerance: float) -> str:
+    if r["parity"]:
+        return "yes"
+    return "no: significant loss" if r["significant_loss"] else f"no: |difference| > {tolerance:g}"
+
+
+def _p(p) -> str:
+    return "<0.0001" if p < 1e-4 else _f(p)
 
 
 def markdown(table: pd.DataFrame, low: str = "bf16", tolerance: float = TOLERANCE) -> str:
     if table.empty:
         return f"No family holds both fp32 and {low} cells on a common seed yet."
     chosen = decisions(table, low)
-    body = tabulate(
+    return tabulate(
         [[r["model"], f"{r['dataset']} {r['split']}",
-          "RMSE" if r["metric"] == "rmse" else "NDCG@10", r["seeds"], _f(r["fp32"]),
-          _f(r[low]), f"{r['diff']:+.4f}",
-          "<0.0001" if r["wilcoxon_p_holm"] < 1e-4 else _f(r["wilcoxon_p_holm"]),
-          "yes" if r["parity"] else ("no: significant loss" if r["significant_loss"]
-                                     else f"no: |difference| > {tolerance:g}"),
+          "RMSE" if r["metric"] == "rmse" else "NDCG@10", r["seeds"], _f(r["a"]), _f(r["b"]),
+          f"{r['diff']:+.4f}", _p(r["wilcoxon_p_holm"]), _verdict(r, tolerance),
           "—" if pd.isna(r["speedup"]) else f"{r['speedup']:.2f}x", chosen[r["model"]]]
          for _, r in table.iterrows()],
         headers=["model", "dataset", "metric", "seeds", "fp32", low, f"{low} - fp32",
                  "p Wilcoxon (Holm)", "parity", f"epoch speedup in {low}", "default"],
         tablefmt="github", disable_numparse=True)
-    return body
 
 
-def write(run_dir: Path, base_dirs: list[Path], low: str = "bf16",
+def control_markdown(table: pd.DataFrame, tolerance: float = TOLERANCE) -> str:
+    """The same test on two fp32 runs: 'parity' here is what the criterion says where only
+    the machine (and so the floating-point trajectory) changed."""
+    if table.empty:
+        return "No cell holds fp32 records in both folders on a common seed."
+    return tabulate(
+        [[r["model"], f"{r['dataset']} {r['split']}",
+          "RMSE" if r["metric"] == "rmse" else "NDCG@10", r["seeds"], _f(r["a"]), _f(r["b"]),
+          f"{r['diff']:+.4f}", _p(r["wilcoxon_p_holm"]), _verdict(r, tolerance)]
+         for _, r in table.iterrows()],
+        headers=["model", "dataset", "metric", "seeds", "fp32 there", "fp32 here",
+                 "here - there", "p Wilcoxon (Holm)", "passes the parity criterion"],
+        tablefmt="github", disable_numparse=True)
+
+
+def _load(folder: Path) -> list[dict]:
+    return [{**r, "_dir": str(folder)} for r in records.load(folder)]
+
+
+def write(run_dir: Path, control_dirs: list[Path] = (), low: str = "bf16",
           readme: Path | None = None) -> list[Path]:
-    """`run_dir/parity.md` from the records of `run_dir` and `base_dirs` (each read from its
-    own folder) and `run_dir/speed-cpu.json` where it exists; with `readme`, its block."""
-    recs = [{**r, "_dir": str(d)} for d in (run_dir, *base_dirs) for r in records.load(d)]
+    """`run_dir/parity.md`: its `low` cells against its fp32 cells, with the epoch ratios of
+    `run_dir/speed-cpu.json` where it exists, and its fp32 cells against those of
+    `control_dirs`; with `readme`, the main table as its block."""
+    recs = _load(run_dir)
     speed_file = run_dir / "speed-cpu.json"
     speed = json.loads(speed_file.read_text()) if speed_file.is_file() else None
     body = markdown(analyse(recs, low, speed), low)
+    text = (f"# Precision parity: {low} against fp32\n\n"
+            f"Both precisions ran from the same code on one machine. Parity: no significant "
+            f"loss (Wilcoxon on per-user values paired by seed and user, Holm across the "
+            f"table, 0.05) and |difference| <= {TOLERANCE:g}. Epoch speedup: fp32 / {low} "
+            f"epoch seconds of the batched path in one `bench speed` run (speed-cpu.json). "
+            f"Default: {low} only where parity holds on every dataset and {low}'s epoch is at "
+            f"least {MIN_SPEEDUP:g}x faster.\n\n{body}\n")
+    for folder in control_dirs:
+        control = paired_table(cells(_load(folder), "fp32"), cells(recs, "fp32"))
+        text += (f"\n## Control: this folder's fp32 against {folder}'s fp32\n\n"
+                 f"The same test where no precision changed (the same variants, splits and "
+                 f"seeds; another run, machine or commit): how often it calls two fp32 "
+                 f"trainings different, and whether they would pass the parity "
+                 f"criterion.\n\n{control_markdown(control)}\n")
     out = run_dir / "parity.md"
-    out.write_text(f"# Precision parity: {low} against fp32\n\n"
-                   f"Parity: no significant loss (Wilcoxon on per-user values paired by seed "
-                   f"and user, Holm across the table, 0.05) and |difference| <= {TOLERANCE}. "
-                   f"Epoch speedup: fp32 / {low} epoch seconds of the batched path, one "
-                   f"`bench speed` run (speed-cpu.json). Default: {low} only where parity "
-                   f"holds on every dataset and {low}'s epoch is at least {MIN_SPEEDUP:g}x "
-                   f"faster.\n\n" + body + "\n",
-                   encoding="utf-8")
+    out.write_text(text, encoding="utf-8")
     written = [out]
     if readme is not None:
         from bench.reports.report import replace_block
