@@ -881,7 +881,6 @@ def _speed_peers(args, names, split, device) -> int:
     import json
 
     import torch
-    from tabulate import tabulate
 
     from bench.runs import records
     from bench.speed import peers as peer_lib
@@ -904,12 +903,7 @@ def _speed_peers(args, names, split, device) -> int:
               + f", {done[0]['peer']} {done[0]['peer_s']:.3g} s", flush=True)
     print(f"{split.dataset} {split.name}, {records.device_name(device)}, {threads} threads, "
           f"medians of {args.repeats}, back to back in this run (the peer in fp32):")
-    print(tabulate([[r["model"], r["precision"], r["peer"], r["timed"], r["aebench_s"],
-                     r["peer_s"], r["speedup"], r["target"], "yes" if r["meets"] else "no",
-                     r["differs"]] for r in rows],
-                   headers=["model", "aebench precision", "peer", "timed", "aebench s",
-                            "peer s", "speedup", "target", "meets", "differs"],
-                   tablefmt="github", floatfmt=".3g"))
+    print(peer_lib.markdown(rows))
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"dataset": split.dataset, "split": split.describe(), "threads": threads,

@@ -167,7 +167,8 @@ def write(run_dir: Path, control_dirs: list[Path] = (), low: str = "bf16",
           readme: Path | None = None) -> list[Path]:
     """`run_dir/parity.md`: its `low` cells against its fp32 cells, with the epoch ratios of
     `run_dir/speed-cpu.json` where it exists, and its fp32 cells against those of
-    `control_dirs`; with `readme`, the main table as its block."""
+    `control_dirs`; with `readme`, the main table as its block, and the table of
+    `run_dir/speed-cpu-peers.json` (the same machine's peers) where it exists as its."""
     recs = _load(run_dir)
     speed_file = run_dir / "speed-cpu.json"
     speed = json.loads(speed_file.read_text()) if speed_file.is_file() else None
@@ -191,8 +192,13 @@ def write(run_dir: Path, control_dirs: list[Path] = (), low: str = "bf16",
     written = [out]
     if readme is not None:
         from bench.reports.report import replace_block
+        from bench.speed import peers
 
-        readme.write_text(replace_block(readme.read_text(encoding="utf-8"), START, END, body),
-                          encoding="utf-8")
+        text = replace_block(readme.read_text(encoding="utf-8"), START, END, body)
+        peers_file = run_dir / "speed-cpu-peers.json"
+        if peers_file.is_file():  # the same machine's peers, in both precisions
+            text = replace_block(text, peers.START, peers.END, peers.markdown(
+                json.loads(peers_file.read_text())["rows"]))
+        readme.write_text(text, encoding="utf-8")
         written.append(readme)
     return written

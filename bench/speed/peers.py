@@ -32,6 +32,7 @@ import scipy.sparse as sp
 
 ENV = "BENCH_RECBOLE_PYTHON"
 WORKER = Path(__file__).with_name("recbole_peer.py")
+START, END = "<!-- peers:start -->", "<!-- peers:end -->"  # README's block of a peers file
 BUILD = ('python3 -m venv .recbole && .recbole/bin/pip install torch==2.13.0 recbole==1.2.1 '
          '"numpy<2"')
 
@@ -171,3 +172,18 @@ def compare(peer: Peer, split, device, python: str, repeats: int, threads: int,
              "aebench_s": s, "peer_s": their_s, "peer_runs": theirs["seconds"],
              "speedup": their_s / s, "target": peer.target, "meets": their_s / s >= peer.target,
              "differs": peer.differs} for p, s in ours.items()]
+
+
+def markdown(rows: list[dict]) -> str:
+    """The table of `compare`'s rows (what `speed --peers` prints, and README's block of a
+    `speed --peers --out` file)."""
+    from tabulate import tabulate
+
+    return tabulate([[f"`{r['model']}`", r.get("precision", "fp32"), r["timed"],
+                      f"{r['aebench_s']:.3g}", f"{r['peer_s']:.3g}", f"{r['speedup']:.2f}x",
+                      f"{r['target']:g}x", "yes" if r["meets"] else "no", r["differs"] or "—"]
+                     for r in rows],
+                    headers=["family", "aebench precision", "timed", "aebench s",
+                             f"{rows[0]['peer'].rsplit(' ', 1)[0] if rows else 'peer'} s",
+                             "speedup", "target", "meets", "what still differs"],
+                    tablefmt="github", disable_numparse=True)
