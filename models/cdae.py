@@ -54,8 +54,12 @@ def sample_negatives(pattern: CSRBatch, per_row: torch.Tensor,
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Uniform draws, with replacement, of `per_row[r]` columns for each row r of `pattern`
     from the columns that row has no entry in (rows with none free get no draw). Returns
-    (rows, cols) of the draws. Exact, without rejection: every row's free columns are listed
-    in order once per batch, and a draw j in [0, free_r) picks the j-th of them."""
+    (rows, cols) of the draws. Exact, without rejection: a draw j in [0, free_r) picks the
+    j-th free column of row r. Since o_i - i free columns precede a row's i-th entry o_i
+    (columns sorted within the row, as the engines lay them out), that column is j plus the
+    number of entries with o_i - i <= j: a cumulative count over a rows x (n + 1) table of
+    int32, read once per draw. (Listing every row's free columns with `nonzero` and `% n`
+    took twice as long: half of a CDAE epoch on ML-1M.)"""
     crow, cols, n = pattern.crow, pattern.cols, pattern.n_cols
     dev = cols.device
     counts = crow.diff()
@@ -63,14 +67,16 @@ def sample_negatives(pattern: CSRBatch, per_row: torch.Tensor,
     per_row = torch.where(free > 0, per_row, torch.zeros_like(per_row))
     b = torch.arange(counts.numel(), device=dev)
     rows = torch.repeat_interleave(b, per_row)
-    observed = torch.zeros(counts.numel() * n, dtype=torch.bool, device=dev)
-    observed[torch.repeat_interleave(b, counts, output_size=cols.numel()) * n + cols] = True
-    free_cols = torch.nonzero(~observed).squeeze(1) % n  # row-major: each row's free, in order
-    start = torch.cumsum(free, 0) - free
     free_r = free.index_select(0, rows)
     j = (torch.rand(rows.numel(), device=dev, generator=generator) * free_r).long()
     j = torch.minimum(j, free_r - 1)
-    return rows, free_cols.index_select(0, start.index_select(0, rows) + j)
+    entry_rows = torch.repeat_interleave(b, counts, output_size=cols.numel())
+    within = torch.arange(cols.numel(), device=dev) - crow[:-1].index_select(0, entry_rows)
+    table = torch.zeros(counts.numel() * (n + 1), dtype=torch.int32, device=dev)
+    table.index_put_((entry_rows * (n + 1) + cols - within,),
+                     torch.ones(cols.numel(), dtype=torch.int32, device=dev), accumulate=True)
+    table = table.view(-1, n + 1).cumsum(1, dtype=torch.int32).view(-1)
+    return rows, j + table.index_select(0, rows * (n + 1) + j)
 
 
 class CDAE(Recommender):

@@ -194,6 +194,35 @@ def test_negatives_never_come_from_observed_items_and_are_uniform():
     assert chi2 < 3 * (len(free) - 1)  # uniform over the free items (df = free - 1)
 
 
+def test_negatives_are_the_draws_of_listing_each_rows_free_columns():
+    """The cumulative-count lookup picks exactly the column that listing a row's free columns
+    in order and taking the j-th would, draw for draw (same generator, same draws)."""
+    def listed(pattern, per_row, generator):
+        crow, cols, n = pattern.crow, pattern.cols, pattern.n_cols
+        counts = crow.diff()
+        free = n - counts
+        per_row = torch.where(free > 0, per_row, torch.zeros_like(per_row))
+        rows = torch.repeat_interleave(torch.arange(counts.numel()), per_row)
+        mask = torch.ones(counts.numel(), n, dtype=torch.bool)
+        mask[torch.repeat_interleave(torch.arange(counts.numel()), counts), cols] = False
+        free_cols = [mask[r].nonzero().squeeze(1) for r in range(counts.numel())]
+        free_r = free[rows]
+        j = torch.minimum((torch.rand(rows.numel(), generator=generator) * free_r).long(),
+                          free_r - 1)
+        return rows, torch.stack([free_cols[r][k] for r, k in zip(rows.tolist(), j.tolist())])
+
+    for trial, (users, items) in enumerate([(40, 25), (64, 300), (3, 1), (7, 2)] * 2):
+        g = torch.Generator().manual_seed(trial)
+        dense = torch.rand(users, items, generator=g) < torch.rand(users, 1, generator=g)
+        dense[0], dense[-1] = True, False  # a row with nothing free, a row with no entry
+        csr = dense.float().to_sparse_csr()
+        pattern = CSRBatch(csr.crow_indices(), csr.col_indices(), items)
+        per_row = 3 * csr.crow_indices().diff() + 1
+        want = listed(pattern, per_row, torch.Generator().manual_seed(trial))
+        got = sample_negatives(pattern, per_row, torch.Generator().manual_seed(trial))
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), trial
+
+
 def test_cdae_loss_uses_the_users_own_input_node(split):
     torch.manual_seed(0)
     model, cfg = models.create("cdae", split.n_users, split.n_items, hidden=4, corruption=0.0)

@@ -8,7 +8,7 @@ import math
 import pytest
 
 import models
-from bench.reports import literature, report, verdict
+from bench.reports import literature, parity, report, verdict
 from bench.runs import records
 from tests.conftest import ROOT
 
@@ -17,6 +17,7 @@ PUBLISHED, TUNED, TUNING = RESULTS / "published", RESULTS / "published-tuned", R
 REFERENCE = RESULTS / "reference-per-user"
 REPRODUCTION = RESULTS / "reproduction"
 HELDOUT = RESULTS / "heldout-users"
+PRECISION = RESULTS / "precision"
 SEEDS = set(range(5))
 DATASETS = ("ml-100k", "ml-1m")
 # Equal tuning budget per dataset (the issue's minimum: 30 trials per variant on ml-100k u1, 10
@@ -284,6 +285,8 @@ PROTOCOL_GRIDS = {
         lambda r: records.refitted(r) and r["dataset"] == "ml-1m",
     "reproduction/experiment-refit-u1.toml":
         lambda r: records.refitted(r) and r["dataset"] == "ml-100k",
+    "precision/experiment.toml": lambda r: parity.precision_of(r) == "bf16",
+    "precision/experiment-fp32.toml": lambda r: parity.precision_of(r) == "fp32",
 }
 PROTOCOL_UNPUBLISHED: dict[str, set] = {}
 
@@ -315,3 +318,22 @@ def test_the_budget_grid_is_one_seed_of_every_variant_and_its_budget_is_generate
     grids = records.load_grids(folder)
     assert [g["argv"][:2] for g in grids] == [["run", "--all"]] and grids[0]["failed"] == 0
     assert (folder / "budget.md").read_text(encoding="utf-8") == budget.markdown(recs, grids)
+
+
+def test_readme_parity_and_peers_tables_match_the_precision_folder(readme):
+    """The parity study (both precisions from one machine) and the same machine's peers."""
+    from bench.speed import peers
+
+    recs = [{**r, "_dir": str(PRECISION)} for r in _load(PRECISION)]
+    speed = json.loads((PRECISION / "speed-cpu.json").read_text())
+    want = parity.markdown(parity.analyse(recs, "bf16", speed))
+    regenerate = ("regenerate with `python -m bench report results/precision --parity "
+                  "results/published --readme README.md`")
+    assert report.block(readme, parity.START, parity.END) == want.strip(), regenerate
+    assert (PRECISION / "parity.md").read_text(encoding="utf-8").count(want.strip()) == 1
+    rows = json.loads((PRECISION / "speed-cpu-peers.json").read_text())["rows"]
+    assert report.block(readme, peers.START, peers.END) == peers.markdown(rows).strip(), \
+        regenerate
+    for r in recs:  # every cell of the study finished, from a committed state
+        assert r["status"] == "ok" and committed(r), (r["model"], r.get("error"))
+        assert r["precision"]["loss"] == parity.precision_of(r)  # its loss ran in it
