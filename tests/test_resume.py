@@ -75,3 +75,34 @@ def test_a_torn_last_line_is_skipped_and_closed(tmp_path):
         fh.write("not json\n")
     with pytest.raises(ValueError, match=r"runs.jsonl:3: not a JSON record"):
         records.load(path)
+
+
+def _append_when_ready(path, record, ready):
+    ready.set()
+    records.append(path, record)
+
+
+def test_a_writer_waits_for_a_record_in_flight(tmp_path):
+    """Two grids appending to one runs.jsonl (the two halves of a study): a writer that finds
+    another's record half written waits for it instead of taking it for a line cut by a
+    killed run and dropping it."""
+    import fcntl
+    import multiprocessing
+
+    path = tmp_path / "runs.jsonl"
+    records.append(path, {"a": 1})
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    with open(path, "ab") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # the other writer, mid-record
+        fh.write(b'{"b": 2')
+        fh.flush()
+        writer = ctx.Process(target=_append_when_ready, args=(path, {"c": 3}, ready))
+        writer.start()
+        assert ready.wait(60)
+        writer.join(1.0)
+        assert writer.is_alive(), "the writer did not wait for the record in flight"
+        fh.write(b"}\n")
+    writer.join(60)
+    assert writer.exitcode == 0
+    assert records.load(path) == [{"a": 1}, {"b": 2}, {"c": 3}]

@@ -96,18 +96,31 @@ def _clean(value):
 def append(path: Path, record: dict) -> None:
     """Append one record and flush it to disk, so an interrupted grid keeps finished runs. A
     last line cut short by a killed writer (no newline) is a lost record: it is dropped
-    first, so that it cannot run into this one."""
+    first, so that it cannot run into this one. The check and the append hold an exclusive
+    lock on the file, so that two grids writing one folder (the two halves of a study, run
+    side by side) never take each other's record in flight for a cut one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_file() and path.stat().st_size:
-        with open(path, "r+b") as fh:
+    line = (json.dumps(_clean(record), sort_keys=True) + "\n").encode("utf-8")
+    with open(path, "a+b") as fh:
+        _lock(fh)
+        fh.seek(0, 2)
+        if fh.tell():
             fh.seek(-1, 2)
             if fh.read(1) != b"\n":  # rare: only then read the file to find the cut
                 fh.seek(0)
                 fh.truncate(fh.read().rfind(b"\n") + 1)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(_clean(record), sort_keys=True) + "\n")
+        fh.write(line)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _lock(fh) -> None:
+    """An exclusive lock on an open file until it is closed (POSIX; elsewhere none)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
 
 
 def load(path: Path) -> list[dict]:
