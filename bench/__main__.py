@@ -103,7 +103,7 @@ def _plugin_option(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     from bench.engines.batched import EngineOptions  # noqa: F401 (presets named below)
-    from bench.engines.precision import PRECISIONS
+    from bench.engines.precision import AUTO, PRECISIONS
     from bench.speed import PATHS
 
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
@@ -154,10 +154,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                      help="skip the cells whose ok record is already in --out's runs.jsonl")
     run.add_argument("--recipes", help="tuned recipes (a tuning folder's recipes.json): "
                                        "cells with one use it, the rest their defaults")
-    run.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+    run.add_argument("--precision", default=AUTO, choices=[AUTO, *PRECISIONS],
                      help="bf16: autocast of the dense products (CPU and CUDA), tf32: CUDA's "
                           "TF32 matmuls; float32 master weights, reductions and metrics, and "
-                          "float32 wherever a family keeps it (default fp32)")
+                          "float32 wherever a family keeps it. auto (the default): each "
+                          "variant's registered precision where the device has it natively "
+                          "(bf16 where a parity study found no loss), fp32 elsewhere")
     run.add_argument("--refit", action="store_true",
                      help="select the epochs on the validation carving, then train again on "
                           "all training ratings for that many epochs before the test set")
@@ -189,7 +191,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     tune.add_argument("--resume", action="store_true",
                       help="continue the studies in the storage up to --trials each")
     tune.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    tune.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+    tune.add_argument("--precision", default=AUTO, choices=[AUTO, *PRECISIONS],
                       help="as run's: every trial trains and scores in it")
     tune.add_argument("--valid-fraction", type=float_in(0.0, 1.0, low_open=True),
                       default=0.05, help="validation share of the training ratings")
@@ -378,6 +380,8 @@ def _check_precision(sub: argparse.ArgumentParser, option: str, precision: str,
     """Refuse a precision the device lacks (exit 2), and warn where bf16 is emulated."""
     from bench.engines import precision as prec
 
+    if precision == prec.AUTO:  # never a precision the device lacks or emulates
+        return
     try:
         prec.check(precision, device)
     except ValueError as exc:
@@ -453,7 +457,7 @@ def _cmd_run(args, sub) -> int:
                  refit=args.refit, refit_from=args.refit_from, precision=args.precision)
     for device in devices:
         _check_precision(sub, "--precision", args.precision, device)
-    if args.precision != "fp32" and args.mode == "per-user":
+    if args.precision not in ("fp32", "auto") and args.mode == "per-user":
         sub.error("argument --precision: per-user mode runs the classic float32 kernels")
     if args.refit_from and not args.refit:
         sub.error("argument --refit-from: it gives --refit its selections; add --refit")
@@ -629,6 +633,7 @@ def _cmd_tune(args, sub) -> int:
 
     import datasets
     import models
+    from bench.engines.precision import resolve
     from bench.runs import tune
     from bench.runs.runner import RunConfig, shared_cache
 
@@ -673,7 +678,8 @@ def _cmd_tune(args, sub) -> int:
                                  eval_every=args.eval_every, patience=args.patience,
                                  data_dir=args.data_dir, plugins=tuple(args.plugins),
                                  dataset_file=datasets.registered(dataset),
-                                 precision=args.precision)
+                                 precision=resolve(args.precision, models.get(model).precision,
+                                                   args.device))
                 if not _applicable([cell], shared_cache(args.data_dir)):
                     continue
                 try:

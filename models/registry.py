@@ -23,6 +23,7 @@ from typing import Any
 from .base import ModelConfig, Recommender, Space
 
 KINDS = ("autoencoder", "reference")
+PRECISIONS = ("fp32", "bf16", "tf32")  # as bench.engines.precision (models/ imports no bench)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Variant:
     space: Space = Space()      # what `bench tune` searches, and why
     plugin: str | None = None   # the plugin that registered it (`models.plugins`); None: built in
     datasets: dict = dataclasses.field(default_factory=dict)  # dataset -> default overrides
+    precision: str = "fp32"     # what `--precision auto` runs it in where the device has it
 
 
 _REGISTRY: dict[str, Variant] = {}
@@ -62,14 +64,23 @@ def registering_for(plugin: str):
 
 def register(name: str, build: Callable[[int, int, Any], Recommender], config: ModelConfig,
              source: str, kind: str = "autoencoder", space: Space | None = None,
-             datasets: dict[str, dict[str, Any]] | None = None) -> Variant:
+             datasets: dict[str, dict[str, Any]] | None = None,
+             precision: str = "fp32") -> Variant:
     """Add a variant. `datasets`: a default recipe's overrides on a named dataset, where the
     variant's source published one recipe per dataset (applied to that dataset's default
-    cells; tuning starts from them)."""
+    cells; tuning starts from them). `precision`: what its cells run in under `--precision
+    auto` where the device multiplies that precision natively (fp32 elsewhere); a low one
+    only where a parity study found no loss (results/precision/parity.md)."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} unknown; choose from {', '.join(KINDS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"{name}: precision {precision!r} unknown; choose from "
+                         f"{', '.join(PRECISIONS)}")
+    if precision != "fp32" and "loss" not in config.low_precision:
+        raise ValueError(f"{name}: precision {precision!r} for a family whose loss keeps "
+                         f"float32 (low_precision {config.low_precision})")
     config.validate()
     space = space or Space()
     for key in space.params:  # every searched key must be a valid override
@@ -81,7 +92,8 @@ def register(name: str, build: Callable[[int, int, Any], Recommender], config: M
             raise KeyError(f"{name}: search-space key {key!r} is not an option of its config")
     for values in (datasets or {}).values():
         override(config, **values)  # each dataset's default must be a valid config
-    variant = Variant(name, build, config, source, kind, space, _ORIGIN[-1], dict(datasets or {}))
+    variant = Variant(name, build, config, source, kind, space, _ORIGIN[-1], dict(datasets or {}),
+                      precision)
     _REGISTRY[name] = variant
     return variant
 

@@ -1,6 +1,7 @@
 """Mixed precision: bf16 autocast of the dense products where a family allows it, float32
 master weights, reductions and scores, and float32 where a family keeps it."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -88,7 +89,7 @@ def test_records_carry_the_precision_and_tables_keep_them_apart(tmp_path):
     out = tmp_path / "run"
     argv = ["run", "-m", "mult-dae", "ease", "-d", "synthetic", "--epochs", "3", "--out",
             str(out)]
-    assert main(argv) == 0
+    assert main(argv + ["--precision", "fp32"]) == 0
     assert main(argv + ["--precision", "bf16", "--resume"]) == 0  # other cells: both run
     recs = records.load(out)
     got = {(r["model"], r["run_config"]["precision"]): r["precision"] for r in recs}
@@ -97,8 +98,45 @@ def test_records_carry_the_precision_and_tables_keep_them_apart(tmp_path):
                    ("mult-dae", "bf16"): {"loss": "bf16", "score": "bf16"},
                    ("ease", "bf16"): {"loss": "fp32", "score": "bf16"}}  # its fit: float32
     tables = (out / "tables.md").read_text()
-    assert "(cpu, batched, default recipes, bf16)" in tables
-    assert "(cpu, batched, default recipes)" in tables
+    # one table of the default recipes, a row per (variant, precision) that says which
+    assert "| mult-dae@bf16 " in tables and "| mult-dae " in tables and "| ease@bf16 " in tables
+    assert "bf16)" not in tables
+
+
+def test_auto_runs_each_variant_in_its_own_precision_where_the_device_has_it(monkeypatch):
+    """`--precision auto` (the default): a variant registered with bf16 runs in it where the
+    CPU multiplies bf16 natively, and in fp32 where bf16 is emulated or the mode is per-user;
+    an asked precision is what runs."""
+    from bench.engines import precision as prec
+    from bench.runs.runner import grid
+
+    registry = models.registry._REGISTRY
+    monkeypatch.setitem(registry, "mult-dae",
+                        dataclasses.replace(registry["mult-dae"], precision="bf16"))
+    for native in (True, False):
+        monkeypatch.setattr(prec, "native_bf16", lambda device, n=native: n)
+        cells = {c.model: c.precision
+                 for c in grid(["mult-dae", "mult-vae", "ease"], ["synthetic"], ["cpu"],
+                               precision="auto")}
+        assert cells == {"mult-dae": "bf16" if native else "fp32", "mult-vae": "fp32",
+                         "ease": "fp32"}
+        assert {c.precision for c in grid(["mult-dae"], ["synthetic"], ["cpu"],
+                                          precision="fp32")} == {"fp32"}
+    monkeypatch.setattr(prec, "native_bf16", lambda device: True)
+    assert prec.resolve("auto", "bf16", "cpu", mode="per-user") == "fp32"
+    assert prec.resolve("auto", "tf32", "cpu") == "fp32"  # TF32 is CUDA's
+    assert prec.resolve("bf16", "fp32", "cpu") == "bf16"
+
+
+def test_a_low_default_precision_needs_a_loss_that_may_run_low():
+    cfg = models.config("sparse-fc")  # L-BFGS: its loss keeps float32
+    with pytest.raises(ValueError, match="loss keeps float32"):
+        models.register("sparse-fc-bf16", models.get("sparse-fc").build, cfg, "test",
+                        precision="bf16")
+    with pytest.raises(ValueError, match="precision 'fp16' unknown"):
+        models.register("mult-dae-fp16", models.get("mult-dae").build,
+                        models.config("mult-dae"), "test", precision="fp16")
+    assert "sparse-fc-bf16" not in models.list() and "mult-dae-fp16" not in models.list()
 
 
 @pytest.mark.parametrize("argv, message", [

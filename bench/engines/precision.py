@@ -17,6 +17,7 @@ import contextlib
 import torch
 
 PRECISIONS = ("fp32", "bf16", "tf32")
+AUTO = "auto"  # each variant's registered precision where the device has it natively
 PARTS = ("loss", "score")  # what a family may run in low precision: training loss, scoring
 
 
@@ -36,6 +37,18 @@ def warning(precision: str, device: torch.device | str) -> str | None:
         return ("this CPU has no native bfloat16 matmul (no AVX-512 BF16 or AMX, by oneDNN): "
                 "bf16 products run emulated, slower than fp32")
     return None
+
+
+def resolve(asked: str, variant: str, device: torch.device | str, mode: str = "batched") -> str:
+    """The precision a cell runs in: `asked`, or under `auto` the variant's registered one
+    (`models.registry.Variant.precision`) where the device multiplies it natively (bf16 on
+    CUDA or a CPU with AVX-512 BF16 / AMX; tf32 on CUDA) and the mode allows it (per-user
+    mode runs float32 kernels), else fp32. `auto` never picks an emulated precision."""
+    if asked != AUTO:
+        return asked
+    device = torch.device(device)
+    native = {"fp32": True, "bf16": native_bf16(device), "tf32": device.type == "cuda"}
+    return variant if native[variant] and mode == "batched" else "fp32"
 
 
 def check(precision: str, device: torch.device | str) -> None:

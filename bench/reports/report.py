@@ -62,12 +62,19 @@ def recipe_name(record: dict) -> str:
 
 
 def label(record: dict) -> str:
-    """The label a table keys on (`records.recipe_label`: tables never mix refitted cells or
-    precisions), where an experiment file's `custom` recipe stands beside the defaults."""
-    run = record.get("run_config", {})
+    """The label a table keys on (`records.recipe_label`: tables never mix refitted cells),
+    where an experiment file's `custom` recipe stands beside the defaults. Precisions share a
+    table but never a row (`row_name`)."""
     recipe = recipe_name(record)
     return records.recipe_label("default" if recipe == "custom" else recipe,
-                                records.refitted(record), run.get("precision", "fp32"))
+                                records.refitted(record))
+
+
+def row_name(record: dict) -> str:
+    """A table row: the variant, with `@precision` where it did not run in fp32 (a bf16 cell,
+    asked for or its variant's own under `--precision auto`, says so in every table)."""
+    low = record.get("run_config", {}).get("precision", "fp32")
+    return record["model"] + ("" if low == "fp32" else f"@{low}")
 
 
 def tunable(model: str) -> bool:
@@ -92,11 +99,11 @@ def groups(recs: list[dict]) -> dict[tuple, dict[str, list[dict]]]:
         if key[-1] == "default" and not tunable(r["model"]):
             fixed.append((key, r))
             continue
-        out.setdefault(key, {}).setdefault(r["model"], {})[r["seed"]] = r
+        out.setdefault(key, {}).setdefault(row_name(r), {})[r["seed"]] = r
     for key, r in fixed:
         tables = [k for k in out if k[:-1] == key[:-1]] or [key]
         for k in tables:
-            out.setdefault(k, {}).setdefault(r["model"], {})[r["seed"]] = r
+            out.setdefault(k, {}).setdefault(row_name(r), {})[r["seed"]] = r
     return {k: {m: [seeds[s] for s in sorted(seeds)] for m, seeds in sorted(v.items())}
             for k, v in sorted(out.items())}
 
@@ -162,9 +169,8 @@ def plugin_note(record: dict) -> str:
 
 def title(key: tuple, spec: dict) -> str:
     dataset, split, device, mode, recipe = key
-    recipe, _, low = recipe.partition("@")
     recipe, plus, _ = recipe.partition("+")
-    how = (", refitted on all training ratings" if plus else "") + (f", {low}" if low else "")
+    how = ", refitted on all training ratings" if plus else ""
     return f"{spec['title']}: {dataset} {split} ({device}, {mode}, {recipe} recipes{how})"
 
 

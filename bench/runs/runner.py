@@ -437,12 +437,16 @@ def cell_name(record: dict) -> str:
 
 
 def grid(model_patterns, dataset_names, devices, seeds=(0,), **common) -> list[RunConfig]:
-    """Every cell: datasets x seeds x models x devices, in that order."""
+    """Every cell: datasets x seeds x models x devices, in that order. A `precision` of
+    `auto` becomes each variant's own on each device (`precision.resolve`)."""
     names = models.list(model_patterns)
     if not names:
         raise KeyError(f"no registered model matches {model_patterns}; "
                        f"registered: {', '.join(models.list())}")
-    return [RunConfig(model=m, dataset=d, device=dev, seed=s, **common)
+    asked = common.pop("precision", "fp32")
+    mode = common.get("mode", "batched")
+    return [RunConfig(model=m, dataset=d, device=dev, seed=s, **common,
+                      precision=precision.resolve(asked, models.get(m).precision, dev, mode))
             for d, s, m, dev in itertools.product(dataset_names, seeds, names, devices)]
 
 
