@@ -28,7 +28,9 @@ from bench.evaluation import stats
 from bench.runs import records
 
 TOLERANCE = 0.002                     # the issue's |difference| bound
-MIN_SPEEDUP = 1.1                     # an epoch this much faster, beyond same-run noise
+# An epoch this much faster is a gain beyond noise: two `bench speed` runs of the same code
+# on the parity machine read autorec-i's fp32 / bf16 ratio 1.14x and 0.99x.
+MIN_SPEEDUP = 1.25
 START, END = "<!-- parity:start -->", "<!-- parity:end -->"
 Cells = dict[tuple[str, str, str], dict[int, dict]]  # (model, dataset, split) -> seed -> record
 
