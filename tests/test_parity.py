@@ -88,9 +88,9 @@ def test_a_dataset_without_parity_keeps_the_family_in_fp32(tmp_path):
 def test_report_writes_parity_and_its_control_from_run_folders(tmp_path):
     here, there = tmp_path / "here", tmp_path / "there"
     argv = ["run", "-m", "mult-dae", "-d", "synthetic", "--seeds", "2", "--epochs", "3"]
-    assert main(argv + ["--out", str(here)]) == 0
+    assert main(argv + ["--precision", "fp32", "--out", str(here)]) == 0
     assert main(argv + ["--precision", "bf16", "--out", str(here)]) == 0
-    assert main(argv + ["--out", str(there)]) == 0
+    assert main(argv + ["--precision", "fp32", "--out", str(there)]) == 0
     assert main(["report", str(here), "--parity", str(there)]) == 0
     md = (here / "parity.md").read_text()
     main_table, control = md.split("## Control")
