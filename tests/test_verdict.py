@@ -8,13 +8,13 @@ from bench.__main__ import main
 from bench.reports import verdict
 
 
-def fake(tmp_path, model, split, seed, values, refit=False):
+def fake(tmp_path, model, split, seed, values, refit=False, precision="fp32"):
     """A record whose per-user NDCG@10 values are `values` (users 1..n)."""
-    name = f"{model}-{split}-{refit}-{seed}.npz"
+    name = f"{model}-{split}-{refit}-{precision}-{seed}.npz"
     users = np.arange(1, len(values) + 1)
     np.savez(tmp_path / name, ranked_user_id=users, ndcg_at_10=np.asarray(values, float))
     return {"status": "ok", "model": model, "dataset": "d", "seed": seed, "mode": "batched",
-            "split": {"name": split}, "run_config": {"refit": refit},
+            "split": {"name": split}, "run_config": {"refit": refit, "precision": precision},
             "metrics": {"ndcg@10": float(np.mean(values))}, "per_user": name,
             "_dir": str(tmp_path)}
 
@@ -38,6 +38,15 @@ def test_ranks_tau_and_a_significant_flip_by_hand(tmp_path):
     assert [(f["pair"], f["significant_both"]) for f in out["flips"]] == [("a / b", True)]
     md = verdict.markdown(recs)
     assert "Significant flips: 1 of 1 reorderings." in md and "| a / b" in md
+
+
+def test_two_precisions_of_a_variant_are_two_protocols_not_two_seeds(tmp_path):
+    values = np.linspace(0.1, 0.5, 20)
+    recs = [fake(tmp_path, "a", "P", 0, values), fake(tmp_path, "a", "P", 0, values + 0.1,
+                                                     precision="bf16")]
+    by = verdict.cells(recs, "d", "ndcg@10")
+    assert {p: [r["run_config"]["precision"] for r in v["a"]] for p, v in by.items()} == {
+        "P": ["fp32"], "P@bf16": ["bf16"]}
 
 
 def test_a_flip_within_noise_does_not_count(tmp_path):

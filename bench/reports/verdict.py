@@ -25,8 +25,12 @@ METRICS = {"ndcg@10": True, "rmse": False}  # metric -> higher is better
 
 
 def protocol(record: dict) -> str:
-    """A record's protocol label: its split, and `+refit` when refitted."""
-    return record["split"]["name"] + ("+refit" if records.refitted(record) else "")
+    """A record's protocol label: its split, `+refit` when refitted, and `@bf16` (or another
+    low precision) when it ran in one, so that two precisions of a variant are never taken
+    for two seeds of one cell."""
+    low = record.get("run_config", {}).get("precision", "fp32")
+    return (record["split"]["name"] + ("+refit" if records.refitted(record) else "")
+            + ("" if low == "fp32" else f"@{low}"))
 
 
 def load(run_dirs: list[Path]) -> list[dict]:
