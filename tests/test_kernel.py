@@ -233,10 +233,14 @@ def test_glocal_k_pretrains_then_finetunes_in_stages_and_scores_whole_matrices(s
     with torch.no_grad():
         scores = model.score(batch_of(x))
     assert scores.shape == (split.n_items, split.n_users) and torch.isfinite(scores).all()
-    # the convolution mixes neighbouring rows: scoring one row alone would differ
+    # the convolution mixes neighbouring rows: scoring one row alone would differ. Under a
+    # fixed global-kernel weight: the trained one's neighbour terms can end below rounding
+    # after four tiny rounds (on an Intel Xeon with AMX they moved the score by 4e-7)
     with torch.no_grad():
+        model.conv.fill_(1.0)
+        whole = model.score(batch_of(x))
         alone = model.score(batch_of(x[:1]))
-    assert not torch.allclose(alone[0], scores[0])
+    assert not torch.allclose(alone[0], whole[0])
 
 
 def test_deeprec_refeeds_its_dense_output_as_input_and_target(split):
