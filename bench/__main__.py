@@ -420,6 +420,7 @@ def _cmd_run(args, sub) -> int:
     from tqdm.auto import tqdm
 
     import models
+    from bench.engines import precision
     from bench.engines.device import available
     from bench.reports import budget, report
     from bench.runs import records
@@ -457,7 +458,7 @@ def _cmd_run(args, sub) -> int:
                  refit=args.refit, refit_from=args.refit_from, precision=args.precision)
     for device in devices:
         _check_precision(sub, "--precision", args.precision, device)
-    if args.precision not in ("fp32", "auto") and args.mode == "per-user":
+    if args.precision not in ("fp32", precision.AUTO) and args.mode == "per-user":
         sub.error("argument --precision: per-user mode runs the classic float32 kernels")
     if args.refit_from and not args.refit:
         sub.error("argument --refit-from: it gives --refit its selections; add --refit")

@@ -285,8 +285,8 @@ PROTOCOL_GRIDS = {
         lambda r: records.refitted(r) and r["dataset"] == "ml-1m",
     "reproduction/experiment-refit-u1.toml":
         lambda r: records.refitted(r) and r["dataset"] == "ml-100k",
-    "precision/experiment.toml": lambda r: parity.precision_of(r) == "bf16",
-    "precision/experiment-fp32.toml": lambda r: parity.precision_of(r) == "fp32",
+    "precision/experiment.toml": lambda r: records.precision_of(r) == "bf16",
+    "precision/experiment-fp32.toml": lambda r: records.precision_of(r) == "fp32",
 }
 # The parity study's fp32 half on ml-1m stopped at the session's end: seeds 3-4 of every
 # family but mult-dae (whose verdict hung on ml-1m, run first), less four seed-3 cells
@@ -345,4 +345,4 @@ def test_readme_parity_and_peers_tables_match_the_precision_folder(readme):
         regenerate
     for r in recs:  # every cell of the study finished, from a committed state
         assert r["status"] == "ok" and committed(r), (r["model"], r.get("error"))
-        assert r["precision"]["loss"] == parity.precision_of(r)  # its loss ran in it
+        assert r["precision"]["loss"] == records.precision_of(r)  # its loss ran in it

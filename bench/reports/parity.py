@@ -35,10 +35,6 @@ START, END = "<!-- parity:start -->", "<!-- parity:end -->"
 Cells = dict[tuple[str, str, str], dict[int, dict]]  # (model, dataset, split) -> seed -> record
 
 
-def precision_of(record: dict) -> str:
-    return record.get("run_config", {}).get("precision", "fp32")
-
-
 def metric_of(record: dict) -> tuple[str, bool]:
     """The headline metric of a record's family and whether higher is better."""
     from bench.reports.report import rates
@@ -53,7 +49,7 @@ def cells(recs: list[dict], precision: str) -> Cells:
     for r in recs:
         if (r.get("status") != "ok" or r.get("mode") != "batched" or records.refitted(r)
                 or r.get("recipe", {}).get("name", "default") != "default"
-                or precision_of(r) != precision):
+                or records.precision_of(r) != precision):
             continue
         out.setdefault((r["model"], r["dataset"], r["split"]["name"]), {})[r["seed"]] = r
     return out
@@ -131,18 +127,26 @@ def _p(p) -> str:
     return "<0.0001" if p < 1e-4 else _f(p)
 
 
+def _row(r, tolerance: float) -> list[str]:
+    """The columns both tables share: the cell, its metric and seeds, the two means, their
+    difference, the corrected p and the parity verdict."""
+    return [r["model"], f"{r['dataset']} {r['split']}",
+            "RMSE" if r["metric"] == "rmse" else "NDCG@10", r["seeds"], _f(r["a"]), _f(r["b"]),
+            f"{r['diff']:+.4f}", _p(r["wilcoxon_p_holm"]), _verdict(r, tolerance)]
+
+
+HEADERS = ["model", "dataset", "metric", "seeds"]
+
+
 def markdown(table: pd.DataFrame, low: str = "bf16", tolerance: float = TOLERANCE) -> str:
     if table.empty:
         return f"No family holds both fp32 and {low} cells on a common seed yet."
     chosen = decisions(table, low)
     return tabulate(
-        [[r["model"], f"{r['dataset']} {r['split']}",
-          "RMSE" if r["metric"] == "rmse" else "NDCG@10", r["seeds"], _f(r["a"]), _f(r["b"]),
-          f"{r['diff']:+.4f}", _p(r["wilcoxon_p_holm"]), _verdict(r, tolerance),
-          "—" if pd.isna(r["speedup"]) else f"{r['speedup']:.2f}x", chosen[r["model"]]]
-         for _, r in table.iterrows()],
-        headers=["model", "dataset", "metric", "seeds", "fp32", low, f"{low} - fp32",
-                 "p Wilcoxon (Holm)", "parity", f"epoch speedup in {low}", "default"],
+        [[*_row(r, tolerance), "—" if pd.isna(r["speedup"]) else f"{r['speedup']:.2f}x",
+          chosen[r["model"]]] for _, r in table.iterrows()],
+        headers=[*HEADERS, "fp32", low, f"{low} - fp32", "p Wilcoxon (Holm)", "parity",
+                 f"epoch speedup in {low}", "default"],
         tablefmt="github", disable_numparse=True)
 
 
@@ -152,12 +156,9 @@ def control_markdown(table: pd.DataFrame, tolerance: float = TOLERANCE) -> str:
     if table.empty:
         return "No cell holds fp32 records in both folders on a common seed."
     return tabulate(
-        [[r["model"], f"{r['dataset']} {r['split']}",
-          "RMSE" if r["metric"] == "rmse" else "NDCG@10", r["seeds"], _f(r["a"]), _f(r["b"]),
-          f"{r['diff']:+.4f}", _p(r["wilcoxon_p_holm"]), _verdict(r, tolerance)]
-         for _, r in table.iterrows()],
-        headers=["model", "dataset", "metric", "seeds", "fp32 there", "fp32 here",
-                 "here - there", "p Wilcoxon (Holm)", "passes the parity criterion"],
+        [_row(r, tolerance) for _, r in table.iterrows()],
+        headers=[*HEADERS, "fp32 there", "fp32 here", "here - there", "p Wilcoxon (Holm)",
+                 "passes the parity criterion"],
         tablefmt="github", disable_numparse=True)
 
 

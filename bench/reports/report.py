@@ -73,8 +73,7 @@ def label(record: dict) -> str:
 def row_name(record: dict) -> str:
     """A table row: the variant, with `@precision` where it did not run in fp32 (a bf16 cell,
     asked for or its variant's own under `--precision auto`, says so in every table)."""
-    low = record.get("run_config", {}).get("precision", "fp32")
-    return record["model"] + ("" if low == "fp32" else f"@{low}")
+    return record["model"] + records.precision_tag(records.precision_of(record))
 
 
 def tunable(model: str) -> bool:

@@ -28,9 +28,8 @@ def protocol(record: dict) -> str:
     """A record's protocol label: its split, `+refit` when refitted, and `@bf16` (or another
     low precision) when it ran in one, so that two precisions of a variant are never taken
     for two seeds of one cell."""
-    low = record.get("run_config", {}).get("precision", "fp32")
     return (record["split"]["name"] + ("+refit" if records.refitted(record) else "")
-            + ("" if low == "fp32" else f"@{low}"))
+            + records.precision_tag(records.precision_of(record)))
 
 
 def load(run_dirs: list[Path]) -> list[dict]:

@@ -66,7 +66,18 @@ def recipe_label(recipe: str, refit: bool = False, precision: str = "fp32") -> s
     """What tells apart cells of one variant and split beyond the seed: the recipe
     (`default`, `tuned`, `custom`), `+refit` when refitted, `@bf16` / `@tf32` in a low
     precision. Resume keys, weight names and tables all read it."""
-    return recipe + ("+refit" if refit else "") + ("" if precision == "fp32" else f"@{precision}")
+    return recipe + ("+refit" if refit else "") + precision_tag(precision)
+
+
+def precision_tag(precision: str) -> str:
+    """`@bf16` / `@tf32` for a low precision, nothing for fp32: what a label, a table row and
+    a protocol add to say a cell ran low."""
+    return "" if precision == "fp32" else f"@{precision}"
+
+
+def precision_of(record: dict) -> str:
+    """The precision a record's cell ran in (fp32 for records older than the option)."""
+    return record.get("run_config", {}).get("precision", "fp32")
 
 
 def refitted(record: dict) -> bool:
@@ -77,7 +88,7 @@ def refitted(record: dict) -> bool:
 def label_of(record: dict) -> str:
     """`recipe_label` of a record's cell."""
     return recipe_label(record.get("recipe", {}).get("name", "default"), refitted(record),
-                        record.get("run_config", {}).get("precision", "fp32"))
+                        precision_of(record))
 
 
 def _clean(value):
