@@ -11,6 +11,14 @@ loss masked to observed ratings. Its backward is again two sparse-dense products
 Both cost O(nnz x width) rather than O(users x items x width). The products with X.T need the
 batch's entries in column order; a `CSRBatch` may carry that order precomputed (the batched
 engine plans it for a whole epoch at once), else it is derived by a CSR transpose.
+
+On CPU both are bound by gathering rows of a dense table, not by arithmetic: once the table
+outgrows the core's cache, every gathered row is a trip to memory. Where a table is large and
+each of its rows is gathered many times (a full batch, a large one), the product runs over
+blocks of `BLOCK` columns, each small enough to stay in cache while the whole pattern passes
+over it (`_blocks`). On ML-1M's full item-major matrix (900,188 entries, width 500, one thread
+of an Intel Xeon with 2 MiB of L2) the gather went from 70 ms to 19 ms, and the SDDMM (a
+compiled kernel over the same blocks, `_sddmm`) from 67 ms to 40 ms.
 """
 
 from __future__ import annotations
@@ -18,11 +26,77 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numba
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+
+# Cache blocking (CPU): a table of more than BLOCKED_BYTES whose rows are each gathered at least
+# BLOCKED_REUSE times on average is processed BLOCK columns at a time (256 bytes of a float32
+# row: four cache lines). Measured on ML-1M (one thread, Intel Xeon, 2 MiB L2): 64 columns beat
+# 32, 96 and 128 on both matrix orientations; a small batch (256 users, a 3 MB table, 9 gathers
+# a row) ran slower blocked, as copying the blocks cost more than the cache saved.
+BLOCK = 64
+BLOCKED_BYTES = 4 << 20
+BLOCKED_REUSE = 16
+
+
+def _blocks(table: torch.Tensor, n_gathers: int) -> list[torch.Tensor] | None:
+    """The column blocks of `table` (rows x width) to gather from one at a time, contiguous;
+    None where the whole table is better (not on CPU, small, or too little reuse)."""
+    rows, width = table.shape
+    if (table.device.type != "cpu" or width <= BLOCK
+            or table.numel() * table.element_size() <= BLOCKED_BYTES
+            or n_gathers < BLOCKED_REUSE * rows):
+        return None
+    return [table[:, lo:lo + BLOCK].contiguous() for lo in range(0, width, BLOCK)]
+
+
+def _bag(indices: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor,
+         weights: torch.Tensor, include_last_offset: bool = False) -> torch.Tensor:
+    """`embedding_bag` (weighted sums of `table`'s rows), column block by block where that
+    keeps the table in cache (`_blocks`)."""
+    blocks = _blocks(table, indices.numel())
+    if blocks is None:
+        return F.embedding_bag(indices, table, offsets, mode="sum", per_sample_weights=weights,
+                               include_last_offset=include_last_offset)
+    return torch.cat([F.embedding_bag(indices, block, offsets, mode="sum",
+                                      per_sample_weights=weights,
+                                      include_last_offset=include_last_offset)
+                      for block in blocks], dim=1)
+
+
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
+def _sddmm_add(crow, cols, h, w, out):  # pragma: no cover - compiled
+    """out[e] += h[r] . w[cols[e]] for each entry e of row r (one column block)."""
+    for r in numba.prange(h.shape[0]):
+        for e in range(crow[r], crow[r + 1]):
+            c = cols[e]
+            acc = np.float32(0.0)
+            for k in range(h.shape[1]):
+                acc += h[r, k] * w[c, k]
+            out[e] += acc
+
+
+def _sddmm(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+           batch: CSRBatch) -> torch.Tensor | None:
+    """(h @ weight.T + bias) at the batch's entries by column blocks of `weight` on CPU (see
+    `_blocks`), float32; None where `_blocks` declines or the inputs are not float32."""
+    if h.dtype != torch.float32 or weight.dtype != torch.float32:
+        return None
+    blocks = _blocks(weight, batch.cols.numel())
+    if blocks is None:
+        return None
+    out = bias.detach().index_select(0, batch.cols)
+    crow, cols, o = batch.crow.numpy(), batch.cols.numpy(), out.numpy()
+    h = h.detach()
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    for lo, block in zip(range(0, weight.shape[1], BLOCK), blocks):
+        _sddmm_add(crow, cols, h[:, lo:lo + BLOCK].contiguous().numpy(), block.numpy(), o)
+    return out
 
 
 @dataclass(frozen=True)
@@ -50,16 +124,14 @@ class CSRBatch:
 
     def rows_times(self, dense: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """X @ dense for X = this pattern with `weights`: (n_rows, width)."""
-        return F.embedding_bag(self.cols, dense, self.crow[:-1], mode="sum",
-                               per_sample_weights=weights)
+        return _bag(self.cols, dense, self.crow[:-1], weights)
 
     def cols_times(self, dense: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """X.T @ dense for X = this pattern with `weights`: (n_cols, width)."""
         if self.t_perm is None:
             return torch.sparse.mm(self.csr(weights).t(), dense)
-        return F.embedding_bag(self.t_rows, dense, self.t_ptr, mode="sum",
-                               per_sample_weights=weights.index_select(0, self.t_perm),
-                               include_last_offset=True)
+        return _bag(self.t_rows, dense, self.t_ptr, weights.index_select(0, self.t_perm),
+                    include_last_offset=True)
 
 
 class _SparseLinear(torch.autograd.Function):
@@ -81,11 +153,14 @@ class _SparseLinear(torch.autograd.Function):
 class _SampledLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias, batch: CSRBatch):
+        ctx.save_for_backward(h, weight)
+        ctx.batch = batch
+        blocked = _sddmm(h, weight, bias, batch)
+        if blocked is not None:
+            return blocked
         # the bias enters as the sampled input (beta = 1); index_select is 3x faster than
         # bias[cols] on CPU
         at = batch.csr(bias.index_select(0, batch.cols))
-        ctx.save_for_backward(h, weight)
-        ctx.batch = batch
         return torch.sparse.sampled_addmm(at, h, weight.t()).values()
 
     @staticmethod

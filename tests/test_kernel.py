@@ -52,6 +52,40 @@ def test_a_kernel_layer_is_x_times_w_times_w_hat_and_its_gradients_check():
                                         x.requires_grad_()))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_fused_kernel_weight_matches_autograd_through_the_kernel_and_gradchecks(dtype):
+    """`kernel_weight`'s hand-written backward: values and gradients of (W * w_hat, penalty)
+    against autograd through `sparsifying_kernel`, with some kernels cut to zero; float32 on
+    CPU takes the compiled passes, float64 the torch ops (and the gradient check)."""
+    from models.kernel_ae import _compiled, kernel_weight
+
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(7, 6, dtype=dtype, generator=g)
+    u = torch.randn(7, 3, dtype=dtype, generator=g) * 0.5
+    v = torch.randn(6, 3, dtype=dtype, generator=g) * 0.5
+    up = torch.randn(7, 6, dtype=dtype, generator=g)
+    assert _compiled(w) == (dtype == torch.float32)
+
+    def ref(w, u, v):
+        k = sparsifying_kernel(u, v)
+        return w * k, 0.5 * (0.3 * k.square().sum() + 2.0 * w.square().sum())
+
+    args = [t.clone().requires_grad_() for t in (w, u, v)]
+    eff, pen = kernel_weight(*args, 0.3, 2.0)
+    want_eff, want_pen = ref(*[t.detach().clone().requires_grad_() for t in (w, u, v)])
+    assert (sparsifying_kernel(u, v) == 0).any() and (sparsifying_kernel(u, v) > 0).any()
+    torch.testing.assert_close(eff, want_eff)
+    torch.testing.assert_close(pen, want_pen)
+    got = torch.autograd.grad((eff * up).sum() + 1.7 * pen, args)
+    ref_args = [t.clone().requires_grad_() for t in (w, u, v)]
+    e2, p2 = ref(*ref_args)
+    want = torch.autograd.grad((e2 * up).sum() + 1.7 * p2, ref_args)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    if dtype == torch.float64:
+        assert torch.autograd.gradcheck(lambda *t: kernel_weight(*t, 0.3, 2.0), tuple(args))
+
+
 def test_sparse_fc_loss_is_half_the_squared_error_plus_the_penalties(split):
     torch.manual_seed(0)
     model, cfg = models.create("sparse-fc", split.n_items, split.n_users, hidden=(6, 5),

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import models
+from models import sparse_ops
 from models.sparse_ops import CSRBatch, sampled_linear, sparse_linear
 
 
@@ -74,18 +75,40 @@ def test_duplicate_registration_is_refused():
         models.register("sae-20-10-20", v.build, v.config, v.source)
 
 
-def _batch(n_rows=5, n_cols=9, seed=0) -> tuple[torch.Tensor, CSRBatch, torch.Tensor]:
+def _batch(n_rows=5, n_cols=9, seed=0, column_order=False
+           ) -> tuple[torch.Tensor, CSRBatch, torch.Tensor]:
+    """A small CSR batch; with `column_order`, carrying its entries' column order as the
+    batched engine plans it (the X.T products then gather by it)."""
     g = torch.Generator().manual_seed(seed)
     dense = torch.randint(1, 6, (n_rows, n_cols), generator=g).float()
     dense *= torch.rand(n_rows, n_cols, generator=g) < 0.4
     dense[2] = 0  # an empty row
     csr = dense.to_sparse_csr()
-    batch = CSRBatch(csr.crow_indices(), csr.col_indices(), n_cols)
-    return dense, batch, csr.values()
+    crow, cols = csr.crow_indices(), csr.col_indices()
+    order = {}
+    if column_order:
+        rows = torch.repeat_interleave(torch.arange(n_rows), crow.diff())
+        perm = torch.argsort(cols * n_rows + rows)
+        ptr = torch.zeros(n_cols + 1, dtype=torch.long)
+        ptr[1:] = torch.bincount(cols, minlength=n_cols).cumsum(0)
+        order = {"t_perm": perm, "t_rows": rows[perm], "t_ptr": ptr}
+    return dense, CSRBatch(crow, cols, n_cols, **order), csr.values()
 
 
-def test_sparse_linear_matches_dense_forward_and_gradients():
-    dense, batch, vals = _batch()
+@pytest.fixture(params=["whole", "blocked"])
+def blocking(request, monkeypatch):
+    """Both paths of the sparse products: whole tables, and column blocks (of 2 here, forced
+    on whatever the sizes) as large CPU tables take them."""
+    if request.param == "blocked":
+        monkeypatch.setattr(sparse_ops, "BLOCK", 2)
+        monkeypatch.setattr(sparse_ops, "BLOCKED_BYTES", 0)
+        monkeypatch.setattr(sparse_ops, "BLOCKED_REUSE", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("column_order", [False, True])
+def test_sparse_linear_matches_dense_forward_and_gradients(blocking, column_order):
+    dense, batch, vals = _batch(column_order=column_order)
     w = torch.randn(9, 4, dtype=torch.float32, requires_grad=True)  # item-major
     b = torch.randn(4, requires_grad=True)
     z = sparse_linear(w, b, batch, vals)
@@ -98,13 +121,15 @@ def test_sparse_linear_matches_dense_forward_and_gradients():
     torch.testing.assert_close(gb, rb)
 
 
-def test_sampled_linear_matches_dense_at_observed_pairs():
-    dense, batch, _ = _batch(seed=1)
+@pytest.mark.parametrize("column_order", [False, True])
+def test_sampled_linear_matches_dense_at_observed_pairs(blocking, column_order):
+    dense, batch, _ = _batch(seed=1, column_order=column_order)
     rows = torch.repeat_interleave(torch.arange(5), batch.crow.diff())
     h = torch.randn(5, 3, requires_grad=True)
     w = torch.randn(9, 3, requires_grad=True)
     b = torch.randn(9, requires_grad=True)
     out = sampled_linear(h, w, b, batch)
+    assert (sparse_ops._blocks(w, batch.cols.numel()) is not None) == (blocking == "blocked")
     ref = (h @ w.t() + b)[rows, batch.cols]
     torch.testing.assert_close(out, ref)
     up = torch.randn_like(out)
