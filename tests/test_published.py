@@ -288,16 +288,7 @@ PROTOCOL_GRIDS = {
     "precision/experiment.toml": lambda r: records.precision_of(r) == "bf16",
     "precision/experiment-fp32.toml": lambda r: records.precision_of(r) == "fp32",
 }
-# The parity study's fp32 half on ml-1m stopped at the session's end: seeds 3-4 of every
-# family but mult-dae (whose verdict hung on ml-1m, run first), less four seed-3 cells
-_PRECISION_FAMILIES = ("autorec-i", "autorec-u", "cdae", "deeprec", "mf", "mult-vae", "recvae",
-                       "sae-20-10-20", "sae-20-10-20-sgd", "sae-200-100-200", "sae-denoising",
-                       "sae-dropout")
-PROTOCOL_UNPUBLISHED: dict[str, set] = {
-    "precision/experiment-fp32.toml":
-        {(m, "ml-1m", s) for m in _PRECISION_FAMILIES for s in (3, 4)}
-        - {(m, "ml-1m", 3) for m in ("autorec-i", "autorec-u", "cdae")},
-}
+PROTOCOL_UNPUBLISHED: dict[str, set] = {}
 
 
 @pytest.mark.parametrize("path", sorted(PROTOCOL_GRIDS))
