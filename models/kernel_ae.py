@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -277,30 +278,39 @@ def global_kernel(item_means: torch.Tensor, conv: torch.Tensor, size: int,
     return ((item_means @ conv) * dot_scale).view(size, size)
 
 
+class ConvCells(NamedTuple):
+    """Where each observed entry lands under each tap of the convolution: `index`, (size^2,
+    nnz) flat cells of the output, and `valid`, whether the tap lands inside it (an entry
+    that falls outside points at cell 0 and adds nothing there)."""
+
+    index: torch.Tensor
+    valid: torch.Tensor
+
+
 def conv_cells(rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int], size: int,
-               order: torch.Tensor | None = None) -> torch.Tensor:
+               order: torch.Tensor | None = None) -> ConvCells:
     """Where each observed entry (`rows`, `cols` of an items x users matrix of `shape`) lands
     under each tap of a 'same'-padded size x size cross-correlation: (size^2, nnz) flat cell
     indices into the output, whose rows are `order`'s (default: every row in index order).
-    Entries that fall outside, or on a row not in `order`, point one past the end."""
+    Entries that fall outside, or on a row not in `order`, are marked not valid."""
     n_rows, n_cols = shape
     where = torch.arange(n_rows, device=rows.device)
     if order is not None:
         where = torch.full((n_rows,), -1, dtype=torch.long, device=rows.device)
         where[order] = torch.arange(len(order), device=rows.device)
-    out_rows = n_rows if order is None else len(order)
-    pad, taps = size // 2, []
+    pad, taps, valid = size // 2, [], []
     for a in range(size):
         for b in range(size):
             i, j = rows + (pad - a), cols + (pad - b)
             ok = (i >= 0) & (i < n_rows) & (j >= 0) & (j < n_cols)
             at = where[i.clamp(0, n_rows - 1)]
             ok &= at >= 0
-            taps.append(torch.where(ok, at * n_cols + j, out_rows * n_cols))
-    return torch.stack(taps)
+            taps.append(torch.where(ok, at * n_cols + j, 0))
+            valid.append(ok)
+    return ConvCells(torch.stack(taps), torch.stack(valid))
 
 
-def global_conv(cells: torch.Tensor, values: torch.Tensor, kernel: torch.Tensor,
+def global_conv(cells: ConvCells, values: torch.Tensor, kernel: torch.Tensor,
                 out_shape: tuple[int, int]) -> torch.Tensor:
     """ReLU of the 'same'-padded cross-correlation of the items x users rating matrix (its
     observed `values`, zeros elsewhere) with `kernel` (TensorFlow's conv2d, which the
@@ -309,11 +319,13 @@ def global_conv(cells: torch.Tensor, values: torch.Tensor, kernel: torch.Tensor,
     scatter of size^2 x nnz values instead of a dense one-channel conv2d (oneDNN's forward
     and backward of the 3 x 3 kernel took 3.3 s of a 7.5 s fine-tuning evaluation on ML-1M at
     one thread), and the kernel's gradient is a gather at the same cells."""
-    contrib = values[None, :] * kernel.reshape(-1, 1)
+    contrib = (values[None, :] * cells.valid) * kernel.reshape(-1, 1)
     n = out_shape[0] * out_shape[1]
-    out = torch.zeros(n + 1, dtype=contrib.dtype, device=contrib.device)
-    out = out.index_add(0, cells.reshape(-1), contrib.reshape(-1))
-    return torch.relu(out[:n].view(out_shape))
+    # in place on fresh zeros, and no slice of a larger buffer: the matrix has 22 M cells on
+    # ML-1M, and each copy of it (a slice's backward made two) cost 30-50 ms an evaluation
+    out = torch.zeros(n, dtype=contrib.dtype, device=contrib.device)
+    out.index_add_(0, cells.index.reshape(-1), contrib.reshape(-1))
+    return out.relu_().view(out_shape)
 
 
 class GLocalK(KernelAE):

@@ -52,7 +52,11 @@ def _blocks(table: torch.Tensor, n_gathers: int) -> list[torch.Tensor] | None:
             or table.numel() * table.element_size() <= BLOCKED_BYTES
             or n_gathers < BLOCKED_REUSE * rows):
         return None
-    return [table[:, lo:lo + BLOCK].contiguous() for lo in range(0, width, BLOCK)]
+    # the whole blocks in one copy (a copy per block took three times as long)
+    full = width // BLOCK * BLOCK
+    blocks = list(table[:, :full].reshape(rows, full // BLOCK, BLOCK).transpose(0, 1)
+                  .contiguous().unbind(0))
+    return blocks + ([table[:, full:].contiguous()] if full < width else [])
 
 
 def _bag(indices: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor,
