@@ -59,7 +59,7 @@ def _blocks(table: torch.Tensor, n_gathers: int) -> list[torch.Tensor] | None:
     return blocks + ([table[:, full:].contiguous()] if full < width else [])
 
 
-def _bag(indices: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor,
+def bag_sum(indices: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor,
          weights: torch.Tensor, include_last_offset: bool = False) -> torch.Tensor:
     """`embedding_bag` (weighted sums of `table`'s rows), column block by block where that
     keeps the table in cache (`_blocks`)."""
@@ -128,13 +128,13 @@ class CSRBatch:
 
     def rows_times(self, dense: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """X @ dense for X = this pattern with `weights`: (n_rows, width)."""
-        return _bag(self.cols, dense, self.crow[:-1], weights)
+        return bag_sum(self.cols, dense, self.crow[:-1], weights)
 
     def cols_times(self, dense: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """X.T @ dense for X = this pattern with `weights`: (n_cols, width)."""
         if self.t_perm is None:
             return torch.sparse.mm(self.csr(weights).t(), dense)
-        return _bag(self.t_rows, dense, self.t_ptr, weights.index_select(0, self.t_perm),
+        return bag_sum(self.t_rows, dense, self.t_ptr, weights.index_select(0, self.t_perm),
                     include_last_offset=True)
 
 

@@ -117,7 +117,8 @@ def test_refit_from_needs_refit_and_a_run_folder(tmp_path, capsys):
 
 def test_a_record_older_than_a_config_field_matches_at_that_fields_default():
     """Records written before `low_precision` existed lack it: they are the same selection
-    where the variant keeps the field's default, and not where it differs."""
+    where the variant keeps the field's default, and not where it differs; a reworded note
+    changes no selection."""
     import dataclasses
 
     import models
@@ -132,3 +133,6 @@ def test_a_record_older_than_a_config_field_matches_at_that_fields_default():
     assert not same_config(old, dataclasses.replace(cfg, low_precision=()))
     assert not same_config({**old, "lambda_2": 21.0}, cfg)
     assert not same_config(None, cfg)
+    # the note is prose: a record whose note was reworded since is the same selection
+    assert same_config({**old, "note": "an earlier wording"}, cfg)
+    assert same_config({k: v for k, v in old.items() if k != "note"}, cfg)

@@ -267,12 +267,15 @@ def earlier_selection(cfg: RunConfig, view: datasets.Split) -> dict | None:
 def same_config(recorded: dict | None, mcfg) -> bool:
     """Whether a record's config is `mcfg`. A field the record lacks (written before the
     field existed) matches where `mcfg` holds that field's default: a field joins a config
-    with the default that keeps the behaviour before it (`low_precision` did so)."""
+    with the default that keeps the behaviour before it (`low_precision` did so). `note`,
+    the variant's prose about its recipe, changes nothing a fit does and is not compared."""
     import json
 
     if recorded is None:
         return False
+    recorded = {k: v for k, v in recorded.items() if k != "note"}
     now = records._clean(dataclasses.asdict(mcfg))
+    now.pop("note", None)
     defaults = {f.name: records._clean(f.default) for f in dataclasses.fields(mcfg)
                 if f.default is not dataclasses.MISSING}
     for name in set(now) - set(recorded):

@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import models
 from bench.engines import classic
@@ -26,6 +25,7 @@ from bench.engines.device import synchronize
 from bench.engines.train import make_engine
 from datasets import Split
 from models.base import stack_flops
+from models.sparse_ops import bag_sum
 
 PATHS = ("classic", "per-user", "batched", "fit")
 
@@ -43,16 +43,18 @@ def matmul_peak_gflops(device: torch.device, n: int = 2048, repeats: int = 10,
 
 def gather_ceiling_gflops(x, width: int, device: torch.device, repeats: int = 10) -> float:
     """Best-of-`repeats` GFLOP/s of one `embedding_bag` of the entries of `x` (a training
-    matrix) over an n_cols x `width` table, one bag per row: the cache-bandwidth ceiling of
-    the sparse products, which do one multiply-add per gathered float (0.5 FLOP/byte) however
-    well they are written, where a matmul reuses each operand from registers."""
+    matrix) over an n_cols x `width` table, one bag per row, as the sparse products gather
+    (`sparse_ops.bag_sum`, column blocks where the table outgrows the cache): the
+    cache-bandwidth ceiling of the sparse products, which do one multiply-add per gathered
+    float (0.5 FLOP/byte) however well they are written, where a matmul reuses each operand
+    from registers."""
     cols = torch.as_tensor(x.indices.astype(np.int64), device=device)
     offsets = torch.as_tensor(x.indptr[:-1].astype(np.int64), device=device)
     weights = torch.as_tensor(x.data, dtype=torch.float32, device=device)
     table = torch.randn(x.shape[1], width, device=device)
 
     def bag():
-        F.embedding_bag(cols, table, offsets, mode="sum", per_sample_weights=weights)
+        bag_sum(cols, table, offsets, weights)
 
     bag()
     return 2 * x.nnz * width / min(_time(bag, repeats, device)) / 1e9
