@@ -60,7 +60,7 @@ def _blocks(table: torch.Tensor, n_gathers: int) -> list[torch.Tensor] | None:
 
 
 def bag_sum(indices: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor,
-         weights: torch.Tensor, include_last_offset: bool = False) -> torch.Tensor:
+            weights: torch.Tensor, include_last_offset: bool = False) -> torch.Tensor:
     """`embedding_bag` (weighted sums of `table`'s rows), column block by block where that
     keeps the table in cache (`_blocks`)."""
     blocks = _blocks(table, indices.numel())
@@ -135,7 +135,7 @@ class CSRBatch:
         if self.t_perm is None:
             return torch.sparse.mm(self.csr(weights).t(), dense)
         return bag_sum(self.t_rows, dense, self.t_ptr, weights.index_select(0, self.t_perm),
-                    include_last_offset=True)
+                       include_last_offset=True)
 
 
 class _SparseLinear(torch.autograd.Function):

@@ -123,6 +123,9 @@ def test_lbfgs_rounds_reduce_the_loss_from_a_fresh_memory(split):
     state = engine.opts[0].state[engine.opts[0]._params[0]]
     assert state["n_iter"] <= 4  # the memory and the count restart every round
     assert engine.steps == 3  # one full-batch step (a round) per epoch
+    # the last round's work, as the epoch's history row reports it
+    assert engine.counts["lbfgs_iterations"] == state["n_iter"]
+    assert engine.counts["lbfgs_evaluations"] == state["func_evals"] >= state["n_iter"]
     # the round's reported loss (its lowest evaluation) is the loss where it ended
     from models.base import Batch
 
@@ -142,6 +145,10 @@ def test_lbfgs_rounds_are_what_early_stopping_counts(split):
     result = fit(model, x, cfg, "batched", CPU, seed=0, monitor=lambda epoch: next(reads),
                  stopping=Stopping(eval_every=1, patience=3))
     assert result.best_epoch == 2 and result.epochs_run == 5 and result.stopped_early
+    # each round's row says how many iterations it ran and how many evaluations they took
+    for row in result.history:
+        assert 1 <= row["lbfgs_iterations"] <= 3
+        assert row["lbfgs_evaluations"] >= row["lbfgs_iterations"]
 
 
 def small_glocal_k(split, pretrain, finetune):

@@ -71,6 +71,10 @@ def test_a_staged_refit_runs_every_stage_for_the_selected_rounds():
     refit_stages = seen[2:]  # the selection fit announced both stages first
     assert refit_stages == (["pretrain", "finetune"] if best > 2 else ["pretrain"])
     assert np.isfinite(record["metrics"]["rmse"])
+    # the record totals the refit's L-BFGS work: at most 2 iterations a round
+    t = record["timings"]
+    assert t["lbfgs_iterations"] == sum(h["lbfgs_iterations"] for h in record["history"])
+    assert best <= t["lbfgs_iterations"] <= 2 * best <= 2 * t["lbfgs_evaluations"]
 
 
 @pytest.mark.parametrize("extra, message", [

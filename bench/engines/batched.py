@@ -167,6 +167,9 @@ class BatchedEngine:
         self.dense_output = options.dense_output(device)
         self.steps, self.epochs_done = 0, 0
         self.stages, self.stage = model.stages(), None
+        # the last epoch's L-BFGS work (fit() adds it to the epoch's history row): iterations
+        # run and loss evaluations (a round may end before its iterations, on tolerance)
+        self.counts: dict[str, int] = {}
 
     def _epoch_plan(self) -> tuple[torch.Tensor, list[tuple[int, int, torch.Tensor, CSRBatch]]]:
         """One epoch's batches, laid out on the host in one pass (`_plan`) and sent to the
@@ -197,6 +200,7 @@ class BatchedEngine:
         model = self.model
         model.train()
         stage = self._enter_stage()
+        self.counts = {}
         total = torch.zeros((), device=self.device)
         done = 0
         for phase, opt, params in zip(self.phases, self.opts, self.groups):
@@ -259,6 +263,10 @@ class BatchedEngine:
             return loss
 
         opt.step(closure)
+        state = opt.state[opt.param_groups[0]["params"][0]]
+        for key, n in (("lbfgs_iterations", state.get("n_iter", 0)),
+                       ("lbfgs_evaluations", len(seen))):
+            self.counts[key] = self.counts.get(key, 0) + n
         return torch.stack(seen).nan_to_num(nan=math.inf).min()
 
     def _freeze_all_but(self, params: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -122,7 +122,8 @@ def fit(model: Recommender, x: sp.csr_matrix, cfg: ModelConfig, mode: str,
         dt = time.perf_counter() - t0
         result.fit_s += dt
         result.epochs_run = epoch
-        row = {"epoch": epoch, "train_loss": loss, "epoch_s": dt}
+        row = {"epoch": epoch, "train_loss": loss, "epoch_s": dt,
+               **getattr(engine, "counts", {})}
         if not math.isfinite(loss):
             result.history.append(row)
             raise FloatingPointError(f"training loss is {loss} at epoch {epoch}")

@@ -387,6 +387,7 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
             # where the cell's time went (`report` writes budget.md from these): reading
             # the data and carving, validation reads, and the whole cell as the driver saw it
             "setup_s": setup_s, "valid_reads": reads[0], "valid_s": reads[1],
+            **_solver_totals(result.history),
             **trained.memory,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
@@ -404,6 +405,13 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["traceback"] = traceback.format_exc(limit=5)
     return record, artifacts
+
+
+def _solver_totals(history: list[dict]) -> dict:
+    """The fit's L-BFGS iterations and loss evaluations over its rounds (none for a
+    trainer without them)."""
+    keys = ("lbfgs_iterations", "lbfgs_evaluations")
+    return {k: sum(h[k] for h in history) for k in keys if any(k in h for h in history)}
 
 
 def save(record: dict, artifacts: dict, out_dir: Path) -> dict:
