@@ -22,7 +22,11 @@ def test_peer_settings_follow_the_variant_config():
     # aebench's 600-200: RecBole's encoder emits mu and logvar in one 2 x 200 layer
     assert got["mlp_hidden_size"] == [600] and got["latent_dimension"] == 400
     assert got["learning_rate"] == cfg.batched.lr and got["train_batch_size"] == 500
-    assert got["total_anneal_steps"] == 50 * 13  # 50 epochs of ceil(6040 / 500) steps
+    # beta at its cap 0.2 after 50 epochs of ceil(6040 / 500) steps, as aebench anneals:
+    # RecBole's beta is min(cap, step / total)
+    assert got["total_anneal_steps"] == 50 * 13 / 0.2
+    assert min(0.2, 50 * 13 / got["total_anneal_steps"]) == 0.2
+    assert 49 * 13 / got["total_anneal_steps"] < 0.2
     small = peers.PEERS["mult-vae"].settings(models.config("mult-vae", hidden=(300, 100)), 6040)
     assert small["mlp_hidden_size"] == [300] and small["latent_dimension"] == 200
     dae = peers.PEERS["mult-dae"].settings(models.config("mult-dae"), 6040)

@@ -58,9 +58,12 @@ PEERS = {p.family: p for p in (
         **_adam(c.batched), "mlp_hidden_size": list(c.hidden[:-1]),
         # RecBole's encoder emits [mu, logvar] in one layer of latent_dimension units
         "latent_dimension": 2 * c.hidden[-1], "dropout_prob": c.dropout,
-        # RecBole anneals beta per step: aebench's epochs of annealing, in steps
+        # RecBole's beta is min(anneal_cap, step / total_anneal_steps), the notebook's rule:
+        # it reaches the cap after cap x total steps, so aebench's epochs to the cap, in
+        # steps, are that product
         "anneal_cap": c.beta_cap,
-        "total_anneal_steps": int(c.anneal_epochs * -(-n // c.batched.batch_size))},
+        "total_anneal_steps": round(c.anneal_epochs * -(-n // c.batched.batch_size)
+                                    / c.beta_cap)},
         "epoch", 3.0),
     Peer("mult-dae", "MultiDAE", lambda c, n: {
         **_adam(c.batched), "mlp_hidden_size": list(c.hidden[:-1]),
