@@ -51,6 +51,9 @@ class MultConfig(ModelConfig):
     variational: bool = False
     beta_cap: float = 0.2       # VAE: the largest KL weight
     anneal_epochs: float = 50.0  # VAE: epochs over which beta rises linearly to beta_cap
+    # VAE: z = mu + eps_scale * eps * sigma in training. 1 is the paper's sampling; RecBole
+    # 1.2.1's MultiVAE draws eps from N(0, 0.01^2), nearly z = mu (set 0.01 to run its model)
+    eps_scale: float = 1.0
     l2: float = 0.0             # lam * sum ||W||^2 in the loss (weights, not biases)
     batched: Recipe | None = field(default_factory=lambda: Recipe(
         optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=200, batch_size=500))
@@ -100,7 +103,7 @@ class Mult(Recommender):
         mu, logvar = self._encode(batch)
         z = mu
         if logvar is not None:
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            z = mu + self.cfg.eps_scale * torch.randn_like(mu) * torch.exp(0.5 * logvar)
         logits = self._decode(z).float()  # the normaliser in float32 (bf16 autocast)
         # -sum_i x_ui log softmax_i = -(sum_obs x_ui logit_ui - logsumexp_u * sum_i x_ui)
         observed = logits[batch.entry_rows(), batch.pattern.cols]

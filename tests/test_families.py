@@ -177,6 +177,24 @@ def test_vae_kl_weight_is_annealed_linearly_to_its_cap(split):
     assert loss_at(40.0) == pytest.approx(loss_at(10.0), rel=1e-6)
 
 
+def test_vae_samples_z_at_eps_scale_times_sigma_around_mu(split):
+    """Training draws z = mu + eps_scale * eps * sigma: at scale 0 the training loss is the
+    loss at z = mu (what scoring reads), at 0.01 (RecBole 1.2.1's draw) it is near it, at 1
+    (the paper's) it is not."""
+    def train_loss(scale, seed):
+        torch.manual_seed(0)
+        model, cfg = models.create("mult-vae", split.n_users, split.n_items, hidden=(6, 3),
+                                   dropout=0.0, eps_scale=scale)
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return float(model.loss(batch_of(cfg.view(split.train), 0.0)))
+
+    at_mu = train_loss(0.0, 1)
+    assert train_loss(0.0, 2) == at_mu  # no noise left: the draw does not matter
+    near, far = abs(train_loss(0.01, 1) - at_mu), abs(train_loss(1.0, 1) - at_mu)
+    assert 0 < near < far / 20
+
+
 def test_negatives_never_come_from_observed_items_and_are_uniform():
     g = torch.Generator().manual_seed(0)
     dense = torch.rand(40, 25, generator=g) < torch.linspace(0.0, 0.9, 40)[:, None]
