@@ -64,7 +64,9 @@ PEERS = {p.family: p for p in (
         "anneal_cap": c.beta_cap,
         "total_anneal_steps": round(c.anneal_epochs * -(-n // c.batched.batch_size)
                                     / c.beta_cap)},
-        "epoch", 3.0),
+        "epoch", 3.0,
+        "RecBole draws z's noise from N(0, 0.01^2), the paper from N(0, 1) (aebench's "
+        "eps_scale, 1 by default)"),
     Peer("mult-dae", "MultiDAE", lambda c, n: {
         **_adam(c.batched), "mlp_hidden_size": list(c.hidden[:-1]),
         "latent_dimension": c.hidden[-1], "dropout_prob": c.dropout}, "epoch", 2.0,
