@@ -41,11 +41,12 @@ CHECKS = {  # name: (aebench variant, RecBole model, RecBole settings)
     "popularity, exact counts": ("popularity", "Pop", {"train_neg_sample_args": None,
                                                        "train_batch_size": 1}),
     # the same network and recipe in RecBole's code: does the implementation explain the gap?
-    "mult-vae, aebench's recipe": ("mult-vae", "MultiVAE", "peer"),
+    # (a ("peer", changes) pair: the peer's settings for the variant's config, then changes)
+    "mult-vae, aebench's recipe": ("mult-vae", "MultiVAE", ("peer", {})),
     # the same, with beta at its cap after 10 epochs of 13 steps instead of 50 (RecBole's
     # beta is min(cap, step / total_anneal_steps): 650 steps x 0.2)
-    "mult-vae, beta at its cap in 10 epochs": ("mult-vae", "MultiVAE", {
-        "peer": True, "total_anneal_steps": 650}),
+    "mult-vae, beta at its cap in 10 epochs": ("mult-vae", "MultiVAE",
+                                               ("peer", {"total_anneal_steps": 650})),
 }
 
 
@@ -67,11 +68,10 @@ def main() -> None:
         split = cache.split("ml-1m", "filtered-80-10-10", seed)
         for name in args.checks:
             variant, model, settings = CHECKS[name]
-            if settings == "peer" or isinstance(settings, dict) and settings.get("peer"):
-                extra = {} if settings == "peer" else {
-                    k: v for k, v in settings.items() if k != "peer"}
+            if isinstance(settings, tuple):
                 settings = {**peers.PEERS[variant].settings(models.config(variant, "ml-1m"),
-                                                            split.train.shape[0]), **extra}
+                                                            split.train.shape[0]),
+                            **settings[1]}
             got = peers.evaluate_peer(model, settings, split.train, split.valid, split.test,
                                       python, threads=torch.get_num_threads(), seed=seed)
             mine = ours.get((variant, seed))
