@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from aebench.bench.evaluation.evaluate import user_scores
+from aebench.datasets import Split
 
-import models
-from bench.evaluation.evaluate import user_scores
-from datasets import Split
+from aebench import models
 
 SEARCH_ROOTS = (Path("results/runs"), Path("results/published"))
 

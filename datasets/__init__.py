@@ -1,20 +1,21 @@
 """aebench datasets: MovieLens (100K to 25M), users' own rating files, synthetic ratings, and
 named split protocols."""
 
-AEBENCH = True  # lets the CLI tell this package from a foreign `datasets` on sys.path
-
-from .dataset import (  # noqa: E402
+from .dataset import (
     Dataset,
+    available_memory,
     check_name,
+    check_size,
+    estimated_bytes,
     file_spec,
     load,
     names,
     register_file,
     registered,
 )
-from .fetch import DatasetError, download_archive, locate  # noqa: E402
-from .specs import SPECS, DatasetSpec  # noqa: E402
-from .splits import (  # noqa: E402
+from .fetch import DatasetError, download_archive, locate
+from .specs import SPECS, DatasetSpec
+from .splits import (
     PROTOCOLS,
     Split,
     carve_validation,
@@ -22,9 +23,10 @@ from .splits import (  # noqa: E402
     fingerprint,
     make_split,
 )
-from .user import FileSpec  # noqa: E402
+from .user import FileSpec
 
-__all__ = ["AEBENCH", "Dataset", "DatasetError", "DatasetSpec", "FileSpec",
+__all__ = ["Dataset", "DatasetError", "DatasetSpec", "FileSpec", "available_memory",
+           "check_size", "estimated_bytes",
            "file_spec", "register_file", "registered", "PROTOCOLS", "SPECS", "Split",
            "carve_validation", "check_name", "check_split", "download_archive", "fingerprint",
            "load", "locate", "make_split", "names"]

@@ -13,7 +13,7 @@ from .fetch import DatasetError, locate
 from .parse import read_genre_names, read_items, read_items_csv, read_ratings
 from .specs import SPECS, DatasetSpec
 from .synthetic import ML1M_SHAPE, ml1m_shaped_ratings, parse_name, synthetic_ratings
-from .user import FileSpec, read_file
+from .user import FileSpec, Labels, read_file
 
 FILES: dict[str, FileSpec] = {}  # users' own datasets, by name (`register_file`)
 FILE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
@@ -29,6 +29,7 @@ class Dataset:
     spec: DatasetSpec | None = None
     folder: Path | None = None
     scale: tuple[float, float] | None = (1.0, 5.0)  # the rating scale; None: implicit
+    labels: Labels = Labels()  # the original ids of a user's file whose ids are strings
 
     @property
     def implicit(self) -> bool:
@@ -81,6 +82,51 @@ def check_name(name: str) -> None:
                        "synthetic-<users>x<items>, or a ratings file PATH.csv / PATH.tsv")
 
 
+def available_memory() -> int:
+    """Bytes of memory this machine can still give (MemAvailable; total physical memory
+    where /proc/meminfo is missing)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+SYNTHETIC_BYTES_PER_RATING = 120  # the frame, the split's frames and CSR matrices, a carving
+FILE_BYTES_PER_BYTE = 16          # a text line read into fields, then into the frame
+
+
+def estimated_bytes(name: str, spec: FileSpec | None = None) -> int | None:
+    """Memory that loading and splitting `name` takes, from its shape (synthetic) or its
+    file's size (a user's file); None for the MovieLens releases, whose sizes are known."""
+    shape = parse_name(name) if name != "synthetic-ml1m" else ML1M_SHAPE
+    if shape is not None:
+        users, items = shape
+        per_user = max(2.0, items * 0.05)
+        return int(users * per_user * SYNTHETIC_BYTES_PER_RATING + (users + items) * 80)
+    if spec is not None and Path(spec.path).expanduser().is_file():
+        return Path(spec.path).expanduser().stat().st_size * FILE_BYTES_PER_BYTE
+    return None
+
+
+def check_size(name: str, spec: FileSpec | None = None) -> None:
+    """Raise DatasetError for a synthetic shape that cannot be split (fewer than 2 users or
+    items) and for a dataset whose estimated memory exceeds what the machine has free, before
+    any of it is made."""
+    shape = parse_name(name)
+    if shape is not None and (shape[0] < 2 or shape[1] < 2):
+        raise DatasetError(f"{name}: a synthetic dataset needs at least 2 users and 2 items "
+                           f"(each user gets 2 ratings or more, one of which may be held out); "
+                           f"got {shape[0]} x {shape[1]}")
+    need, free = estimated_bytes(name, spec), available_memory()
+    if need is not None and need > free:
+        raise DatasetError(f"{name}: loading and splitting it needs about {need / 2**30:,.1f} "
+                           f"GiB by estimate and this machine has {free / 2**30:,.1f} GiB "
+                           "free; choose a smaller shape")
+
+
 def _synthetic(name: str, ratings: pd.DataFrame, n_items: int) -> Dataset:
     items = pd.DataFrame({"item": range(1, n_items + 1)})
     items["title"] = [f"Synthetic item {i}" for i in items["item"]]
@@ -100,12 +146,13 @@ def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = 
     check_name(name)
     user = file_spec(name)
     if user is not None:
-        ratings, items = read_file(user)
+        ratings, items, labels = read_file(user)
         if items is None:
             items = pd.DataFrame({"item": np.unique(ratings["item"].to_numpy())})
-            items["title"] = [f"item {i}" for i in items["item"]]
+            items["title"] = [f"item {i}" if labels.item is None else
+                              f"item {labels.item[i - 1]}" for i in items["item"]]
             items["genres"] = ""
-        return Dataset(name, ratings, items, scale=user.rating_scale)
+        return Dataset(name, ratings, items, scale=user.rating_scale, labels=labels)
     spec = SPECS[name]
     folder = locate(spec, data_dir, download=download)
     ratings = read_ratings(folder / spec.ratings_file, spec.ratings_sep, spec.ratings_header,

@@ -359,8 +359,11 @@ def make_split(ds: Dataset, name: str, seed: int = 0) -> Split:
 
     fit_rows = (None if parts.fit_users is None
                 else np.isin(user_ids, np.asarray(parts.fit_users, np.int64)))
+    fp = fingerprint(train, test, valid, parts.fit_users)
+    if ds.labels.digest():  # string ids: the codes' meaning is part of the split
+        fp = hashlib.sha256(fp.encode() + ds.labels.digest()).hexdigest()
     return Split(ds.name, name, seed if name in SEEDED else None, matrix(train), matrix(test),
-                 user_ids, item_ids, fingerprint(train, test, valid, parts.fit_users), scale,
+                 user_ids, item_ids, fp, scale,
                  None if valid is None else matrix(valid), name in ALL_RELEVANT, fit_rows)
 
 

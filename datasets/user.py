@@ -6,11 +6,20 @@ its fields; `-d PATH.csv` is `FileSpec.for_path`: header `user,item,rating[,time
 Columns are named (with a header) or 0-based positions. Every malformed line stops loading
 with `file:line` and the rule it broke, before any training:
 
-- a missing column, an id that is not an integer, a rating that is not a number or lies off
-  the declared scale, a timestamp that is not an integer;
+- a missing column, a rating that is not a number or lies off the declared scale, a
+  timestamp that is not an integer, an integer id column with a line whose id is not one;
 - a duplicate (user, item) pair: an error naming both lines (`duplicates = "error"`, the
   default: the suite does not guess which rating counts), or the later line kept
   (`duplicates = "last"`, for logs where a re-rating replaces the earlier one).
+
+What real files carry is read as it is: a UTF-8 byte-order mark (Excel writes one), blank
+lines, MovieLens's own CSV header (`userId,movieId,rating,timestamp`, as ml-latest and
+ML-20M/25M ship it), and ids that are strings (`u123`, ASINs, hashes). String ids
+(`ids = "string"`, or `"auto"` where the first line's id is not an integer) are mapped once to
+integer codes in sorted order; the map is kept with the dataset (`Dataset.user_labels`,
+`item_labels`), the split's fingerprint covers it, and `recommend --user` takes the original id.
+A header that does not name the columns gets an error that lists it and the experiment-file
+keys that would read it.
 
 `scale = "implicit"` reads files without ratings: every line is an interaction of value 1;
 only implicit-feedback variants run on such a dataset (a rating model has nothing to learn).
@@ -29,6 +38,15 @@ from .fetch import DatasetError
 
 Column = str | int  # a header name, or a 0-based position
 DUPLICATES = ("error", "last")
+IDS = ("auto", "integer", "string")
+# header names read for a column left at its default name (MovieLens's CSV header among them)
+ALIASES = {"user": ("userId", "user_id", "userID", "UserID"),
+           "item": ("movieId", "item_id", "itemId", "movie_id", "MovieID"),
+           "rating": ("Rating", "ratings", "score"),
+           "timestamp": ("Timestamp", "time")}
+GUESS = {"user": ("user", "customer", "uid", "visitor", "reviewer"),
+         "item": ("item", "movie", "product", "iid", "asin", "film", "track"),
+         "rating": ("rating", "score", "star", "overall")}
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,7 @@ class FileSpec:
     items_item: Column = "item"
     items_title: Column = "title"
     encoding: str = "utf-8"
+    ids: str = "auto"                    # auto | integer | string (how ids are read)
 
     @property
     def implicit(self) -> bool:
@@ -62,10 +81,13 @@ class FileSpec:
     def for_path(cls, path: str) -> FileSpec:
         """`-d PATH`: a comma-separated file with header user,item,rating[,timestamp], on a
         1-5 scale (the MovieLens one)."""
-        return cls(name=path, path=path)
+        return cls(name=Path(path).stem, path=path)
 
     def check(self) -> None:
         """The spec's own values (before the file is read)."""
+        if self.ids not in IDS:
+            raise DatasetError(f"dataset {self.name!r}: ids {self.ids!r} unknown; choose from "
+                               f"{', '.join(IDS)}")
         if self.duplicates not in DUPLICATES:
             raise DatasetError(f"dataset {self.name!r}: duplicates {self.duplicates!r} unknown; "
                                f"choose from {', '.join(DUPLICATES)}")
@@ -82,33 +104,131 @@ class FileSpec:
                                        "has no header (give a 0-based position)")
 
 
+def _open_encoding(encoding: str) -> str:
+    """UTF-8 read so that a byte-order mark is dropped rather than glued to the first name."""
+    return "utf-8-sig" if encoding.lower().replace("-", "").replace("_", "") == "utf8" \
+        else encoding
+
+
+def _hint(path: Path, names: list[str], delimiter: str) -> str:
+    """The experiment-file table that would read a file whose header did not match."""
+    keys = {}
+    if len(names) == 1:
+        for sep in ("::", ";", "\t", "|", ",", " "):
+            if sep != delimiter and sep in names[0]:
+                keys["delimiter"] = sep
+                names = [n.strip() for n in names[0].split(sep)]
+                break
+    for key, words in GUESS.items():
+        found = [n for n in names if any(w in n.lower() for w in words)]
+        if found:
+            keys[key] = found[0]
+    if not keys:
+        return ""
+    lines = [f'path = "{path}"', *(f"{k} = {v!r}".replace("'", '"') for k, v in keys.items())]
+    return ("; to read it, name its columns in an experiment file (run --config FILE.toml): "
+            "[dataset.NAME] " + "; ".join(lines))
+
+
 def _columns(path: Path, delimiter: str, header: bool, wanted: dict[str, Column | None],
-             encoding: str, optional: frozenset[str] = frozenset()
-             ) -> tuple[list[list[str]], dict]:
-    """The file's rows as lists of fields, and each wanted key's position (an `optional`
-    key's named column may be absent from the header)."""
-    with open(path, newline="", encoding=encoding) as fh:
+             encoding: str, optional: frozenset[str] = frozenset(),
+             defaults: dict[str, Column | None] | None = None
+             ) -> tuple[list[tuple[int, list[str]]], dict]:
+    """The file's non-blank rows as (line number, fields), and each wanted key's position
+    (an `optional` key's named column may be absent from the header; a key left at its
+    `defaults` name also finds the header's ALIASES)."""
+    rows = []
+    with open(path, newline="", encoding=_open_encoding(encoding)) as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
         try:
-            rows = list(csv.reader(fh, delimiter=delimiter))
+            for fields in reader:
+                if any(f.strip() for f in fields):
+                    rows.append((reader.line_num, fields))
         except (csv.Error, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{path}: {exc}") from exc
-    names = rows[0] if header and rows else None
+            raise DatasetError(f"{path}:{reader.line_num}: {exc}") from exc
+    names = [n.strip() for n in rows[0][1]] if header and rows else None
     where = {}
     for key, col in wanted.items():
         if col is None:
             continue
         if isinstance(col, int):
             where[key] = col
-        elif names is not None and col in names:
-            where[key] = names.index(col)
+            continue
+        choices = [col] + (list(ALIASES.get(key, ())) if defaults and defaults.get(key) == col
+                           else [])
+        found = [c for c in choices if names is not None and c in names]
+        if found:
+            where[key] = names.index(found[0])
         elif key not in optional:
-            shown = f"; its header: {', '.join(names)}" if names else ""
-            raise DatasetError(f"{path}:1: no column {col!r} (the {key} column){shown}")
+            shown = f"; its header: {delimiter.join(names)}" if names else ""
+            raise DatasetError(f"{path}:{rows[0][0] if rows else 1}: no column {col!r} (the "
+                               f"{key} column){shown}"
+                               + (_hint(path, names, delimiter) if names else ""))
     return rows, where
 
 
-def read_file(spec: FileSpec) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(ratings: user, item, rating, timestamp; items: item, title, genres or None)."""
+def _ids(texts: list[str], lines: list[int], key: str, mode: str, path: Path
+         ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(integer ids, None), or (codes 1..n, the sorted original labels) for string ids."""
+    first = texts[0] if texts else ""
+    if mode == "string" or (mode == "auto" and not _is_int(first)):
+        labels, codes = np.unique(np.asarray(texts, dtype=object).astype(str),
+                                  return_inverse=True)
+        return codes.astype(np.int64) + 1, labels
+    out = np.empty(len(texts), np.int64)
+    for i, text in enumerate(texts):
+        try:
+            out[i] = int(text)
+        except ValueError:
+            raise DatasetError(
+                f"{path}:{lines[i]}: {key} {text!r} is not an integer id, as the ids before "
+                f"it are (set ids = \"string\" to read every id as a string)") from None
+    return out, None
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The original ids of a file whose ids are strings: code k stands for `labels[k - 1]`
+    (None for a column of integer ids, which are their own codes)."""
+
+    user: np.ndarray | None = None
+    item: np.ndarray | None = None
+
+    def code(self, key: str, text: str) -> int:
+        """The integer code of an original id (`KeyError` naming it if unknown)."""
+        labels = getattr(self, key)
+        if labels is None:
+            try:
+                return int(text)
+            except ValueError:
+                raise KeyError(f"{key} {text!r} is not an integer id") from None
+        at = int(np.searchsorted(labels, str(text)))
+        if at == len(labels) or labels[at] != str(text):
+            raise KeyError(f"unknown {key} {text!r}")
+        return at + 1
+
+    def digest(self) -> bytes:
+        """What the split's fingerprint adds for string ids (nothing for integer ids)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for tag, labels in (("user", self.user), ("item", self.item)):
+            if labels is not None:
+                h.update(tag.encode() + "\x00".join(labels).encode("utf-8"))
+        return b"" if self.user is None and self.item is None else h.digest()
+
+
+def read_file(spec: FileSpec) -> tuple[pd.DataFrame, pd.DataFrame | None, Labels]:
+    """(ratings: user, item, rating, timestamp; items: item, title, genres or None; the
+    original ids where they are strings)."""
     spec.check()
     path = Path(spec.path).expanduser()
     if not path.is_file():
@@ -119,27 +239,27 @@ def read_file(spec: FileSpec) -> tuple[pd.DataFrame, pd.DataFrame | None]:
               "rating": None if spec.implicit else spec.rating,
               "timestamp": "timestamp" if guess else spec.timestamp}
     rows, where = _columns(path, spec.delimiter, spec.header, wanted, spec.encoding,
-                           frozenset({"timestamp"}) if guess else frozenset())
-    start = 1 if spec.header else 0
-    body = rows[start:]
+                           frozenset({"timestamp"}) if guess else frozenset(),
+                           defaults={"user": "user", "item": "item", "rating": "rating",
+                                     "timestamp": "timestamp"})
+    body = rows[1:] if spec.header else rows
     if not body:
         raise DatasetError(f"{path}: no ratings")
     need = max(where.values()) + 1
-    users, items, ratings, stamps = [], [], [], []
+    texts: dict[str, list[str]] = {"user": [], "item": []}
+    lines, ratings, stamps = [], [], []
     low, high = spec.rating_scale or (1.0, 1.0)
-    for i, fields in enumerate(body):
-        line = i + start + 1
+    for line, fields in body:
+        lines.append(line)
         if len(fields) < need:
             missing = [k for k, c in where.items() if c >= len(fields)]
             raise DatasetError(f"{path}:{line}: missing column {missing[0]!r} ({len(fields)} "
                                f"fields, separated by {spec.delimiter!r})")
-        for key, out in (("user", users), ("item", items)):
+        for key in ("user", "item"):
             text = fields[where[key]].strip()
-            try:
-                out.append(int(text))
-            except ValueError:
-                raise DatasetError(f"{path}:{line}: {key} {text!r} is not an integer id"
-                                   ) from None
+            if not text:
+                raise DatasetError(f"{path}:{line}: empty {key} id")
+            texts[key].append(text)
         if spec.implicit:
             ratings.append(1.0)
         else:
@@ -161,7 +281,9 @@ def read_file(spec: FileSpec) -> tuple[pd.DataFrame, pd.DataFrame | None]:
                                    ) from None
         else:
             stamps.append(None)
-    df = pd.DataFrame({"user": np.asarray(users, np.int64), "item": np.asarray(items, np.int64),
+    users, user_labels = _ids(texts["user"], lines, "user", spec.ids, path)
+    items, item_labels = _ids(texts["item"], lines, "item", spec.ids, path)
+    df = pd.DataFrame({"user": users, "item": items,
                        "rating": np.asarray(ratings, np.float32),
                        "timestamp": pd.array(stamps, dtype="Int64")})
     dup = df.duplicated(["user", "item"], keep=False).to_numpy()
@@ -171,14 +293,16 @@ def read_file(spec: FileSpec) -> tuple[pd.DataFrame, pd.DataFrame | None]:
             u, it = df["user"].iat[first], df["item"].iat[first]
             again = np.flatnonzero(dup & (df["user"].to_numpy() == u)
                                    & (df["item"].to_numpy() == it))[1]
-            raise DatasetError(f"{path}:{again + start + 1}: duplicate (user {u}, item {it}), "
-                               f"first at line {first + start + 1} (set duplicates = \"last\" "
+            u, it = (texts["user"][first], texts["item"][first])
+            raise DatasetError(f"{path}:{lines[again]}: duplicate (user {u}, item {it}), "
+                               f"first at line {lines[first]} (set duplicates = \"last\" "
                                "to keep the later line)")
         df = df[~df.duplicated(["user", "item"], keep="last")].reset_index(drop=True)
-    return df, (_read_items(spec) if spec.items else None)
+    labels = Labels(user_labels, item_labels)
+    return df, (_read_items(spec, labels) if spec.items else None), labels
 
 
-def _read_items(spec: FileSpec) -> pd.DataFrame:
+def _read_items(spec: FileSpec, labels: Labels) -> pd.DataFrame:
     path = Path(spec.items).expanduser()
     if not path.is_file():
         raise DatasetError(f"dataset {spec.name!r}: items file {path}: file not found")
@@ -188,18 +312,20 @@ def _read_items(spec: FileSpec) -> pd.DataFrame:
                 raise DatasetError(f"dataset {spec.name!r}: {key} = {getattr(spec, key)!r} "
                                    "names a column, but the items file has no header")
     rows, where = _columns(path, spec.items_delimiter, spec.items_header,
-                           {"item": spec.items_item, "title": spec.items_title}, spec.encoding)
-    start = 1 if spec.items_header else 0
+                           {"item": spec.items_item, "title": spec.items_title}, spec.encoding,
+                           defaults={"item": "item", "title": "title"})
     out = []
-    for i, fields in enumerate(rows[start:]):
-        line = i + start + 1
+    for line, fields in rows[1:] if spec.items_header else rows:
         if len(fields) <= max(where.values()):
             raise DatasetError(f"{path}:{line}: missing column (the item's id or title)")
+        text = fields[where["item"]].strip()
         try:
-            out.append((int(fields[where["item"]]), fields[where["title"]]))
-        except ValueError:
-            raise DatasetError(f"{path}:{line}: item {fields[where['item']]!r} is not an "
-                               "integer id") from None
+            out.append((labels.code("item", text), fields[where["title"]]))
+        except KeyError as exc:
+            if labels.item is None:
+                raise DatasetError(f"{path}:{line}: item {text!r} is not an integer id"
+                                   ) from None
+            del exc  # an item no rating names: no code, nothing to show
     items = pd.DataFrame(out, columns=["item", "title"])
     items["genres"] = ""
     return items

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import datasets
+from aebench import datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +72,13 @@ def fixture_dir(tmp_path) -> Path:
 def _isolated_cache(tmp_path, monkeypatch):
     """No test reads or writes the user's real cache."""
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_files(monkeypatch):
+    """Users' datasets registered by one test (`-d PATH` registers its file by its stem) are
+    not seen by the next."""
+    monkeypatch.setattr(datasets.dataset, "FILES", {})
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """budget.md's arithmetic on hand-built records: parts, medians over seeds, refits, totals."""
 
-from bench.reports import budget
+from aebench.bench.reports import budget
 
 
 def rec(model, seed, fit, valid, evals, cell, reads=3, refit=None, dataset="ml-100k"):

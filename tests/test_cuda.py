@@ -4,12 +4,11 @@ tests/test_engine_paths.py)."""
 
 import pytest
 import torch
+from aebench.bench.engines.device import MemoryProbe
+from aebench.bench.engines.train import fit
+from aebench.bench.evaluation.evaluate import evaluate
 
-import datasets
-import models
-from bench.engines.device import MemoryProbe
-from bench.engines.train import fit
-from bench.evaluation.evaluate import evaluate
+from aebench import datasets, models
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]

@@ -5,14 +5,13 @@ the memory fields of a record."""
 
 import pytest
 import torch
+from aebench.bench.__main__ import main
+from aebench.bench.engines.batched import EngineOptions, make_optimizer
+from aebench.bench.engines.device import MemoryProbe, synchronize
+from aebench.bench.engines.train import fit
+from aebench.bench.runs import records
 
-import datasets
-import models
-from bench.__main__ import main
-from bench.engines.batched import EngineOptions, make_optimizer
-from bench.engines.device import MemoryProbe, synchronize
-from bench.engines.train import fit
-from bench.runs import records
+from aebench import datasets, models
 
 CPU = torch.device("cpu")
 
@@ -56,7 +55,8 @@ def test_batched_cuda_paths_agree_with_the_cpu_defaults(name, split):
 
 
 def test_dense_and_sampled_outputs_give_the_same_gradients(split):
-    from bench.evaluation.evaluate import score_rows  # noqa: F401 (the same Batch the engines build)
+    from aebench.bench.evaluation.evaluate import score_rows  # noqa: F401 (the same Batch the engines build)
+
     from tests.test_families import batch_of
 
     torch.manual_seed(0)
@@ -98,7 +98,7 @@ def test_per_user_torch_op_rmsprop_agrees_with_the_numba_kernel(split):
     root of a running mean that is near zero for rarely rated items, which magnifies it epoch
     by epoch for those items' first-layer weights (relative difference 6e-5 after one epoch,
     4e-3 after two), while the losses and the predictions agree."""
-    from bench.evaluation.evaluate import predict_at
+    from aebench.bench.evaluation.evaluate import predict_at
 
     cfg = models.config("sae-20-10-20")
     want, a = _train("sae-20-10-20", split, "per-user", EngineOptions(), epochs=2)

@@ -5,11 +5,11 @@ error names file, line and key before any work, and `--dry-run` trains nothing."
 import textwrap
 
 import pytest
+from aebench.bench.__main__ import main
+from aebench.bench.engines import train
+from aebench.bench.runs import records
 
-import datasets
-from bench.__main__ import main
-from bench.engines import train
-from bench.runs import records
+from aebench import datasets
 from tests.test_user_data import ratings_csv
 
 
@@ -130,7 +130,7 @@ def test_dry_run_resolves_everything_and_trains_nothing(tmp_path, capsys, monkey
         raise AssertionError("a dry run trained a model")
 
     monkeypatch.setattr(train, "fit", no_training)
-    monkeypatch.setattr("bench.runs.runner.fit", no_training)
+    monkeypatch.setattr("aebench.bench.runs.runner.fit", no_training)
     out = tmp_path / "run"
     assert main(["run", "-m", "ease", "mf", "-d", "synthetic", "--seeds", "2", "--dry-run",
                  "--out", str(out)]) == 0

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from aebench.bench.engines.train import fit
+from aebench.bench.evaluation.evaluate import evaluate, predict_at, user_scores
+from aebench.models.base import Batch
+from aebench.models.cdae import sample_negatives
+from aebench.models.sparse_ops import CSRBatch
 
-import datasets
-import models
-from bench.engines.train import fit
-from bench.evaluation.evaluate import evaluate, predict_at, user_scores
-from models.base import Batch
-from models.cdae import sample_negatives
-from models.sparse_ops import CSRBatch
+from aebench import datasets, models
 
 CPU = torch.device("cpu")
 

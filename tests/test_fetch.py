@@ -3,9 +3,9 @@
 import dataclasses
 
 import pytest
+from aebench.datasets import settings
 
-import datasets
-from datasets import settings
+from aebench import datasets
 from tests.conftest import md5, write_ml100k, zip_folder
 
 
@@ -147,7 +147,7 @@ def test_a_release_without_a_checksum_still_refuses_a_broken_zip(tmp_path, http_
 
 
 def test_half_stars_off_their_step_or_scale_are_named(tmp_path):
-    from datasets.parse import read_ratings
+    from aebench.datasets.parse import read_ratings
 
     path = tmp_path / "ratings.csv"
     path.write_text("userId,movieId,rating,timestamp\n1,2,4.5,1\n1,3,4.25,2\n")

@@ -4,13 +4,12 @@
 import numpy as np
 import pytest
 import torch
+from aebench.bench.engines.batched import BatchedEngine
+from aebench.bench.engines.train import Stopping, fit
+from aebench.models.base import Recipe
+from aebench.models.kernel_ae import KernelLayer, sparsifying_kernel
 
-import datasets
-import models
-from bench.engines.batched import BatchedEngine
-from bench.engines.train import Stopping, fit
-from models.base import Recipe
-from models.kernel_ae import KernelLayer, sparsifying_kernel
+from aebench import datasets, models
 from tests.test_references import batch_of
 
 CPU = torch.device("cpu")
@@ -57,7 +56,7 @@ def test_the_fused_kernel_weight_matches_autograd_through_the_kernel_and_gradche
     """`kernel_weight`'s hand-written backward: values and gradients of (W * w_hat, penalty)
     against autograd through `sparsifying_kernel`, with some kernels cut to zero; float32 on
     CPU takes the compiled passes, float64 the torch ops (and the gradient check)."""
-    from models.kernel_ae import _compiled, kernel_weight
+    from aebench.models.kernel_ae import _compiled, kernel_weight
 
     g = torch.Generator().manual_seed(3)
     w = torch.randn(7, 6, dtype=dtype, generator=g)
@@ -127,7 +126,7 @@ def test_lbfgs_rounds_reduce_the_loss_from_a_fresh_memory(split):
     assert engine.counts["lbfgs_iterations"] == state["n_iter"]
     assert engine.counts["lbfgs_evaluations"] == state["func_evals"] >= state["n_iter"]
     # the round's reported loss (its lowest evaluation) is the loss where it ended
-    from models.base import Batch
+    from aebench.models.base import Batch
 
     values, plan = engine._epoch_plan()
     lo, hi, rows, pattern = plan[0]
@@ -190,7 +189,7 @@ def test_a_variant_default_can_differ_per_dataset():
 
 def conv_of(r: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """`global_conv` of a dense matrix, from its nonzero entries."""
-    from models.kernel_ae import conv_cells, global_conv
+    from aebench.models.kernel_ae import conv_cells, global_conv
 
     rows, cols = r.nonzero(as_tuple=True)
     cells = conv_cells(rows, cols, tuple(r.shape), kernel.shape[0])
@@ -198,7 +197,7 @@ def conv_of(r: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 
 def test_glocal_k_global_kernel_and_convolution_on_a_hand_worked_4x4_case():
-    from models.kernel_ae import global_kernel
+    from aebench.models.kernel_ae import global_kernel
 
     means = torch.tensor([1.0, 2.0])  # two items' mean reconstructions
     conv = torch.zeros(2, 9)
@@ -237,7 +236,7 @@ def test_glocal_k_convolution_matches_conv2d_with_its_kernel_gradient():
     (ref * weights).sum().backward()
     torch.testing.assert_close(got_k.grad, ref_k.grad)
     # rows in another order (a batch's), and a subset of them: the same cells, placed
-    from models.kernel_ae import conv_cells, global_conv
+    from aebench.models.kernel_ae import conv_cells, global_conv
 
     rows, cols = r.nonzero(as_tuple=True)
     order = torch.randperm(17, generator=g)[:11]
@@ -285,7 +284,7 @@ def test_glocal_k_pretrains_then_finetunes_in_stages_and_scores_whole_matrices(s
 
 
 def test_deeprec_refeeds_its_dense_output_as_input_and_target(split):
-    from models.base import Batch
+    from aebench.models.base import Batch
 
     torch.manual_seed(0)
     model, cfg = models.create("deeprec", split.n_users, split.n_items, hidden=(8, 4),
@@ -314,7 +313,7 @@ def test_deeprec_refeeds_its_dense_output_as_input_and_target(split):
 def test_speed_reports_an_lbfgs_iterations_seconds_and_flops(tmp_path):
     import json
 
-    from bench.__main__ import main
+    from aebench.bench.__main__ import main
 
     out = tmp_path / "speed.json"
     assert main(["speed", "-m", "sparse-fc", "-d", "synthetic-60x40", "--repeats", "1",

@@ -1,8 +1,8 @@
 """The reproduction table: published figures matched to records of the same cell (model,
 dataset, split, refit) and set beside their mean over seeds."""
 
-from bench.__main__ import main
-from bench.reports import literature
+from aebench.bench.__main__ import main
+from aebench.bench.reports import literature
 
 
 def record(model, seed, value, split="random-90-10", refit=True, metric="rmse",
@@ -53,8 +53,7 @@ def test_recbole_on_the_same_split_sits_beside_its_figure():
 
 
 def test_every_figure_names_a_registered_variant_a_protocol_and_its_selection():
-    import datasets
-    import models
+    from aebench import datasets, models
 
     for f in literature.FIGURES:
         assert f.model in models.list() and f.split in datasets.PROTOCOLS

@@ -6,13 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from aebench.bench.__main__ import main
+from aebench.bench.evaluation.evaluate import ranking_hits
+from aebench.bench.runs import records
+from aebench.datasets.splits import k_core, per_user_shares, split_per_user
 
-import datasets
-import models
-from bench.__main__ import main
-from bench.evaluation.evaluate import ranking_hits
-from bench.runs import records
-from datasets.splits import k_core, per_user_shares, split_per_user
+from aebench import datasets, models
 
 
 def frame(pairs, rating=4.0):
@@ -58,7 +57,7 @@ def test_split_per_user_is_seeded_disjoint_and_sized():
 @pytest.fixture(scope="module")
 def dense_csv(tmp_path_factory):
     """Synthetic ratings dense enough for a 10-core (users rate 30% of 150 items)."""
-    from datasets.synthetic import synthetic_ratings
+    from aebench.datasets.synthetic import synthetic_ratings
 
     path = tmp_path_factory.mktemp("dense") / "dense.csv"
     synthetic_ratings(300, 150, density=0.3, seed=0)[["user", "item", "rating"]].to_csv(
@@ -97,8 +96,7 @@ def test_at_test_time_the_validation_items_are_no_candidates():
     # scores item 1 highest would rank it first unless the validation part is masked
     import scipy.sparse as sp
     import torch
-
-    from models.base import Recommender
+    from aebench.models.base import Recommender
 
     class Fixed(Recommender):
         def score(self, batch):
@@ -107,7 +105,7 @@ def test_at_test_time_the_validation_items_are_no_candidates():
     def m(col):
         return sp.csr_matrix(([5.0], ([0], [col])), shape=(1, 4), dtype=np.float32)
 
-    from models import config
+    from aebench.models import config
     cfg = config("ease")
     _, hits, _ = ranking_hits(Fixed(), cfg, m(0), m(2), torch.device("cpu"), 1)
     assert not hits[0, 0]  # item 1 ranked above the test item
@@ -176,8 +174,7 @@ def test_no_model_trains_on_a_held_out_user(heldout):
     # EASE's closed form on the fitting view equals EASE fitted on the training users' rows
     # alone; the held-out users' fold-in rows only enter as input when scoring
     import scipy.sparse as sp
-
-    from bench.runs.runner import RunConfig, train_cell
+    from aebench.bench.runs.runner import RunConfig, train_cell
 
     ds, s = heldout
     view = datasets.carve_validation(s.without_test(), 0.05, 0)
@@ -219,7 +216,7 @@ def test_an_item_based_model_cannot_declare_itself_inductive():
 def test_a_protocol_whose_parts_share_a_pair_is_refused(monkeypatch):
     # (1, 1) in both validation and test, (2, 2) in train and test: two shared pairs; a
     # pair repeated inside one part is not one of them
-    from datasets import splits
+    from aebench.datasets import splits
 
     def overlapping(ds, seed):
         return (frame([(1, 2), (2, 2), (2, 2)]), frame([(1, 1), (3, 3)]),

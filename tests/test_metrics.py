@@ -5,9 +5,8 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-from bench.evaluation import metrics
-from bench.evaluation.evaluate import rating_errors
+from aebench.bench.evaluation import metrics
+from aebench.bench.evaluation.evaluate import rating_errors
 
 
 def test_rmse_mae_by_hand():

@@ -2,10 +2,10 @@ import dataclasses
 
 import pytest
 import torch
+from aebench.models import sparse_ops
+from aebench.models.sparse_ops import CSRBatch, sampled_linear, sparse_linear
 
-import models
-from models import sparse_ops
-from models.sparse_ops import CSRBatch, sampled_linear, sparse_linear
+from aebench import models
 
 
 def test_list_patterns_and_natural_names():
@@ -164,8 +164,9 @@ def test_planned_column_order_gives_the_same_gradients():
     """The batched engine's per-epoch column-order plan against the CSR-transpose fallback."""
     import dataclasses
 
-    import datasets
-    from bench.engines.batched import BatchedEngine
+    from aebench.bench.engines.batched import BatchedEngine
+
+    from aebench import datasets
 
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
     model, cfg = models.create("sae-200-100-200", split.n_users, split.n_items,

@@ -5,10 +5,10 @@ import dataclasses
 
 import pytest
 import torch
+from aebench.bench.__main__ import main
+from aebench.bench.runs import records
 
-import datasets
-from bench.__main__ import main
-from bench.runs import records
+from aebench import datasets
 
 
 def refused(argv, capsys) -> str:
@@ -131,7 +131,8 @@ def test_missing_dataset_fails_once_per_grid_and_says_where_to_put_it(
     with pytest.raises(SystemExit) as exc:
         main(["run", "-m", "sae-20-10-20", "sae-dropout", "ease", "-d", "ml-1m", "--seeds", "2",
               "--out", str(out)])
-    message = str(exc.value.code)
+    assert exc.value.code == 2  # an input error, like a bad option
+    message = capsys.readouterr().err
     assert hits == [f"{base}/ml-1m.zip"]
     assert "HTTP Error 404" in message
     for hint in ("--data-dir", "BENCH_DATA_DIR", "BENCH_CACHE_DIR", spec.md5, "ml-1m.zip"):

@@ -3,9 +3,8 @@ hand and on real runs in both precisions."""
 
 import numpy as np
 import pytest
-
-from bench.__main__ import main
-from bench.reports import parity
+from aebench.bench.__main__ import main
+from aebench.bench.reports import parity
 
 
 def fake(tmp_path, model, precision, seed, values, rates=False, dataset="d"):
@@ -87,7 +86,7 @@ def test_a_dataset_without_parity_keeps_the_family_in_fp32(tmp_path):
 
 def test_report_writes_parity_and_its_control_from_run_folders(tmp_path):
     here, there = tmp_path / "here", tmp_path / "there"
-    argv = ["run", "-m", "mult-dae", "-d", "synthetic", "--seeds", "2", "--epochs", "3"]
+    argv = ["run", "-m", "mult-dae", "-d", "synthetic", "--seeds", "2"]  # default recipe
     assert main(argv + ["--precision", "fp32", "--out", str(here)]) == 0
     assert main(argv + ["--precision", "bf16", "--out", str(here)]) == 0
     assert main(argv + ["--precision", "fp32", "--out", str(there)]) == 0

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
+from aebench.datasets.parse import read_items, read_ratings
 
-import datasets
-from datasets.parse import read_items, read_ratings
+from aebench import datasets
 
 
 def test_ml100k_fixture_loads(fixture_dir):

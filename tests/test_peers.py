@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from aebench.bench.__main__ import main
+from aebench.bench.speed import peers
+from aebench.bench.speed.recbole_peer import write_atomic
 
-import models
-from bench.__main__ import main
-from bench.speed import peers
-from bench.speed.recbole_peer import write_atomic
+from aebench import models
 
 
 def test_peer_settings_follow_the_variant_config():

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from aebench.bench.__main__ import main
+from aebench.bench.runs import records
+from aebench.models import plugins, registry
 
-import models
-from bench.__main__ import main
-from bench.runs import records
-from models import plugins, registry
+from aebench import models
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "tiny-ae"
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from models import register
-from models.base import LogUniform, ModelConfig, Recipe, Recommender, Space
+from aebench.models import register
+from aebench.models.base import LogUniform, ModelConfig, Recipe, Recommender, Space
 
 
 @dataclass(frozen=True)

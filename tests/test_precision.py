@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from aebench.bench.__main__ import main
+from aebench.bench.engines import precision
+from aebench.bench.engines.batched import BatchedEngine, EngineOptions
+from aebench.bench.evaluation.evaluate import score_rows
+from aebench.bench.runs import records
 
-import datasets
-import models
-from bench.__main__ import main
-from bench.engines import precision
-from bench.engines.batched import BatchedEngine, EngineOptions
-from bench.evaluation.evaluate import score_rows
-from bench.runs import records
+from aebench import datasets, models
 
 CPU = torch.device("cpu")
 
@@ -107,8 +106,8 @@ def test_auto_runs_each_variant_in_its_own_precision_where_the_device_has_it(mon
     """`--precision auto` (the default): a variant registered with bf16 runs in it where the
     CPU multiplies bf16 natively, and in fp32 where bf16 is emulated or the mode is per-user;
     an asked precision is what runs."""
-    from bench.engines import precision as prec
-    from bench.runs.runner import grid
+    from aebench.bench.engines import precision as prec
+    from aebench.bench.runs.runner import grid
 
     registry = models.registry._REGISTRY
     monkeypatch.setitem(registry, "mult-dae",

@@ -4,10 +4,9 @@ a grid sees the same split and validation carving, and the mixed grid's tables a
 import dataclasses
 
 import numpy as np
-
-from bench.__main__ import main
-from bench.runs import records
-from bench.runs.runner import RunConfig, SplitCache, run_one
+from aebench.bench.__main__ import main
+from aebench.bench.runs import records
+from aebench.bench.runs.runner import RunConfig, SplitCache, run_one
 
 
 class PoisonedCache(SplitCache):

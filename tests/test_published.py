@@ -6,10 +6,10 @@ import json
 import math
 
 import pytest
+from aebench.bench.reports import literature, parity, report, verdict
+from aebench.bench.runs import records
 
-import models
-from bench.reports import literature, parity, report, verdict
-from bench.runs import records
+from aebench import models
 from tests.conftest import ROOT
 
 RESULTS = ROOT / "results"
@@ -197,7 +197,7 @@ def test_published_outputs_exist():
 
 def dry_run_cells(experiment, data_dir, capsys) -> set[tuple[str, str, int]]:
     """The (model, dataset, seed) cells `run --config experiment --dry-run` plans."""
-    from bench.__main__ import main
+    from aebench.bench.__main__ import main
 
     assert main(["run", "--config", str(experiment), "--dry-run",
                  "--data-dir", str(data_dir)]) == 0
@@ -306,7 +306,7 @@ def test_each_protocol_grid_is_the_plan_of_its_experiment_file(path, real_data_d
 def test_the_budget_grid_is_one_seed_of_every_variant_and_its_budget_is_generated():
     """results/budget: `run --all -d ml-100k`, every built-in variant once, all ok, each cell
     timed in parts; budget.md is what `report` writes from its records and grid line."""
-    from bench.reports import budget
+    from aebench.bench.reports import budget
 
     folder = RESULTS / "budget"
     recs = _load(folder)
@@ -322,7 +322,7 @@ def test_the_budget_grid_is_one_seed_of_every_variant_and_its_budget_is_generate
 
 def test_readme_parity_and_peers_tables_match_the_precision_folder(readme):
     """The parity study (both precisions from one machine) and the same machine's peers."""
-    from bench.speed import peers
+    from aebench.bench.speed import peers
 
     recs = [{**r, "_dir": str(PRECISION)} for r in _load(PRECISION)]
     speed = json.loads((PRECISION / "speed-cpu.json").read_text())

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from aebench.bench.evaluation import metrics
+from aebench.bench.evaluation.evaluate import evaluate_ranking, legacy_topk, ranking_hits
 
-import datasets
-import models
-from bench.evaluation import metrics
-from bench.evaluation.evaluate import evaluate_ranking, legacy_topk, ranking_hits
+from aebench import datasets, models
 
 
 @pytest.fixture(scope="module")

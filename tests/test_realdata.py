@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import datasets
+from aebench import datasets
 
 pytestmark = pytest.mark.realdata
 

@@ -1,8 +1,7 @@
 """`python -m bench recommend`: reuse or train a model, map ids to titles, skip rated movies."""
 
 import pytest
-
-from bench.__main__ import main
+from aebench.bench.__main__ import main
 
 
 def test_trains_when_no_model_exists_then_reuses_it(tmp_path, fixture_dir, capsys):
@@ -47,10 +46,9 @@ def test_unknown_user_is_named(tmp_path, fixture_dir):
 def test_ml1m_ids_map_to_titles(tmp_path, real_data_dir, capsys):
     """The ML-1M notebook printed titles off by one; here the id and the title agree."""
     import torch
+    from aebench.bench import recommend
 
-    import datasets
-    import models
-    from bench import recommend
+    from aebench import datasets, models
 
     ds = datasets.load("ml-1m", real_data_dir, download=False)
     split = datasets.make_split(ds, "random-90-10")

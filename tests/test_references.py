@@ -7,16 +7,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from aebench.bench.engines.batched import BatchedEngine
+from aebench.bench.engines.train import fit
+from aebench.models.base import Batch, Phase, Recipe, Recommender
+from aebench.models.item_item import keep_top_k
+from aebench.models.recvae import MIXTURE, WIDE_LOGVAR, composite_log_prior
+from aebench.models.sparse_ops import CSRBatch
 from torch import nn
 
-import datasets
-import models
-from bench.engines.batched import BatchedEngine
-from bench.engines.train import fit
-from models.base import Batch, Phase, Recipe, Recommender
-from models.item_item import keep_top_k
-from models.recvae import MIXTURE, WIDE_LOGVAR, composite_log_prior
-from models.sparse_ops import CSRBatch
+from aebench import datasets, models
 
 CPU = torch.device("cpu")
 
@@ -117,9 +116,8 @@ def test_slims_residual_and_covariance_gradients_solve_the_same_problem(split):
     """Weak regularisation: gradients from the residual from the first coordinate on
     (switch 0) and from the Gram matrix throughout take the same steps, and reach
     scikit-learn's W."""
+    from aebench.models.slim import slim_weights
     from sklearn.linear_model import ElasticNet
-
-    from models.slim import slim_weights
 
     alpha, l1_ratio = 1e-3, 1e-3
     x = models.config("slim").view(split.train)

@@ -8,9 +8,9 @@ import sys
 import time
 
 import pytest
+from aebench.bench.__main__ import main
+from aebench.bench.runs import records
 
-from bench.__main__ import main
-from bench.runs import records
 from tests.conftest import ROOT
 
 ARGV = ["run", "-m", "sae-20-10-20", "mf", "ease", "-d", "synthetic", "--seeds", "2",

@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-from bench import speed
-from datasets import Split
+from aebench.bench import speed
+from aebench.datasets import Split
 
 
 def test_epoch_flops_by_hand():
@@ -24,7 +23,7 @@ def test_epoch_flops_by_hand():
 
 def test_models_count_their_own_epoch_flops_by_hand():
     """Each family's `epoch_flops`, on the same toy matrix (3 x 3, 4 ratings, 2 rated rows)."""
-    import models
+    from aebench import models
 
     train = sp.csr_matrix(np.array([[5, 0, 3], [0, 0, 0], [1, 2, 0]], dtype=np.float32))
     sae, _ = models.create("sae-20-10-20", 3, 3, hidden=(2, 1, 2))

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from aebench.datasets.synthetic import synthetic_ratings
 
-import datasets
-from datasets.synthetic import synthetic_ratings
+from aebench import datasets
 
 
 @pytest.fixture(scope="module")

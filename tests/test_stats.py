@@ -5,9 +5,8 @@ import math
 
 import numpy as np
 import pytest
+from aebench.bench.evaluation import stats
 from scipy import stats as sps
-
-from bench.evaluation import stats
 
 
 def test_mean_ci_by_hand():

@@ -4,12 +4,11 @@ import math
 
 import pytest
 import torch
+from aebench.bench.engines import classic
+from aebench.bench.engines.optim import rmsprop_, rmsprop_torch
+from aebench.bench.engines.train import fit
 
-import datasets
-import models
-from bench.engines import classic
-from bench.engines.optim import rmsprop_, rmsprop_torch
-from bench.engines.train import fit
+from aebench import datasets, models
 
 
 def _classic_vs_fast(split, name, epochs, **overrides):
@@ -113,7 +112,7 @@ def test_nonfinite_loss_raises():
 
 def test_fused_rprop_matches_torch_rprop():
     """Sign changes, growth, shrinkage and both step-size clamps, step for step."""
-    from bench.engines.optim import FusedRprop
+    from aebench.bench.engines.optim import FusedRprop
 
     torch.manual_seed(0)
     p = torch.randn(4000)
@@ -135,7 +134,7 @@ def test_fused_rprop_matches_torch_rprop():
 def test_early_stopping_keeps_the_best_state_and_stops_after_patience():
     """Validation reads every 2 epochs: the best is at epoch 4, two worse reads follow, and
     training stops at epoch 8 with epoch 4's weights restored."""
-    from bench.engines.train import Stopping
+    from aebench.bench.engines.train import Stopping
 
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
     cfg = models.config("sae-20-10-20")
@@ -158,7 +157,7 @@ def test_early_stopping_keeps_the_best_state_and_stops_after_patience():
 
 
 def test_higher_is_better_validation_and_closed_form_read_once():
-    from bench.engines.train import Stopping
+    from aebench.bench.engines.train import Stopping
 
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
     cfg = models.config("mult-dae")
@@ -180,7 +179,7 @@ def test_validation_reads_are_timed_apart_from_the_epochs():
     the epochs' own seconds, for an epoch trainer and a closed-form fit alike."""
     import time
 
-    from bench.engines.train import Stopping
+    from aebench.bench.engines.train import Stopping
 
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
     for name, epochs in (("sae-20-10-20", 4), ("ease", None)):

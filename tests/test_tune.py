@@ -12,13 +12,13 @@ import time
 
 import optuna
 import pytest
+from aebench.bench.__main__ import main
+from aebench.bench.runs import records, runner, tune
+from aebench.bench.runs.executors import LocalExecutor
+from aebench.bench.runs.runner import RunConfig
+from aebench.models.base import Choice, IntRange, LogUniform, Space, Uniform
 
-import models
-from bench.__main__ import main
-from bench.runs import records, runner, tune
-from bench.runs.executors import LocalExecutor
-from bench.runs.runner import RunConfig
-from models.base import Choice, IntRange, LogUniform, Space, Uniform
+from aebench import models
 from tests.conftest import ROOT
 from tests.test_protocol import PoisonedCache
 
@@ -121,7 +121,7 @@ def test_tune_then_run_with_the_tuned_recipes(tmp_path, capsys):
     tables = (run / "tables.md").read_text()
     assert "tuned recipes" in tables and "default recipes" not in tables
     # popularity, with nothing to tune, stands as the reference of the tuned ranking table
-    from bench.reports import report
+    from aebench.bench.reports import report
     ranking = report.groups(records.load(run))[("synthetic", "random-90-10", "cpu", "batched",
                                                   "tuned")]
     assert set(ranking) == {"bias", "ease", "popularity"}

@@ -3,9 +3,8 @@ are significant under both protocols, on records built by hand and on real runs.
 
 import numpy as np
 import pytest
-
-from bench.__main__ import main
-from bench.reports import verdict
+from aebench.bench.__main__ import main
+from aebench.bench.reports import verdict
 
 
 def fake(tmp_path, model, split, seed, values, refit=False, precision="fp32"):

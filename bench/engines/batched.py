@@ -22,11 +22,10 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 import torch
-
-from bench.engines import precision
-from bench.engines.optim import FusedRprop
-from models.base import Batch, Phase, Recipe, Recommender
-from models.sparse_ops import CSRBatch
+from aebench.bench.engines import precision
+from aebench.bench.engines.optim import FusedRprop
+from aebench.models.base import Batch, Phase, Recipe, Recommender
+from aebench.models.sparse_ops import CSRBatch
 
 
 @dataclass(frozen=True)

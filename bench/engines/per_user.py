@@ -24,10 +24,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
-
-from bench.engines.optim import rmsprop_, sgd_
-from models.base import LOSSES, Recipe, Recommender, Stack
-from models.layers import ACTIVATIONS
+from aebench.bench.engines.optim import rmsprop_, sgd_
+from aebench.models.base import LOSSES, Recipe, Recommender, Stack
+from aebench.models.layers import ACTIVATIONS
 
 # derivative of each activation written in terms of its output h
 _DERIVATIVE = {

@@ -21,20 +21,41 @@ AUTO = "auto"  # each variant's registered precision where the device has it nat
 PARTS = ("loss", "score")  # what a family may run in low precision: training loss, scoring
 
 
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # /proc/cpuinfo's names
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them (empty where /proc/cpuinfo is missing)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_native_bf16(flags: frozenset[str] | set[str]) -> bool:
+    """Whether a CPU with these flags multiplies bfloat16 in hardware: AVX-512 BF16 or AMX.
+    oneDNN's own check (`torch.ops.mkldnn._is_mkldnn_bf16_supported`) says yes on any
+    AVX-512 CPU, where it emulates bf16 at a fraction of fp32's speed."""
+    return bool(NATIVE_BF16_FLAGS & set(flags))
+
+
 def native_bf16(device: torch.device | str) -> bool:
-    """Whether the device multiplies bfloat16 natively (CUDA; a CPU with AVX-512 BF16 or AMX,
-    as oneDNN reports it). Elsewhere bf16 products are emulated and slower than float32."""
+    """Whether the device multiplies bfloat16 natively (CUDA; a CPU whose flags list AVX-512
+    BF16 or AMX). Elsewhere bf16 products are emulated and slower than float32."""
     device = torch.device(device)
     if device.type == "cuda":
         return True
-    return bool(torch.backends.mkldnn.is_available()
-                and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return cpu_native_bf16(cpu_flags())
 
 
 def warning(precision: str, device: torch.device | str) -> str | None:
     """What to tell a user who asks for bf16 where it is emulated."""
     if precision == "bf16" and not native_bf16(device):
-        return ("this CPU has no native bfloat16 matmul (no AVX-512 BF16 or AMX, by oneDNN): "
+        return ("this CPU has no native bfloat16 matmul (no AVX-512 BF16 or AMX in its flags): "
                 "bf16 products run emulated, slower than fp32")
     return None
 

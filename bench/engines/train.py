@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 
 import scipy.sparse as sp
 import torch
-
-from bench.engines.batched import DEFAULT_OPTIONS, BatchedEngine, EngineOptions
-from bench.engines.device import synchronize
-from bench.engines.per_user import PerUserEngine
-from models.base import ModelConfig, Recipe, Recommender, check_trainer
+from aebench.bench.engines.batched import DEFAULT_OPTIONS, BatchedEngine, EngineOptions
+from aebench.bench.engines.device import synchronize
+from aebench.bench.engines.per_user import PerUserEngine
+from aebench.models.base import ModelConfig, Recipe, Recommender, check_trainer
 
 MODES = ("per-user", "batched")
 

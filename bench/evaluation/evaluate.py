@@ -21,11 +21,10 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse as sp
 import torch
-
-from bench.evaluation import metrics
-from datasets import Split
-from models.base import Batch, ModelConfig, Recommender, check_scores
-from models.sparse_ops import CSRBatch
+from aebench.bench.evaluation import metrics
+from aebench.datasets import Split
+from aebench.models.base import Batch, ModelConfig, Recommender, check_scores
+from aebench.models.sparse_ops import CSRBatch
 
 BATCH_ROWS = 1024
 

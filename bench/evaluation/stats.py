@@ -66,6 +66,13 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
+def has_per_user(run_dir: Path, record: dict) -> bool:
+    """Whether a record's per-user values are on disk (a folder copied as runs.jsonl alone
+    has none: its tables keep the seed summaries and leave the paired tests out)."""
+    name = record.get("per_user")
+    return bool(name) and (Path(record.get("_dir", run_dir)) / name).is_file()
+
+
 def per_user(run_dir: Path, record: dict, metric: str) -> pd.Series:
     """One record's per-user values of `metric`, indexed by original user id."""
     data = np.load(Path(run_dir) / record["per_user"])
@@ -85,7 +92,7 @@ def pooled_pairs(run_dir: Path, recs_a: list[dict], recs_b: list[dict], metric: 
     xs, ys = [], []
     for ra in recs_a:
         rb = by_seed_b.get(ra["seed"])
-        if rb is None:
+        if rb is None or not (has_per_user(run_dir, ra) and has_per_user(run_dir, rb)):
             continue
         a = per_user(ra.get("_dir", run_dir), ra, metric)
         b = per_user(rb.get("_dir", run_dir), rb, metric)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aebench.bench.runs import records
 from tabulate import tabulate
-
-from bench.runs import records
 
 PARTS = ("fit_s", "valid_s", "eval_s", "other_s")
 
@@ -38,7 +37,7 @@ def cell_parts(record: dict) -> dict:
 
 def breakdown(recs: list[dict]) -> list[dict]:
     """One row per cell (its latest ok record), the most expensive first."""
-    from bench.runs.runner import record_key
+    from aebench.bench.runs.runner import record_key
 
     latest = {record_key(r): r for r in recs if r.get("status") == "ok"}
     rows = [{"model": r["model"], "dataset": r["dataset"], "seed": r["seed"],

@@ -21,10 +21,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from aebench.bench.evaluation import stats
+from aebench.bench.runs import records
 from tabulate import tabulate
-
-from bench.evaluation import stats
-from bench.runs import records
 
 
 @dataclass(frozen=True)
@@ -154,7 +153,7 @@ def write(recs: list[dict], out_dir: Path, readme: Path | None = None) -> list[P
                    "evaluation.\n\n" + body + "\n", encoding="utf-8")
     if readme is None:
         return [out]
-    from bench.reports.report import replace_block
+    from aebench.bench.reports.report import replace_block
 
     text = readme.read_text(encoding="utf-8")
     readme.write_text(replace_block(text, START, END, body), encoding="utf-8")

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from aebench.bench.evaluation import stats
+from aebench.bench.runs import records
 from tabulate import tabulate
-
-from bench.evaluation import stats
-from bench.runs import records
 
 TOLERANCE = 0.002                     # the issue's |difference| bound
 # An epoch this much faster is a gain beyond noise: two `bench speed` runs of the same code
@@ -37,7 +36,7 @@ Cells = dict[tuple[str, str, str], dict[int, dict]]  # (model, dataset, split) -
 
 def metric_of(record: dict) -> tuple[str, bool]:
     """The headline metric of a record's family and whether higher is better."""
-    from bench.reports.report import rates
+    from aebench.bench.reports.report import rates
 
     return ("rmse", False) if rates(record) else ("ndcg@10", True)
 
@@ -194,8 +193,8 @@ def write(run_dir: Path, control_dirs: list[Path] = (), low: str = "bf16",
     out.write_text(text, encoding="utf-8")
     written = [out]
     if readme is not None:
-        from bench.reports.report import replace_block
-        from bench.speed import peers
+        from aebench.bench.reports.report import replace_block
+        from aebench.bench.speed import peers
 
         text = replace_block(readme.read_text(encoding="utf-8"), START, END, body)
         peers_file = run_dir / "speed-cpu-peers.json"

@@ -13,10 +13,9 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from aebench.bench.evaluation import stats
+from aebench.bench.runs import records
 from tabulate import tabulate
-
-from bench.evaluation import stats
-from bench.runs import records
 
 REFERENCE_MARK = " †"
 CUSTOM_MARK = " *"  # a variant an experiment file overrode (the footnote lists the overrides)
@@ -50,7 +49,7 @@ def kind(record: dict) -> str:
     if variant:
         return variant["kind"]
     try:
-        import models
+        from aebench import models
 
         return models.get(record["model"]).kind
     except KeyError:
@@ -80,7 +79,7 @@ def tunable(model: str) -> bool:
     """Whether a variant has a search space (a variant without one, such as popularity, runs
     its one recipe in every run, default or tuned)."""
     try:
-        import models
+        from aebench import models
 
         return bool(models.get(model).space.params)
     except KeyError:
@@ -88,23 +87,47 @@ def tunable(model: str) -> bool:
 
 
 def groups(recs: list[dict]) -> dict[tuple, dict[str, list[dict]]]:
-    """Successful records by table (dataset, split, device, mode, recipe), then by variant;
-    one record per seed (the last wins). A variant with nothing to tune stands in the tables
-    of every recipe of its run (popularity is the reference of a tuned ranking table too)."""
+    """Successful records by table (dataset, split, device, mode, recipe), then by row; one
+    record per seed (the last wins). A row is a variant and precision (`row_name`); a custom
+    recipe is a row of its own, one per set of overrides (`custom_rows`), so that seeds run
+    under different settings are never averaged. A variant with nothing to tune stands in
+    the tables of every recipe of its run (popularity is the reference of a tuned ranking
+    table too)."""
     out: dict[tuple, dict[str, dict[int, dict]]] = {}
     fixed = []
+    rows = custom_rows(recs)
     for r in ok(recs):
         key = (r["dataset"], r["split"]["name"], r["device"], r["mode"], label(r))
         if key[-1] == "default" and not tunable(r["model"]):
             fixed.append((key, r))
             continue
-        out.setdefault(key, {}).setdefault(row_name(r), {})[r["seed"]] = r
+        out.setdefault(key, {}).setdefault(rows.get(id(r), row_name(r)), {})[r["seed"]] = r
     for key, r in fixed:
         tables = [k for k in out if k[:-1] == key[:-1]] or [key]
         for k in tables:
             out.setdefault(k, {}).setdefault(row_name(r), {})[r["seed"]] = r
     return {k: {m: [seeds[s] for s in sorted(seeds)] for m, seeds in sorted(v.items())}
             for k, v in sorted(out.items())}
+
+
+def custom_rows(recs: list[dict]) -> dict[int, str]:
+    """The row of each custom-recipe record (by `id`): `row_name` with CUSTOM_MARK, numbered
+    from the second set of overrides of one variant on (`mult-vae *`, `mult-vae *2`)."""
+    import json
+
+    sets: dict[str, list[str]] = {}
+    out = {}
+    for r in ok(recs):
+        if recipe_name(r) != "custom":
+            continue
+        name = row_name(r)
+        overrides = json.dumps(r["recipe"].get("overrides", {}), sort_keys=True)
+        seen = sets.setdefault(name, [])
+        if overrides not in seen:
+            seen.append(overrides)
+        n = seen.index(overrides) + 1
+        out[id(r)] = name + CUSTOM_MARK + ("" if n == 1 else str(n))
+    return out
 
 
 def fmt(value, spec: str = ".4f") -> str:
@@ -131,9 +154,11 @@ def comparison(run_dir: Path, cells: dict[str, list[dict]], spec: dict,
     rows = []
     for _, t in table.iterrows():
         recs = cells[t["model"]]
-        name = t["model"] + (REFERENCE_MARK if kind(recs[0]) == "reference" else "") + (
+        custom = recipe_name(recs[0]) == "custom"
+        model, _, n = t["model"].partition(CUSTOM_MARK)
+        name = model + (REFERENCE_MARK if kind(recs[0]) == "reference" else "") + (
             PLUGIN_MARK if recs[0].get("plugin") else "") + (
-            CUSTOM_MARK if recipe_name(recs[0]) == "custom" else "")
+            CUSTOM_MARK + n if custom else "")
         head = (f"{fmt(t['mean'])} ± {fmt(t['std'])}" if t["n"] > 1 else fmt(t["mean"]))
         ci = f"[{fmt(t['ci_low'])}, {fmt(t['ci_high'])}]" if t["n"] > 1 else "—"
         others = [fmt(stats.mean_ci([r["metrics"].get(c) for r in recs])["mean"])
@@ -152,9 +177,16 @@ def comparison(run_dir: Path, cells: dict[str, list[dict]], spec: dict,
     shown = set(table["model"])
     notes = sorted({plugin_note(rs[0]) for m, rs in cells.items()
                     if m in shown and rs[0].get("plugin")})
-    notes += sorted(f"{CUSTOM_MARK.strip()} {m}: " + ", ".join(
+    notes += sorted(f"{CUSTOM_MARK.strip()}{m.partition(CUSTOM_MARK)[2]} "
+                    f"{m.partition(CUSTOM_MARK)[0]}: " + ", ".join(
         f"{k}={v}" for k, v in sorted(rs[0]["recipe"]["overrides"].items()))
         for m, rs in cells.items() if m in shown and recipe_name(rs[0]) == "custom")
+    lacking = sum(not stats.has_per_user(run_dir, r) for m, rs in cells.items() if m in shown
+                  for r in rs)
+    if lacking:
+        notes.append(f"No paired test where a record's per-user values are missing ({lacking} "
+                     f"of this table's records have no per_user/ file in {run_dir}): the "
+                     "tests pair users, and the records hold only their means.")
     return table, md + "".join(f"\n\n{n}" for n in notes)
 
 

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.stats as sps
+from aebench.bench.evaluation import stats
+from aebench.bench.runs import records
 from tabulate import tabulate
-
-from bench.evaluation import stats
-from bench.runs import records
 
 METRICS = {"ndcg@10": True, "rmse": False}  # metric -> higher is better
 

@@ -79,7 +79,7 @@ class Experiment:
     def check_overrides(self) -> None:
         """Each model table names a registered variant, and its overrides are options of its
         config (after plugins are loaded)."""
-        import models
+        from aebench import models
 
         for variant, values in self.overrides.items():
             where = f"{self.path}:{line_of(self.text, 'models')}: models: {variant}"
@@ -130,7 +130,7 @@ def _convert(action: argparse.Action, value: Any, where: str) -> Any:
 
 
 def _file_spec(name: str, table: dict, text: str, path: Path):
-    from datasets.user import FileSpec
+    from aebench.datasets.user import FileSpec
 
     fields = {f.name: f for f in dataclasses.fields(FileSpec)}
     hints = typing.get_type_hints(FileSpec)

@@ -55,7 +55,7 @@ def environment(device: torch.device) -> dict:
            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda
-    from models import plugins
+    from aebench.models import plugins
 
     env["plugins"] = [{"name": p.name, "module": p.module, "distribution": p.distribution,
                        "version": p.version} for p in plugins.loaded()]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import re
 import resource
 import time
@@ -24,15 +25,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
+from aebench.bench.engines import precision
+from aebench.bench.engines.batched import EngineOptions
+from aebench.bench.engines.device import MemoryProbe
+from aebench.bench.engines.train import Stopping, fit, recipe_for
+from aebench.bench.evaluation.evaluate import evaluate, validate, validation_metric
+from aebench.bench.runs import records
 
-import datasets
-import models
-from bench.engines import precision
-from bench.engines.batched import EngineOptions
-from bench.engines.device import MemoryProbe
-from bench.engines.train import Stopping, fit, recipe_for
-from bench.evaluation.evaluate import evaluate, validate, validation_metric
-from bench.runs import records
+from aebench import datasets, models
 
 DEFAULT_SPLIT = {"ml-100k": "u1", "ml-1m": "random-90-10"}
 FALLBACK_SPLIT = "random-90-10"
@@ -71,7 +71,7 @@ class RunConfig:
 
     @property
     def split_name(self) -> str:
-        return self.split or DEFAULT_SPLIT.get(self.dataset, FALLBACK_SPLIT)
+        return self.split or default_split(self.dataset)
 
     @property
     def validation(self) -> float:
@@ -80,14 +80,65 @@ class RunConfig:
             return self.valid_fraction
         return 0.0 if self.mode == "per-user" else VALID_FRACTION
 
+    CLI_OVERRIDES = ("epochs", "lr", "weight_decay", "batch_size")
+
+    def applied_overrides(self) -> dict[str, Any]:
+        """The command line's recipe overrides (`--epochs`, `--lr`, `--weight-decay`,
+        `--batch-size`) as config overrides of the mode's recipe section, where the variant
+        has a recipe for the mode (a closed-form fit has no epochs to override)."""
+        given = {k: getattr(self, k) for k in self.CLI_OVERRIDES if getattr(self, k) is not None}
+        if not given:
+            return {}
+        try:
+            if models.config(self.model).recipe(self.mode) is None:
+                return {}
+        except KeyError:  # a plugin's variant that is not loaded here: the record says
+            pass
+        section = "per_user" if self.mode == "per-user" else "batched"
+        return {f"{section}.{k}": v for k, v in given.items()}
+
+    def all_overrides(self) -> dict[str, Any]:
+        """Every config override the cell trains with: its recipe's (tuned, or an experiment
+        file's), then the command line's."""
+        return {**dict(self.overrides), **self.applied_overrides()}
+
+    @property
+    def recipe_name(self) -> str:
+        """`default`, `tuned` or `custom`: a recipe the command line changed is `custom`,
+        whatever it started from."""
+        return "custom" if self.applied_overrides() else self.recipe
+
     def key(self) -> tuple:
-        """What identifies a cell for `--resume`."""
+        """What identifies a cell for `--resume` and `--refit-from`: where it runs, its
+        recipe with every override, and every setting that changes what it trains or how it
+        is measured. A resume never takes a record made under other settings."""
         return (self.model, self.dataset, self.split_name, self.mode, self.device, self.seed,
-                records.recipe_label(self.recipe, self.refit, self.precision))
+                records.recipe_label(self.recipe_name, self.refit, self.precision),
+                json.dumps(records._clean(self.all_overrides()), sort_keys=True),
+                self.validation, self.eval_every, self.patience, tuple(self.ks),
+                float(self.relevance), self.engine_paths)
+
+    @classmethod
+    def from_run_config(cls, values: dict) -> RunConfig:
+        """The cell a record's `run_config` describes (fields it lacks keep their defaults;
+        a user's dataset definition is not rebuilt)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in values.items() if k in names and k != "dataset_file"}
+        kw["overrides"] = tuple((k, tuple(v) if isinstance(v, list) else v)
+                                for k, v in kw.get("overrides") or ())
+        for k in ("ks", "plugins"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+
+def default_split(dataset: str) -> str:
+    """The split a dataset runs under when none is named."""
+    return DEFAULT_SPLIT.get(dataset, FALLBACK_SPLIT)
 
 
 def available_devices() -> list[str]:
-    from bench.engines.device import available
+    from aebench.bench.engines.device import available
 
     return available()
 
@@ -144,7 +195,7 @@ def shared_cache(data_dir: str | None = None) -> SplitCache:
 def prepare(cfg: RunConfig) -> None:
     """What a cell needs in whichever process runs it (a Ray worker too): the installed model
     plugins, the ones the cell names, and its dataset's definition if a user's file."""
-    from models import plugins
+    from aebench.models import plugins
 
     plugins.load_installed()
     for spec in cfg.plugins:
@@ -160,14 +211,8 @@ def cell_task(cfg: RunConfig, on_epoch=None) -> tuple[dict, dict]:
 
 
 def model_config(cfg: RunConfig):
-    """The variant's config with the cell's recipe overrides, then its CLI overrides (which
-    apply where the variant has a recipe for the mode)."""
-    base = models.config(cfg.model, cfg.dataset, **dict(cfg.overrides))
-    section = "per_user" if cfg.mode == "per-user" else "batched"
-    if base.recipe(cfg.mode) is None:
-        return base
-    return models.override(base, **{f"{section}.{k}": getattr(cfg, k)
-                                    for k in ("epochs", "lr", "weight_decay", "batch_size")})
+    """The variant's config for the cell's dataset with every override it trains with."""
+    return models.config(cfg.model, cfg.dataset, **cfg.all_overrides())
 
 
 @dataclass
@@ -312,8 +357,8 @@ def base_record(cfg: RunConfig) -> dict:
     """What every record of a cell holds before it runs."""
     return {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode,
             "device": cfg.device, "seed": cfg.seed, "run_config": dataclasses.asdict(cfg),
-            "recipe": {"name": cfg.recipe, "study": cfg.study,
-                       "overrides": dict(cfg.overrides)},
+            "recipe": {"name": cfg.recipe_name, "study": cfg.study,
+                       "overrides": cfg.all_overrides()},
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
@@ -421,12 +466,16 @@ def save(record: dict, artifacts: dict, out_dir: Path) -> dict:
         name = cell_name(record)
         weights = out_dir / "weights" / f"{name}.pt"
         weights.parent.mkdir(parents=True, exist_ok=True)
+        partial = weights.with_suffix(".pt.part")  # renamed once whole: no half-written file
         torch.save({"state_dict": artifacts["state_dict"], "config": record["config"],
                     "split": record["split"], "model": record["model"],
-                    "shape": artifacts["shape"]}, weights)
+                    "shape": artifacts["shape"]}, partial)
+        partial.replace(weights)
         per_user = out_dir / "per_user" / f"{name}.npz"
         per_user.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(per_user, **artifacts["per_user"])
+        partial = per_user.with_suffix(".part.npz")
+        np.savez_compressed(partial, **artifacts["per_user"])
+        partial.replace(per_user)
         record["weights"] = str(weights.relative_to(out_dir))
         record["per_user"] = str(per_user.relative_to(out_dir))
     records.append(out_dir / "runs.jsonl", record)
@@ -463,9 +512,15 @@ def grid(model_patterns, dataset_names, devices, seeds=(0,), **common) -> list[R
 
 def record_key(record: dict) -> tuple:
     """The `RunConfig.key()` of a record's cell."""
-    split = record.get("split", {}).get("name") or record["run_config"].get("split")
-    return (record["model"], record["dataset"], split, record["mode"], record["device"],
-            record["seed"], records.label_of(record))
+    values = {**record.get("run_config", {}),
+              **{k: record[k] for k in ("model", "dataset", "mode", "device", "seed")
+                 if k in record}}
+    if "recipe" not in values and "recipe" in record:
+        values["recipe"] = record["recipe"].get("name", "default")
+        values["overrides"] = list(record["recipe"].get("overrides", {}).items())
+    cfg = RunConfig.from_run_config(values)
+    split = record.get("split", {}).get("name")
+    return dataclasses.replace(cfg, split=split or cfg.split).key()
 
 
 def pending(cells: list[RunConfig], done: list[dict]) -> list[RunConfig]:

@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from aebench.bench.runs.executors import TaskLost
+from aebench.bench.runs.runner import RunConfig, prepare, shared_cache, train_cell
+from aebench.models.base import Choice, IntRange, LogUniform, Space, Uniform
 
-import models
-from bench.runs.executors import TaskLost
-from bench.runs.runner import RunConfig, prepare, shared_cache, train_cell
-from models.base import Choice, IntRange, LogUniform, Space, Uniform
+from aebench import models
 
 FORMAT = "aebench-recipes/1"
 
@@ -191,7 +191,7 @@ def tune_variant(cell: RunConfig, trials: int, storage: str, executor, seed: int
                  timeout: float | None = None, resume: bool = False, log=print) -> dict:
     """Run one variant's study up to `trials` finished trials (or `timeout` seconds of this
     call); returns its summary."""
-    from bench.evaluation.evaluate import validation_metric
+    from aebench.bench.evaluation.evaluate import validation_metric
 
     variant = models.get(cell.model)
     metric, higher = validation_metric(models.config(cell.model))

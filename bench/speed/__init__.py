@@ -17,15 +17,15 @@ import time
 
 import numpy as np
 import torch
+from aebench.bench.engines import classic
+from aebench.bench.engines.batched import EngineOptions
+from aebench.bench.engines.device import synchronize
+from aebench.bench.engines.train import make_engine
+from aebench.datasets import Split
+from aebench.models.base import stack_flops
+from aebench.models.sparse_ops import bag_sum
 
-import models
-from bench.engines import classic
-from bench.engines.batched import EngineOptions
-from bench.engines.device import synchronize
-from bench.engines.train import make_engine
-from datasets import Split
-from models.base import stack_flops
-from models.sparse_ops import bag_sum
+from aebench import models
 
 PATHS = ("classic", "per-user", "batched", "fit")
 

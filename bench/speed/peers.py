@@ -161,8 +161,9 @@ def compare(peer: Peer, split, device, python: str, repeats: int, threads: int,
     float32: RecBole has no mixed-precision mode), back to back: medians of `repeats`, the
     speedup and whether it meets the peer's target; one row per precision. A closed-form fit
     runs in float32 whatever is asked, so it is timed once."""
-    import models
-    from bench import speed
+    from aebench.bench import speed
+
+    from aebench import models
 
     cfg = models.config(peer.family, split.dataset)
     path = "fit" if peer.timed == "fit" else "batched"

@@ -13,8 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from bench.runs.records import ROOT
+from aebench.bench.runs.records import ROOT
 
 
 def saved_runs(storage: Path) -> list[Path]:

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from aebench.models import register
+from aebench.models.base import Batch, IntRange, LogUniform, ModelConfig, Recipe, Recommender, Space
 from torch import nn
-
-from models import register
-from models.base import Batch, IntRange, LogUniform, ModelConfig, Recipe, Recommender, Space
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 
-import models
-from bench.runs import records
-from bench.runs.runner import SplitCache
-from bench.speed import peers
+from aebench import models
+from aebench.bench.runs import records
+from aebench.bench.runs.runner import SplitCache
+from aebench.bench.speed import peers
 
 HERE = Path(__file__).resolve().parent
 CHECKS = {  # name: (aebench variant, RecBole model, RecBole settings)

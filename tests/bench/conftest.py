@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import datasets
+from aebench import datasets
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from aebench.bench.engines import classic
+from aebench.bench.engines.train import make_engine
+from aebench.bench.evaluation.evaluate import evaluate
+from aebench.bench.speed import slice_split
 
-import datasets
-import models
-from bench.engines import classic
-from bench.engines.train import make_engine
-from bench.evaluation.evaluate import evaluate
-from bench.speed import slice_split
+from aebench import datasets, models
 
 CPU = torch.device("cpu")
 CLASSIC_SLICE = 300  # users: the classic loop costs the same per user, so a slice is enough

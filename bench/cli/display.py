@@ -1,0 +1,83 @@
+"""What `run` shows while a grid trains: progress bars on a terminal, one plain line per
+finished cell in a log (no bar characters in files), nothing with `--quiet`."""
+
+from __future__ import annotations
+
+import sys
+
+
+def label(cell) -> str:
+    return f"{cell.model} {cell.dataset} {cell.device} {cell.mode} s{cell.seed}"
+
+
+def summary(rec: dict) -> str:
+    """One line of a finished cell's figures."""
+    m, v = rec["metrics"], rec.get("validation")
+    parts = [f"rmse {m['rmse']:.4f}" if "rmse" in m else "rmse —",
+             f"ndcg@10 {m['ndcg@10']:.4f}" if m.get("ndcg@10") is not None else "ndcg —"]
+    if v:
+        parts.append(f"valid {v['metric']} {v['best']:.4f} @ epoch {v['best_epoch']}")
+    parts.append(f"epoch {rec['timings']['epoch_s_median']:.3f}s")
+    return "  ".join(parts)
+
+
+class Display:
+    """The `run_plan` display of one grid (a context manager that closes its bars)."""
+
+    def __init__(self, total: int, quiet: bool = False, local: bool = True, stream=None):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.bars = not quiet and self.stream.isatty()
+        self.total, self.done = total, 0
+        self.grid = self.epochs = None
+        self.local = local
+        self.current = None
+
+    def __enter__(self):
+        if self.bars:
+            from tqdm.auto import tqdm
+
+            self.grid = tqdm(total=self.total, desc="grid", unit="run", file=self.stream)
+            self.epochs = tqdm(unit="epoch", leave=False, disable=not self.local,
+                               file=self.stream)
+        return self
+
+    def __exit__(self, *exc):
+        for bar in (self.epochs, self.grid):
+            if bar is not None:
+                bar.close()
+        return False
+
+    def epoch_hook(self, cell):
+        """Epoch progress of a cell that runs in this process (None on Ray, whose workers
+        print nothing, and without bars)."""
+        if not self.bars or not self.local:
+            return None
+
+        def on_epoch(row):
+            if self.current is not cell:  # the first epoch of this cell
+                self.current = cell
+                self.epochs.reset()
+                self.epochs.set_description_str(label(cell))
+            self.epochs.update(1)
+            self.epochs.set_postfix(**{k: f"{row[k]:.4f}" for k in ("train_loss", "valid")
+                                       if row.get(k) is not None})
+        return on_epoch
+
+    def running(self, cell) -> None:
+        if self.grid is not None:
+            self.grid.set_postfix_str(label(cell))
+
+    def finished(self, cell, rec: dict) -> None:
+        self.done += 1
+        text = (f"{label(cell)}: {summary(rec)}" if rec["status"] == "ok"
+                else f"{label(cell)}: FAILED {rec['error']}")
+        if self.quiet:
+            if rec["status"] != "ok":
+                print(text, file=sys.stderr, flush=True)
+            return
+        if self.grid is not None:
+            self.grid.write(text, file=sys.stdout)
+            self.grid.update(1)
+        else:
+            print(f"[{self.done}/{self.total}] {text}", flush=True)

@@ -1,0 +1,117 @@
+"""Planning a grid: which cells run, which a variant cannot run (and why), which a resumed
+folder already holds, and what the rest will cost in time and disk. The CLI's `run` builds a
+`Plan` and hands it to `grid.run_plan`; `--dry-run` prints it instead."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from aebench.bench.runs import records
+from aebench.bench.runs.runner import RunConfig, model_config, not_inductive, pending
+
+from aebench import datasets, models
+
+RECORD_BYTES = 64 * 1024  # one runs.jsonl line, its history included, at most about this
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a `run` will do."""
+
+    cells: tuple[RunConfig, ...]  # the cells to train, in order
+    skipped: tuple[str, ...]      # why a variant cannot run a cell it was asked for
+    done: int                     # cells of the grid already ok in `out` (a resume)
+    out: Path
+
+
+def applicable(cells: list[RunConfig], cache) -> tuple[list[RunConfig], list[str]]:
+    """The cells a variant can run, and why the others are skipped: a rating model on an
+    implicit dataset or under a protocol that keeps interactions only (no ratings to learn),
+    and a model that is not inductive under a held-out-users protocol."""
+    keep, skipped = [], {}
+    for c in cells:
+        split, cfg = c.split_name, models.config(c.model)
+        if cfg.feedback == "explicit" and cache.dataset(c.dataset).implicit:
+            skipped[c.model, c.dataset] = (f"{c.model} learns from ratings; {c.dataset} is "
+                                           f"implicit (no ratings)")
+        elif cfg.feedback == "explicit" and split in datasets.splits.INTERACTIONS:
+            skipped[c.model, c.dataset] = (f"{c.model} learns from ratings; {split} keeps "
+                                           f"interactions only")
+        elif split in datasets.splits.HELDOUT_USERS and not cfg.inductive:
+            skipped[c.model, c.dataset] = not_inductive(c.model, split)
+        else:
+            keep.append(c)
+    return keep, list(dict(sorted(skipped.items())).values())
+
+
+def with_experiment(cells: list[RunConfig], exp) -> list[RunConfig]:
+    """Cells as the experiment file sets them: a model table's config overrides (recipe
+    `custom`), and the definition of a user's dataset, which a worker registers itself."""
+    out = []
+    for c in cells:
+        if exp is not None and c.model in exp.overrides:
+            merged = {**dict(c.overrides), **exp.overrides[c.model]}
+            c = dataclasses.replace(c, overrides=tuple(sorted(merged.items())),
+                                    recipe="custom" if c.recipe == "default" else c.recipe)
+        out.append(dataclasses.replace(c, dataset_file=datasets.registered(c.dataset)))
+    return out
+
+
+def with_recipes(cells: list[RunConfig], recipes: dict) -> list[RunConfig]:
+    """Cells with a tuned recipe for their (model, dataset) in `recipes` use it."""
+    out = []
+    for c in cells:
+        tuned = recipes.get(c.model, {}).get(c.dataset)
+        out.append(c if tuned is None else dataclasses.replace(
+            c, overrides=tuple(sorted(tuned["overrides"].items())), recipe="tuned",
+            study=tuned["study"]))
+    return out
+
+
+def plan(cells: list[RunConfig], out: Path, done: list[dict], cache) -> Plan:
+    """The plan of `cells` into `out`, given the records `done` already there."""
+    todo = pending(cells, done)
+    todo, skipped = applicable(todo, cache)
+    return Plan(tuple(todo), tuple(skipped), len(cells) - len(pending(cells, done)), Path(out))
+
+
+def parameters(cell: RunConfig, cache) -> int:
+    """The number of values in the cell's saved weights, from the variant built on torch's
+    meta device (no memory is allocated)."""
+    import torch
+
+    split = cache.split(cell.dataset, cell.split_name, cell.seed)
+    mcfg = model_config(cell)
+    rows, cols = (split.n_users, split.n_items) if mcfg.rows == "user" else (
+        split.n_items, split.n_users)
+    with torch.device("meta"):
+        module = models.get(cell.model).build(rows, cols, mcfg)
+    return sum(t.numel() for t in module.state_dict().values())
+
+
+def output_bytes(p: Plan, cache) -> int:
+    """What the plan writes, by estimate: per cell its record, its float32 weights and its
+    per-user values (a few float64 metrics per user)."""
+    total = 0
+    for c in p.cells:
+        split = cache.split(c.dataset, c.split_name, c.seed)
+        total += RECORD_BYTES + 4 * parameters(c, cache) + 8 * 24 * split.n_users
+    return total
+
+
+def published_seconds(cell: RunConfig, published: list[dict]) -> float | None:
+    """Seconds a cell took in the published run (median over seeds; the whole cell where the
+    record timed it, else fit plus evaluation), if it ran."""
+    from aebench.bench.reports.budget import cell_parts
+
+    same = sorted(cell_parts(r)["cell_s"] for r in published
+                  if r["model"] == cell.model and r["dataset"] == cell.dataset
+                  and r.get("status") == "ok" and r["mode"] == cell.mode)
+    return same[len(same) // 2] if same else None
+
+
+def published_records(root: Path = Path("results/published")) -> list[dict]:
+    """The published run's records, where this checkout has them (the dry run's costs)."""
+    return records.load(root) if (root / "runs.jsonl").is_file() else []
