@@ -3,36 +3,39 @@
 The contract between models and the rest of aebench is `models/base.py`; each family is one
 file here that registers its variants."""
 
-from . import (  # noqa: F401 (registers)
-    autorec,
-    bias,
-    cdae,
-    deeprec,
-    ease,
-    ials,
-    kernel_ae,
-    mf,
-    mult,
-    neighbors,
-    plugins,
-    popularity,
-    puresvd,
-    recvae,
-    sae,
-    slim,
-)
-from .base import ModelConfig, Recipe, Recommender
-from .registry import (  # noqa: A004
-    Variant,
-    config,
-    config_from_dict,
-    create,
-    get,
-    list,
-    override,
-    register,
-)
-from .sae import SAE, SAEConfig
+from aebench._shadow import hand_over
 
-__all__ = ["SAE", "ModelConfig", "Recipe", "Recommender", "SAEConfig", "Variant", "config",
-           "config_from_dict", "create", "get", "list", "override", "plugins", "register"]
+if not hand_over(__name__, __file__):  # see aebench/_shadow.py
+    from . import (  # noqa: F401 (registers)
+        autorec,
+        bias,
+        cdae,
+        deeprec,
+        ease,
+        ials,
+        kernel_ae,
+        mf,
+        mult,
+        neighbors,
+        plugins,
+        popularity,
+        puresvd,
+        recvae,
+        sae,
+        slim,
+    )
+    from .base import ModelConfig, Recipe, Recommender
+    from .registry import (  # noqa: A004
+        Variant,
+        config,
+        config_from_dict,
+        create,
+        get,
+        list,
+        override,
+        register,
+    )
+    from .sae import SAE, SAEConfig
+
+    __all__ = ["SAE", "ModelConfig", "Recipe", "Recommender", "SAEConfig", "Variant", "config",
+               "config_from_dict", "create", "get", "list", "override", "plugins", "register"]

@@ -31,8 +31,10 @@ What a model implements (a `Recommender`, an `nn.Module`):
 - `stages()` (optional): training as consecutive stages (`Stage`: pre-training, then
   fine-tuning), each a number of epochs (L-BFGS rounds of its own length), announced by
   `start_stage(name)` and named in `batch.phase`.
-- `refeeds` (optional, 0) and `refeed_loss(batch)`: after each step, that many more steps on
-  the loss `refeed_loss` returns (DeepRec's dense re-feeding of the model's own output).
+- `train_step(batch, optimizer, autocast, counts)` (optional): one training step, which the
+  batched engine calls for every batch. The default steps by the optimizer's entry in
+  `models/steps.py` (loss, backward, step; an L-BFGS round with its closure); a family that
+  trains in its own way overrides it (DeepRec re-feeds its dense output after each step).
 - `whole_matrix` (optional, False): `score` needs every row of the matrix in one batch (a
   model that mixes neighbouring rows, as GLocal-K's convolution does); evaluation then
   scores all rows at once.
@@ -163,8 +165,8 @@ class Batch:
         return self.pattern.n_rows
 
     def entry_rows(self) -> torch.Tensor:
-        """Row (within the batch) of every entry, in CSR order; computed once per batch (a
-        Mult-VAE step asked for it 8 times)."""
+        """Row (within the batch) of every entry, in CSR order; computed once per batch, as a
+        loss may ask for it several times."""
         held = self.__dict__.get("_entry_rows")
         if held is None:
             held = torch.repeat_interleave(torch.arange(self.size, device=self.values.device),
@@ -327,11 +329,13 @@ class Recommender(nn.Module):
 
     trainer: ClassVar[str] = "epochs"  # epochs | closed-form
     whole_matrix: ClassVar[bool] = False  # score() needs every row at once
-    refeeds: int = 0                      # extra steps per batch on refeed_loss()
 
-    def refeed_loss(self, batch: Batch) -> torch.Tensor:
-        raise ContractError(f"contract: {type(self).__name__} re-feeds but does not "
-                            "implement refeed_loss()")
+    def train_step(self, batch: Batch, optimizer: torch.optim.Optimizer, autocast,
+                   counts: dict) -> torch.Tensor:
+        """One step on `batch` (see the module docstring); returns its loss."""
+        from .steps import step_for
+
+        return step_for(optimizer)(self, batch, optimizer, autocast, counts)
 
     def setup(self, x: sp.csr_matrix) -> None:
         """Statistics of the training matrix (the model's view) taken before training."""

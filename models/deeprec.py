@@ -9,7 +9,8 @@ weights and zero biases. The loss is the squared error at observed ratings divid
 number. Dense re-feeding (`aug_step 1`): after each step, the model's dense output f(x) of
 that batch is fed back as both input and target, and a second step is taken on it (every
 entry of f(x) counts, as the authors' mask `targets != 0` keeps all of a dense vector). In
-the contract this is `refeeds` (the engine calls `refeed_loss` and steps again).
+the contract this is DeepRec's own `train_step`: the default step, then `refeeds` more on
+`refeed_loss`.
 
 Deviations: the batched engine's sparse first layer, Adam (the suite's recipes; the authors'
 momentum SGD at lr 0.005 with step decay is for Netflix), and epochs chosen by early stopping
@@ -77,6 +78,17 @@ class DeepRec(Recommender):
             with torch.no_grad():  # f(x), dense, for the re-feeding step
                 self._refeed = self._out(h)
         return (pred - batch.values).square().sum() / max(1, batch.values.numel())
+
+    def train_step(self, batch: Batch, optimizer, autocast, counts: dict) -> torch.Tensor:
+        """The default step, then `refeeds` steps of dense re-feeding (aug_step)."""
+        loss = super().train_step(batch, optimizer, autocast, counts)
+        for _ in range(self.refeeds):
+            with autocast():
+                again = self.refeed_loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            again.backward()
+            optimizer.step()
+        return loss
 
     def refeed_loss(self, batch: Batch) -> torch.Tensor:
         """The re-feeding step's loss: f(x) as input and target, every entry counting."""

@@ -16,9 +16,9 @@ On CPU both are bound by gathering rows of a dense table, not by arithmetic: onc
 outgrows the core's cache, every gathered row is a trip to memory. Where a table is large and
 each of its rows is gathered many times (a full batch, a large one), the product runs over
 blocks of `BLOCK` columns, each small enough to stay in cache while the whole pattern passes
-over it (`_blocks`). On ML-1M's full item-major matrix (900,188 entries, width 500, one thread
-of an Intel Xeon with 2 MiB of L2) the gather went from 70 ms to 19 ms, and the SDDMM (a
-compiled kernel over the same blocks, `_sddmm`) from 67 ms to 40 ms.
+over it (`_blocks`); the SDDMM runs as a compiled kernel over the same blocks (`_sddmm`).
+What blocking gains is measured by `bench speed` and recorded in results/ and the commit that
+introduced it (27c9e74), not here.
 """
 
 from __future__ import annotations
@@ -36,12 +36,9 @@ warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitl
 
 # Cache blocking (CPU): a table of more than BLOCKED_BYTES whose rows are each gathered at least
 # BLOCKED_REUSE times on average is processed BLOCK columns at a time (256 bytes of a float32
-# row: four cache lines). Measured on ML-1M (one thread, Intel Xeon, 2 MiB L2): 64 columns beat
-# 32, 96 and 128 on both matrix orientations; a small batch (256 users, a 3 MB table, 9 gathers
-# a row) ran slower blocked, as copying the blocks cost more than the cache saved. Whole ML-1M
-# epochs (2 threads, blocked and whole alternating in one process, medians of 6): U-AutoRec's
-# full batch (about 230 gathers a row) 1.75x faster blocked, I-AutoRec's (about 140) 1.24x,
-# Mult-VAE's and Mult-DAE's batches of 500 (about 20 a row of a 3,706 x 600 table) level.
+# row: four cache lines, the block width that was fastest on ML-1M). Small tables, or tables
+# whose rows are gathered only a few times, run whole: copying the blocks would cost more than
+# the cache saves.
 BLOCK = 64
 BLOCKED_BYTES = 4 << 20
 BLOCKED_REUSE = 16
@@ -165,8 +162,8 @@ class _SampledLinear(torch.autograd.Function):
         blocked = _sddmm(h, weight, bias, batch)
         if blocked is not None:
             return blocked
-        # the bias enters as the sampled input (beta = 1); index_select is 3x faster than
-        # bias[cols] on CPU
+        # the bias enters as the sampled input (beta = 1); index_select rather than
+        # bias[cols], the faster gather on CPU
         at = batch.csr(bias.index_select(0, batch.cols))
         return torch.sparse.sampled_addmm(at, h, weight.t()).values()
 

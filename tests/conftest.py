@@ -122,3 +122,17 @@ def ml100k(real_data_dir):
 @pytest.fixture(scope="session")
 def ml1m(real_data_dir):
     return datasets.load("ml-1m", real_data_dir, download=False)
+
+
+# folders and files whose tests form a set one can select or leave out (`-m "not ray"`)
+MARKED = {"published": "published", "test_ray.py": "ray", "test_cuda.py": "cuda",
+          "test_realdata.py": "realdata"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark each test by where it lives (tests/ mirrors the packages; see MARKED)."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        for part in parts:
+            if part in MARKED:
+                item.add_marker(getattr(pytest.mark, MARKED[part]))

@@ -15,7 +15,6 @@ that they run, and are checked against the CPU defaults, on any machine.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numba
@@ -238,35 +237,15 @@ class BatchedEngine:
             self.stage = stage
             self.model.start_stage(stage.name)
             iterations = stage.iterations or self.recipe.iterations
-            for opt in self.opts:
-                if isinstance(opt, torch.optim.LBFGS):
-                    for group in opt.param_groups:
+            for opt in self.opts:  # an optimizer that counts iterations per step (L-BFGS)
+                for group in opt.param_groups:
+                    if "max_iter" in group:
                         group["max_iter"], group["max_eval"] = iterations, iterations * 5 // 4
         return stage.name
 
-    def _round(self, opt: torch.optim.LBFGS, batch: Batch) -> torch.Tensor:
-        """One L-BFGS round on the full batch: `recipe.iterations` iterations from a fresh
-        memory; returns the loss at the round's end (what the epoch reports). That is the
-        lowest loss the round evaluated: each iteration's strong-Wolfe line search keeps the
-        lowest point it tried, below where the iteration began, so no forward pass beyond
-        the round's own is needed (one of about 6 in a 5-iteration round)."""
-        opt.state.clear()
-        seen: list[torch.Tensor] = []
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad(set_to_none=True)
-            with precision.context(*self.low, "loss"):
-                loss = self.model.loss(batch)
-            loss.backward()
-            seen.append(loss.detach())
-            return loss
-
-        opt.step(closure)
-        state = opt.state[opt.param_groups[0]["params"][0]]
-        for key, n in (("lbfgs_iterations", state.get("n_iter", 0)),
-                       ("lbfgs_evaluations", len(seen))):
-            self.counts[key] = self.counts.get(key, 0) + n
-        return torch.stack(seen).nan_to_num(nan=math.inf).min()
+    def _autocast(self):
+        """The context the loss runs in: the cell's precision where the family allows it."""
+        return precision.context(*self.low, "loss")
 
     def _freeze_all_but(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
         """Stop gradients of every trainable parameter outside `params`; returns them."""
@@ -286,20 +265,7 @@ class BatchedEngine:
             batch = Batch(rows, pattern, values[lo:hi], self.steps,
                           self.epochs_done + offset + share * k / len(plan),
                           self.dense_output, phase)
-            if isinstance(opt, torch.optim.LBFGS):
-                loss = self._round(opt, batch)
-            else:
-                with precision.context(*self.low, "loss"):
-                    loss = self.model.loss(batch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                for _ in range(self.model.refeeds):  # dense re-feeding (DeepRec)
-                    with precision.context(*self.low, "loss"):
-                        again = self.model.refeed_loss(batch)
-                    opt.zero_grad(set_to_none=True)
-                    again.backward()
-                    opt.step()
+            loss = self.model.train_step(batch, opt, self._autocast, self.counts)
             self.steps += 1
             total += loss.detach() * batch.size
         return total

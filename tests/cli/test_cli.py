@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.runs import records
 
 from tests.conftest import ROOT

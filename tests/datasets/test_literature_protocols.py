@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.evaluation.evaluate import ranking_hits
 from aebench.bench.runs import records
 from aebench.datasets.splits import k_core, per_user_shares, split_per_user

@@ -4,7 +4,7 @@ a grid sees the same split and validation carving, and the mixed grid's tables a
 import dataclasses
 
 import numpy as np
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.runs import records
 from aebench.bench.runs.runner import RunConfig, SplitCache, run_one
 

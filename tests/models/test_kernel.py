@@ -10,7 +10,7 @@ from aebench.models.base import Recipe
 from aebench.models.kernel_ae import KernelLayer, sparsifying_kernel
 
 from aebench import datasets, models
-from tests.test_references import batch_of
+from tests.models.test_references import batch_of
 
 CPU = torch.device("cpu")
 
@@ -313,7 +313,7 @@ def test_deeprec_refeeds_its_dense_output_as_input_and_target(split):
 def test_speed_reports_an_lbfgs_iterations_seconds_and_flops(tmp_path):
     import json
 
-    from aebench.bench.__main__ import main
+    from aebench.bench.cli import main
 
     out = tmp_path / "speed.json"
     assert main(["speed", "-m", "sparse-fc", "-d", "synthetic-60x40", "--repeats", "1",

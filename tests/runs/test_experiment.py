@@ -5,12 +5,12 @@ error names file, line and key before any work, and `--dry-run` trains nothing."
 import textwrap
 
 import pytest
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.engines import train
 from aebench.bench.runs import records
 
 from aebench import datasets
-from tests.test_user_data import ratings_csv
+from tests.datasets.test_user_data import ratings_csv
 
 
 @pytest.fixture(autouse=True)

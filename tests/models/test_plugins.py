@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.runs import records
 from aebench.models import plugins, registry
 

@@ -1,7 +1,7 @@
 """`python -m bench recommend`: reuse or train a model, map ids to titles, skip rated movies."""
 
 import pytest
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 
 
 def test_trains_when_no_model_exists_then_reuses_it(tmp_path, fixture_dir, capsys):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.engines import precision
 from aebench.bench.engines.batched import BatchedEngine, EngineOptions
 from aebench.bench.evaluation.evaluate import score_rows

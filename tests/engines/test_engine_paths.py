@@ -5,7 +5,7 @@ the memory fields of a record."""
 
 import pytest
 import torch
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.engines.batched import EngineOptions, make_optimizer
 from aebench.bench.engines.device import MemoryProbe, synchronize
 from aebench.bench.engines.train import fit
@@ -57,7 +57,7 @@ def test_batched_cuda_paths_agree_with_the_cpu_defaults(name, split):
 def test_dense_and_sampled_outputs_give_the_same_gradients(split):
     from aebench.bench.evaluation.evaluate import score_rows  # noqa: F401 (the same Batch the engines build)
 
-    from tests.test_families import batch_of
+    from tests.models.test_families import batch_of
 
     torch.manual_seed(0)
     model, cfg = models.create("sae-20-10-20", split.n_users, split.n_items)

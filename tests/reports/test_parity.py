@@ -3,7 +3,7 @@ hand and on real runs in both precisions."""
 
 import numpy as np
 import pytest
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.reports import parity
 
 

@@ -12,7 +12,7 @@ import time
 
 import optuna
 import pytest
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.runs import records, runner, tune
 from aebench.bench.runs.executors import LocalExecutor
 from aebench.bench.runs.runner import RunConfig
@@ -20,7 +20,7 @@ from aebench.models.base import Choice, IntRange, LogUniform, Space, Uniform
 
 from aebench import models
 from tests.conftest import ROOT
-from tests.test_protocol import PoisonedCache
+from tests.runs.test_protocol import PoisonedCache
 
 RUNNING = optuna.trial.TrialState.RUNNING
 

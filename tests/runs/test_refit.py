@@ -5,7 +5,7 @@ that model meets the test set."""
 import numpy as np
 import pytest
 import torch
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.runs import records
 from aebench.bench.runs.runner import RunConfig, SplitCache, execute, train_cell
 

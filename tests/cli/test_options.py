@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 import torch
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.runs import records
 
 from aebench import datasets

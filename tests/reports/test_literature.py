@@ -1,7 +1,7 @@
 """The reproduction table: published figures matched to records of the same cell (model,
 dataset, split, refit) and set beside their mean over seeds."""
 
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.reports import literature
 
 

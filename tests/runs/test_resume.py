@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.runs import records
 
 from tests.conftest import ROOT

@@ -4,7 +4,7 @@ rule, implicit datasets, named and positional columns, items files with titles, 
 
 import numpy as np
 import pytest
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.runs import records
 from aebench.datasets.user import FileSpec, read_file
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.speed import peers
 from aebench.bench.speed.recbole_peer import write_atomic
 

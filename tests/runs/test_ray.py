@@ -4,10 +4,10 @@ driver alone writes the records, and the grid's metrics equal the local executor
 import json
 
 import pytest
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.runs import records
 
-from tests.test_plugins import clean_registry, module_source  # noqa: F401 (an autouse fixture)
+from tests.models.test_plugins import clean_registry, module_source  # noqa: F401 (an autouse fixture)
 
 ray = pytest.importorskip("ray", reason="Ray is the optional extra: pip install -e .[ray]")
 

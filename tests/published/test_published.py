@@ -197,7 +197,7 @@ def test_published_outputs_exist():
 
 def dry_run_cells(experiment, data_dir, capsys) -> set[tuple[str, str, int]]:
     """The (model, dataset, seed) cells `run --config experiment --dry-run` plans."""
-    from aebench.bench.__main__ import main
+    from aebench.bench.cli import main
 
     assert main(["run", "--config", str(experiment), "--dry-run",
                  "--data-dir", str(data_dir)]) == 0

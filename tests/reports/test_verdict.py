@@ -3,7 +3,7 @@ are significant under both protocols, on records built by hand and on real runs.
 
 import numpy as np
 import pytest
-from aebench.bench.__main__ import main
+from aebench.bench.cli import main
 from aebench.bench.reports import verdict
 
 
