@@ -160,7 +160,7 @@ def _columns(path: Path, delimiter: str, header: bool, wanted: dict[str, Column 
         if found:
             where[key] = names.index(found[0])
         elif key not in optional:
-            shown = f"; its header: {delimiter.join(names)}" if names else ""
+            shown = f"; its header: {', '.join(names)}" if names else ""
             raise DatasetError(f"{path}:{rows[0][0] if rows else 1}: no column {col!r} (the "
                                f"{key} column){shown}"
                                + (_hint(path, names, delimiter) if names else ""))

@@ -30,7 +30,8 @@ def main(args, sub) -> int:
     from aebench.bench.runs.runner import SplitCache
     from tabulate import tabulate
 
-    args.dataset, = checks.check_datasets(sub, [args.dataset], "random-90-10")
+    args.dataset, = checks.check_datasets(sub, [args.dataset], "random-90-10",
+                        option="--dataset")
     cache = SplitCache(args.data_dir)
     checks.preload(cache, [args.dataset], "random-90-10", range(1))
     split = cache.split(args.dataset, "random-90-10", 0)

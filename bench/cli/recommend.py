@@ -39,8 +39,9 @@ def main(args, sub) -> int:
     from aebench.bench.runs.runner import RunConfig, SplitCache, run_one
     from tabulate import tabulate
 
-    checks.resolve_models(sub, [args.model])
-    args.dataset, = checks.check_datasets(sub, [args.dataset], args.split)
+    checks.resolve_models(sub, [args.model], option="--model")
+    args.dataset, = checks.check_datasets(sub, [args.dataset], args.split,
+                        option="--dataset")
     cache = SplitCache(args.data_dir)
     checks.preload(cache, [args.dataset], args.split, range(1))
     path = None if args.retrain else recommend.find_weights(

@@ -65,7 +65,8 @@ def main(args, sub) -> int:
         sub.error("--peers: the peers run on the CPU only (RecBole's environment here is its "
                   "CPU build)")
     checks.check_devices(sub, "--device", [args.device])
-    args.dataset, = checks.check_datasets(sub, [args.dataset], args.split)
+    args.dataset, = checks.check_datasets(sub, [args.dataset], args.split,
+                        option="-d/--dataset")
     device = torch.device(args.device)
     split_name = args.split or DEFAULT_SPLIT.get(args.dataset, FALLBACK_SPLIT)
     cache = SplitCache(args.data_dir)

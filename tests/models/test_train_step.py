@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 import torch.nn.functional as F
-from aebench import models
 from aebench.bench.runs.runner import RunConfig, SplitCache, execute
 from aebench.models import registry
 from aebench.models.base import Batch, ModelConfig, Recipe, Recommender
 from torch import nn
+
+from aebench import models
 
 LR = 1e-3
 
