@@ -81,13 +81,11 @@ class DeepRec(Recommender):
 
     def train_step(self, batch: Batch, optimizer, autocast, counts: dict) -> torch.Tensor:
         """The default step, then `refeeds` steps of dense re-feeding (aug_step)."""
+        from .steps import gradient_step
+
         loss = super().train_step(batch, optimizer, autocast, counts)
         for _ in range(self.refeeds):
-            with autocast():
-                again = self.refeed_loss(batch)
-            optimizer.zero_grad(set_to_none=True)
-            again.backward()
-            optimizer.step()
+            gradient_step(self, batch, optimizer, autocast, counts, loss_of=self.refeed_loss)
         return loss
 
     def refeed_loss(self, batch: Batch) -> torch.Tensor:

@@ -14,10 +14,11 @@ from collections.abc import Callable
 import torch
 
 
-def gradient_step(model, batch, optimizer, autocast: Callable, counts: dict) -> torch.Tensor:
-    """Loss, backward, one optimizer step; returns the loss."""
+def gradient_step(model, batch, optimizer, autocast: Callable, counts: dict,
+                  loss_of: Callable | None = None) -> torch.Tensor:
+    """Loss (`model.loss`, or `loss_of`), backward, one optimizer step; returns the loss."""
     with autocast():
-        loss = model.loss(batch)
+        loss = (loss_of or model.loss)(batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

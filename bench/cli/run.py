@@ -141,7 +141,7 @@ def _check_options(args, sub, chosen: list[str]) -> list[str]:
 def main(args, sub) -> int:
     from aebench.bench.engines.device import available
     from aebench.bench.runs import plan as planning
-    from aebench.bench.runs.runner import grid, shared_cache
+    from aebench.bench.runs.runner import grid, pending, shared_cache
 
     if args.all:
         patterns, names = args.models or ["*"], args.datasets or ["ml-100k", "ml-1m"]
@@ -183,7 +183,7 @@ def main(args, sub) -> int:
     checks.check_out(sub, out, planning.output_bytes(the_plan, cache))
     if args.resume:
         print(f"resuming {out}: {the_plan.done} of {len(cells)} cells already ok")
-    elif done and pending_overlap(cells, done):
+    elif done and len(pending(cells, done)) < len(cells):
         print(f"note: {out} already holds records of some of these cells; without --resume "
               "they are trained again and both records are kept")
     for why in the_plan.skipped:
@@ -191,12 +191,6 @@ def main(args, sub) -> int:
     if args.dry_run:
         return dry_run(the_plan, cache)
     return execute(args, sub, the_plan)
-
-
-def pending_overlap(cells, done) -> bool:
-    from aebench.bench.runs.runner import pending
-
-    return len(pending(cells, done)) < len(cells)
 
 
 def execute(args, sub, the_plan) -> int:
@@ -267,7 +261,7 @@ def summary_table(finished: list[dict]) -> str:
         metric = ("rmse" if ok and rates(ok[0]) else "ndcg@10")
         ci = mean_ci([r["metrics"].get(metric) for r in ok])
         fit = sorted(r["timings"]["fit_s"] for r in ok)
-        rows.append([model, dataset, split, device, label, metric.upper().replace("@", "@"),
+        rows.append([model, dataset, split, device, label, metric.upper(),
                      "—" if not ok else f"{ci['mean']:.4f}",
                      "—" if ci["n"] < 2 else f"[{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]",
                      len(ok), len(recs) - len(ok), "—" if not fit else f"{fit[len(fit) // 2]:.1f}"])

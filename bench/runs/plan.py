@@ -73,8 +73,9 @@ def with_recipes(cells: list[RunConfig], recipes: dict) -> list[RunConfig]:
 def plan(cells: list[RunConfig], out: Path, done: list[dict], cache) -> Plan:
     """The plan of `cells` into `out`, given the records `done` already there."""
     todo = pending(cells, done)
+    already = len(cells) - len(todo)
     todo, skipped = applicable(todo, cache)
-    return Plan(tuple(todo), tuple(skipped), len(cells) - len(pending(cells, done)), Path(out))
+    return Plan(tuple(todo), tuple(skipped), already, Path(out))
 
 
 def parameters(cell: RunConfig, cache) -> int:
