@@ -31,6 +31,21 @@ MOVIES_DAT = ["10::Heat (1995)::Action|Crime|Thriller", "20::Sabrina (1995)::Com
               "30::Caf\xe9 Society (1995)::Drama"]
 
 
+def record(folder: Path | None = None, **fields):
+    """A hand-built `records.Record` for report tests: the fields a test names, the rest the
+    plainest values a real record could hold (a split of that name, fp32, the default
+    recipe). `folder` is where its per-user file lies."""
+    from aebench.bench.runs.records import Record
+
+    split = fields.pop("split", {"name": "s"})
+    data = {"model": "m", "dataset": "d", "mode": "batched", "device": "cpu", "seed": 0,
+            "status": "ok", "started": "", **fields}
+    if split is not None:
+        data["split"] = {"dataset": data["dataset"], "seed": data["seed"], "fingerprint": "f",
+                         "n_users": 0, "n_items": 0, "n_train": 0, "n_test": 0, **split}
+    return Record.from_json(data, folder=folder)
+
+
 def write_ml100k(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     lines = ["\t".join(map(str, r)) for r in UDATA]

@@ -183,7 +183,7 @@ def check_records(sub: argparse.ArgumentParser, out: Path, option: str = "--out"
     if not (Path(out) / "runs.jsonl").is_file():
         return []
     try:
-        return records.load(Path(out))
+        return records.read(Path(out))
     except ValueError as exc:
         sub.error(f"argument {option}: {exc}; mend or move that line before writing more "
                   "records there")

@@ -24,7 +24,7 @@ def main(args, sub) -> int:
     run_dir = Path(args.dir)
     if not (run_dir / "runs.jsonl").is_file():
         sub.error(f"argument dir: {args.dir} holds no runs.jsonl")
-    recs = records.load(run_dir)
+    recs = records.read(run_dir)
     for key, cells in report.groups(recs).items():
         for spec in (report.RATING, report.RANKING):
             _, md = report.comparison(run_dir, cells, spec, args.alpha)

@@ -10,14 +10,14 @@ def label(cell) -> str:
     return f"{cell.model} {cell.dataset} {cell.device} {cell.mode} s{cell.seed}"
 
 
-def summary(rec: dict) -> str:
-    """One line of a finished cell's figures."""
-    m, v = rec["metrics"], rec.get("validation")
+def summary(rec) -> str:
+    """One line of a finished cell's figures (a `records.Record`)."""
+    m, v = rec.metrics, rec.validation
     parts = [f"rmse {m['rmse']:.4f}" if "rmse" in m else "rmse —",
              f"ndcg@10 {m['ndcg@10']:.4f}" if m.get("ndcg@10") is not None else "ndcg —"]
-    if v:
-        parts.append(f"valid {v['metric']} {v['best']:.4f} @ epoch {v['best_epoch']}")
-    parts.append(f"epoch {rec['timings']['epoch_s_median']:.3f}s")
+    if v and v.best is not None:
+        parts.append(f"valid {v.metric} {v.best:.4f} @ epoch {v.best_epoch}")
+    parts.append(f"epoch {rec.timings.epoch_s_median:.3f}s")
     return "  ".join(parts)
 
 
@@ -68,12 +68,12 @@ class Display:
         if self.grid is not None:
             self.grid.set_postfix_str(label(cell))
 
-    def finished(self, cell, rec: dict) -> None:
+    def finished(self, cell, rec) -> None:
         self.done += 1
-        text = (f"{label(cell)}: {summary(rec)}" if rec["status"] == "ok"
-                else f"{label(cell)}: FAILED {rec['error']}")
+        text = (f"{label(cell)}: {summary(rec)}" if rec.ok
+                else f"{label(cell)}: FAILED {rec.error}")
         if self.quiet:
-            if rec["status"] != "ok":
+            if not rec.ok:
                 print(text, file=sys.stderr, flush=True)
             return
         if self.grid is not None:

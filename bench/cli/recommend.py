@@ -52,9 +52,9 @@ def main(args, sub) -> int:
               f"training one ({args.mode}) into {out}")
         rec = run_one(RunConfig(model=args.model, dataset=args.dataset, split=args.split,
                                 mode=args.mode, data_dir=args.data_dir), cache, out)
-        if rec["status"] != "ok":
-            sys.exit(f"aebench: training failed: {rec['error']}")
-        path = out / rec["weights"]
+        if not rec.ok:
+            sys.exit(f"aebench: training failed: {rec.error}")
+        path = out / rec.weights
     else:
         print(f"using the saved model {path}")
     try:

@@ -55,7 +55,7 @@ def main(args, sub) -> int:
     if args.reproduction:  # the folder of the publishers' protocols: README's block of it
         from aebench.bench.reports import literature
 
-        written += literature.write(records.load(Path(args.dir)), Path(args.dir),
+        written += literature.write(records.read(Path(args.dir)), Path(args.dir),
                                     Path(args.readme) if args.readme else None)
     elif args.parity is not None:  # both precisions' folder: parity.md and README's block
         from aebench.bench.reports import parity

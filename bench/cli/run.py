@@ -210,13 +210,13 @@ def execute(args, sub, the_plan) -> int:
         with display:
             finished = run_plan(the_plan, executor, display)
     except Interrupted as stop:
-        ok = sum(r["status"] == "ok" for r in stop.finished)
+        ok = sum(r.ok for r in stop.finished)
         print(f"\ninterrupted: {ok} of {len(the_plan.cells)} cells finished and are kept in "
               f"{out / 'runs.jsonl'}; resume with:\n  {resume_command(args, out)}",
               file=sys.stderr)
         return 130
     cells_done = time.perf_counter()
-    failed = sum(r["status"] != "ok" for r in finished)
+    failed = sum(not r.ok for r in finished)
     written = report.write(out)
     records.append_grid(out, {
         "argv": sys.argv[1:], "executor": executor.name, "cells": len(the_plan.cells),
@@ -241,26 +241,23 @@ def resume_command(args, out: Path) -> str:
     return "python -m bench " + " ".join(shlex.quote(a) for a in argv) + " --resume"
 
 
-def summary_table(finished: list[dict]) -> str:
+def summary_table(finished: list) -> str:
     """One row per variant, dataset and recipe that this run trained: its table metric (RMSE
     for a rating model, NDCG@10 otherwise) over the seeds it ran, their 95% interval, the
     median fit seconds, and failures."""
     from aebench.bench.evaluation.stats import mean_ci
-    from aebench.bench.reports.report import rates
-    from aebench.bench.runs import records
     from tabulate import tabulate
 
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple, list] = {}
     for r in finished:
-        split = (r.get("split") or {}).get("name") or r["run_config"].get("split") or "—"
-        groups.setdefault((r["model"], r["dataset"], split, r["device"],
-                           records.label_of(r)), []).append(r)
+        groups.setdefault((r.model, r.dataset, r.split_name or "—", r.device, r.label),
+                          []).append(r)
     rows = []
     for (model, dataset, split, device, label), recs in groups.items():
-        ok = [r for r in recs if r["status"] == "ok"]
-        metric = ("rmse" if ok and rates(ok[0]) else "ndcg@10")
-        ci = mean_ci([r["metrics"].get(metric) for r in ok])
-        fit = sorted(r["timings"]["fit_s"] for r in ok)
+        ok = [r for r in recs if r.ok]
+        metric = ("rmse" if ok and ok[0].rates else "ndcg@10")
+        ci = mean_ci([r.metrics.get(metric) for r in ok])
+        fit = sorted(r.timings.fit_s for r in ok)
         rows.append([model, dataset, split, device, label, metric.upper(),
                      "—" if not ok else f"{ci['mean']:.4f}",
                      "—" if ci["n"] < 2 else f"[{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]",

@@ -66,16 +66,20 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
-def has_per_user(run_dir: Path, record: dict) -> bool:
+def folder_of(run_dir: Path, record) -> Path:
+    """Where a record's files lie: the folder it was read from, else `run_dir`."""
+    return Path(record.folder or run_dir)
+
+
+def has_per_user(run_dir: Path, record) -> bool:
     """Whether a record's per-user values are on disk (a folder copied as runs.jsonl alone
     has none: its tables keep the seed summaries and leave the paired tests out)."""
-    name = record.get("per_user")
-    return bool(name) and (Path(record.get("_dir", run_dir)) / name).is_file()
+    return bool(record.per_user) and (folder_of(run_dir, record) / record.per_user).is_file()
 
 
-def per_user(run_dir: Path, record: dict, metric: str) -> pd.Series:
+def per_user(run_dir: Path, record, metric: str) -> pd.Series:
     """One record's per-user values of `metric`, indexed by original user id."""
-    data = np.load(Path(run_dir) / record["per_user"])
+    data = np.load(folder_of(run_dir, record) / record.per_user)
     if metric == "rmse":
         n = data["test_n"]
         has = n > 0
@@ -83,19 +87,19 @@ def per_user(run_dir: Path, record: dict, metric: str) -> pd.Series:
     return pd.Series(data[metric.replace("@", "_at_")], index=data["ranked_user_id"])
 
 
-def pooled_pairs(run_dir: Path, recs_a: list[dict], recs_b: list[dict], metric: str
+def pooled_pairs(run_dir: Path, recs_a: list, recs_b: list, metric: str
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-user values of two variants paired by (seed, user), pooled over their common
-    seeds. A record that names its own folder (`_dir`, records from several run folders)
-    is read from there, the others from `run_dir`."""
-    by_seed_b = {r["seed"]: r for r in recs_b}
+    """Per-user values of two variants (`records.Record`s) paired by (seed, user), pooled
+    over their common seeds. Each record's values are read from the folder it came from
+    (`folder_of`)."""
+    by_seed_b = {r.seed: r for r in recs_b}
     xs, ys = [], []
     for ra in recs_a:
-        rb = by_seed_b.get(ra["seed"])
+        rb = by_seed_b.get(ra.seed)
         if rb is None or not (has_per_user(run_dir, ra) and has_per_user(run_dir, rb)):
             continue
-        a = per_user(ra.get("_dir", run_dir), ra, metric)
-        b = per_user(rb.get("_dir", run_dir), rb, metric)
+        a = per_user(run_dir, ra, metric)
+        b = per_user(run_dir, rb, metric)
         common = a.index.intersection(b.index)
         xs.append(a.loc[common].to_numpy())
         ys.append(b.loc[common].to_numpy())
@@ -104,7 +108,7 @@ def pooled_pairs(run_dir: Path, recs_a: list[dict], recs_b: list[dict], metric: 
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def compare(run_dir: Path, cells: dict[str, list[dict]], metric: str, higher_is_better: bool,
+def compare(run_dir: Path, cells: dict[str, list], metric: str, higher_is_better: bool,
             alpha: float = ALPHA) -> pd.DataFrame:
     """Every variant of one table against the table's best (by mean over seeds): per
     variant, the seed summary of `metric` and the paired tests on per-user values against
@@ -112,7 +116,7 @@ def compare(run_dir: Path, cells: dict[str, list[dict]], metric: str, higher_is_
     seed)."""
     rows = []
     for model, recs in cells.items():
-        s = mean_ci([r["metrics"].get(metric) for r in recs])
+        s = mean_ci([r.metrics.get(metric) for r in recs])
         rows.append({"model": model, **s})
     table = pd.DataFrame(rows)
     if table.empty:

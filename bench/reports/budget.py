@@ -18,30 +18,28 @@ from tabulate import tabulate
 PARTS = ("fit_s", "valid_s", "eval_s", "other_s")
 
 
-def cell_parts(record: dict) -> dict:
+def cell_parts(record: records.Record) -> dict:
     """The seconds of one ok record by part. `fit_s` adds a refitted cell's selection fit when
     the cell trained it itself; `exact` is False for records without `cell_s`."""
-    t = record["timings"]
-    refit = record.get("refit") or {}
-    selection = 0.0 if refit.get("selected_in") else refit.get("selection_fit_s") or 0.0
-    fit = t["fit_s"] + selection
-    cell = t.get("cell_s")
-    valid = t.get("valid_s")
+    t, refit = record.timings, record.refit
+    selection = 0.0 if refit is None or refit.selected_in else refit.selection_fit_s or 0.0
+    fit = t.fit_s + selection
+    cell, valid = t.cell_s, t.valid_s
     exact = cell is not None and valid is not None
-    return {"fit_s": fit, "valid_s": valid, "valid_reads": t.get("valid_reads"),
-            "eval_s": t["eval_s"], "setup_s": t.get("setup_s"),
-            "other_s": cell - fit - valid - t["eval_s"] if exact else None,
-            "cell_s": cell if exact else fit + t["eval_s"], "exact": exact,
-            "threads": (record.get("env") or {}).get("torch_threads")}
+    return {"fit_s": fit, "valid_s": valid, "valid_reads": t.valid_reads,
+            "eval_s": t.eval_s, "setup_s": t.setup_s,
+            "other_s": cell - fit - valid - t.eval_s if exact else None,
+            "cell_s": cell if exact else fit + t.eval_s, "exact": exact,
+            "threads": record.env.get("torch_threads")}
 
 
-def breakdown(recs: list[dict]) -> list[dict]:
+def breakdown(recs: list[records.Record]) -> list[dict]:
     """One row per cell (its latest ok record), the most expensive first."""
     from aebench.bench.runs.runner import record_key
 
-    latest = {record_key(r): r for r in recs if r.get("status") == "ok"}
-    rows = [{"model": r["model"], "dataset": r["dataset"], "seed": r["seed"],
-             "label": records.label_of(r), **cell_parts(r)} for r in latest.values()]
+    latest = {record_key(r): r for r in recs if r.ok}
+    rows = [{"model": r.model, "dataset": r.dataset, "seed": r.seed,
+             "label": r.label, **cell_parts(r)} for r in latest.values()]
     return sorted(rows, key=lambda row: -row["cell_s"])
 
 
@@ -81,7 +79,7 @@ def _s(value: float | None, approx: bool = False) -> str:
     return "—" if value is None else ("≥ " if approx else "") + f"{value:.1f}"
 
 
-def markdown(recs: list[dict], grids: list[dict]) -> str:
+def markdown(recs: list[records.Record], grids: list[dict]) -> str:
     rows = breakdown(recs)
     if not rows:
         return "# Time budget\n\nNo ok records.\n"
@@ -137,6 +135,6 @@ def markdown(recs: list[dict], grids: list[dict]) -> str:
 def write(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     path = run_dir / "budget.md"
-    path.write_text(markdown(records.load(run_dir), records.load_grids(run_dir)),
+    path.write_text(markdown(records.read(run_dir), records.load_grids(run_dir)),
                     encoding="utf-8")
     return path

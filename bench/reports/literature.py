@@ -98,20 +98,20 @@ def recbole_column(figure: Published, checks: dict) -> str:
     return "; ".join(out)
 
 
-def matching(figure: Published, recs: list[dict]) -> dict[str, list[dict]]:
+def matching(figure: Published,
+             recs: list[records.Record]) -> dict[str, list[records.Record]]:
     """The successful records of `figure`'s cell, by recipe (default, tuned, custom), one per
     seed (the last wins)."""
-    out: dict[str, dict[int, dict]] = {}
+    out: dict[str, dict[int, records.Record]] = {}
     for r in recs:
-        if (r.get("status") == "ok" and r["model"] == figure.model
-                and r["dataset"] == figure.dataset and r["split"]["name"] == figure.split
-                and records.refitted(r) == figure.refit and figure.metric in r["metrics"]):
-            recipe = r.get("recipe", {}).get("name", "default")
-            out.setdefault(recipe, {})[r["seed"]] = r
+        if (r.ok and r.model == figure.model and r.dataset == figure.dataset
+                and r.split_name == figure.split and r.refitted == figure.refit
+                and figure.metric in r.metrics):
+            out.setdefault(r.recipe.name, {})[r.seed] = r
     return {k: [v[s] for s in sorted(v)] for k, v in sorted(out.items())}
 
 
-def table(recs: list[dict], checks: dict | None = None) -> str:
+def table(recs: list[records.Record], checks: dict | None = None) -> str:
     """The reproduction table: every published figure beside aebench's (mean ± std over
     seeds, per recipe), the difference, whether it lies within the tolerance, and RecBole's
     own code on aebench's split where `checks` (`load_checks`) has it."""
@@ -126,7 +126,7 @@ def table(recs: list[dict], checks: dict | None = None) -> str:
             rows.append(head + ["—", "—", "—", "not run yet", f.setting, theirs])
             continue
         for recipe, rs in found.items():
-            s = stats.mean_ci([r["metrics"][f.metric] for r in rs])
+            s = stats.mean_ci([r.metrics[f.metric] for r in rs])
             diff = s["mean"] - f.value
             tol = TOLERANCE.get(f.metric, 0.01)
             spread = f" ± {s['std']:.4f}" if s["n"] > 1 else ""
@@ -141,7 +141,7 @@ def table(recs: list[dict], checks: dict | None = None) -> str:
                     tablefmt="github", disable_numparse=True)
 
 
-def write(recs: list[dict], out_dir: Path, readme: Path | None = None) -> list[Path]:
+def write(recs: list[records.Record], out_dir: Path, readme: Path | None = None) -> list[Path]:
     """The reproduction table of `recs`, as `out_dir/reproduction.md` and, with `readme`,
     as that README's generated block."""
     body = table(recs, load_checks(out_dir))

@@ -31,26 +31,24 @@ TOLERANCE = 0.002                     # the issue's |difference| bound
 # on the parity machine read autorec-i's fp32 / bf16 ratio 1.14x and 0.99x.
 MIN_SPEEDUP = 1.25
 START, END = "<!-- parity:start -->", "<!-- parity:end -->"
-Cells = dict[tuple[str, str, str], dict[int, dict]]  # (model, dataset, split) -> seed -> record
+# (model, dataset, split) -> seed -> record
+Cells = dict[tuple[str, str, str], dict[int, records.Record]]
 
 
-def metric_of(record: dict) -> tuple[str, bool]:
+def metric_of(record: records.Record) -> tuple[str, bool]:
     """The headline metric of a record's family and whether higher is better."""
-    from aebench.bench.reports.report import rates
-
-    return ("rmse", False) if rates(record) else ("ndcg@10", True)
+    return ("rmse", False) if record.rates else ("ndcg@10", True)
 
 
-def cells(recs: list[dict], precision: str) -> Cells:
+def cells(recs: list[records.Record], precision: str) -> Cells:
     """The successful default-recipe, batched, not refitted records run in `precision`, by
     cell and seed (the last of a seed wins)."""
     out: Cells = {}
     for r in recs:
-        if (r.get("status") != "ok" or r.get("mode") != "batched" or records.refitted(r)
-                or r.get("recipe", {}).get("name", "default") != "default"
-                or records.precision_of(r) != precision):
+        if (not r.ok or r.mode != "batched" or r.refitted or r.recipe.name != "default"
+                or r.cell_precision != precision):
             continue
-        out.setdefault((r["model"], r["dataset"], r["split"]["name"]), {})[r["seed"]] = r
+        out.setdefault((r.model, r.dataset, r.split_name), {})[r.seed] = r
     return out
 
 
@@ -66,8 +64,8 @@ def paired_table(a: Cells, b: Cells, alpha: float = stats.ALPHA,
         ra, rb = [a[key][s] for s in seeds], [b[key][s] for s in seeds]
         metric, higher = metric_of(ra[0])
         test = stats.paired(*stats.pooled_pairs(Path("."), rb, ra, metric))
-        mean_a = float(np.mean([r["metrics"][metric] for r in ra]))
-        mean_b = float(np.mean([r["metrics"][metric] for r in rb]))
+        mean_a = float(np.mean([r.metrics[metric] for r in ra]))
+        mean_b = float(np.mean([r.metrics[metric] for r in rb]))
         diff = mean_b - mean_a
         rows.append({"model": key[0], "dataset": key[1], "split": key[2], "metric": metric,
                      "seeds": len(seeds), "a": mean_a, "b": mean_b, "diff": diff,
@@ -92,7 +90,7 @@ def epoch_ratios(speed: dict | None, low: str = "bf16") -> dict[str, float]:
     return {m: v["fp32"] / v[low] for m, v in seconds.items() if "fp32" in v and low in v}
 
 
-def analyse(recs: list[dict], low: str = "bf16", speed: dict | None = None,
+def analyse(recs: list[records.Record], low: str = "bf16", speed: dict | None = None,
             alpha: float = stats.ALPHA, tolerance: float = TOLERANCE) -> pd.DataFrame:
     """`low` against fp32 over `recs` (one folder's records), with the epoch speedups."""
     table = paired_table(cells(recs, "fp32"), cells(recs, low), alpha, tolerance)
@@ -161,8 +159,8 @@ def control_markdown(table: pd.DataFrame, tolerance: float = TOLERANCE) -> str:
         tablefmt="github", disable_numparse=True)
 
 
-def _load(folder: Path) -> list[dict]:
-    return [{**r, "_dir": str(folder)} for r in records.load(folder)]
+def _load(folder: Path) -> list[records.Record]:
+    return records.read(folder)
 
 
 def write(run_dir: Path, control_dirs: list[Path] = (), low: str = "bf16",

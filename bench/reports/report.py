@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from aebench.bench.evaluation import stats
 from aebench.bench.runs import records
+from aebench.bench.runs.records import Record
 from tabulate import tabulate
 
 REFERENCE_MARK = " †"
@@ -34,45 +35,23 @@ STRONG = {"metric": "ndcg@100", "higher": True, "title": "Strong generalisation"
           "unit": "per-user NDCG@100"}
 
 
-def ok(recs: list[dict]) -> list[dict]:
-    return [r for r in recs if r.get("status") == "ok"]
+def ok(recs: list[Record]) -> list[Record]:
+    return [r for r in recs if r.ok]
 
 
-def rates(record: dict) -> bool:
-    """Whether the record's variant predicts ratings (older records: it has an RMSE)."""
-    variant = record.get("variant")
-    return variant["rates"] if variant else "rmse" in record["metrics"]
-
-
-def kind(record: dict) -> str:
-    variant = record.get("variant")
-    if variant:
-        return variant["kind"]
-    try:
-        from aebench import models
-
-        return models.get(record["model"]).kind
-    except KeyError:
-        return "autoencoder"
-
-
-def recipe_name(record: dict) -> str:
-    return record.get("recipe", {}).get("name", "default")
-
-
-def label(record: dict) -> str:
+def label(record: Record) -> str:
     """The label a table keys on (`records.recipe_label`: tables never mix refitted cells),
     where an experiment file's `custom` recipe stands beside the defaults. Precisions share a
     table but never a row (`row_name`)."""
-    recipe = recipe_name(record)
+    recipe = record.recipe.name
     return records.recipe_label("default" if recipe == "custom" else recipe,
-                                records.refitted(record))
+                                record.refitted)
 
 
-def row_name(record: dict) -> str:
+def row_name(record: Record) -> str:
     """A table row: the variant, with `@precision` where it did not run in fp32 (a bf16 cell,
     asked for or its variant's own under `--precision auto`, says so in every table)."""
-    return record["model"] + records.precision_tag(records.precision_of(record))
+    return record.model + records.precision_tag(record.cell_precision)
 
 
 def tunable(model: str) -> bool:
@@ -86,31 +65,31 @@ def tunable(model: str) -> bool:
         return True
 
 
-def groups(recs: list[dict]) -> dict[tuple, dict[str, list[dict]]]:
+def groups(recs: list[Record]) -> dict[tuple, dict[str, list[Record]]]:
     """Successful records by table (dataset, split, device, mode, recipe), then by row; one
     record per seed (the last wins). A row is a variant and precision (`row_name`); a custom
     recipe is a row of its own, one per set of overrides (`custom_rows`), so that seeds run
     under different settings are never averaged. A variant with nothing to tune stands in
     the tables of every recipe of its run (popularity is the reference of a tuned ranking
     table too)."""
-    out: dict[tuple, dict[str, dict[int, dict]]] = {}
+    out: dict[tuple, dict[str, dict[int, Record]]] = {}
     fixed = []
     rows = custom_rows(recs)
     for r in ok(recs):
-        key = (r["dataset"], r["split"]["name"], r["device"], r["mode"], label(r))
-        if key[-1] == "default" and not tunable(r["model"]):
+        key = (r.dataset, r.split_name, r.device, r.mode, label(r))
+        if key[-1] == "default" and not tunable(r.model):
             fixed.append((key, r))
             continue
-        out.setdefault(key, {}).setdefault(rows.get(id(r), row_name(r)), {})[r["seed"]] = r
+        out.setdefault(key, {}).setdefault(rows.get(id(r), row_name(r)), {})[r.seed] = r
     for key, r in fixed:
         tables = [k for k in out if k[:-1] == key[:-1]] or [key]
         for k in tables:
-            out.setdefault(k, {}).setdefault(row_name(r), {})[r["seed"]] = r
+            out.setdefault(k, {}).setdefault(row_name(r), {})[r.seed] = r
     return {k: {m: [seeds[s] for s in sorted(seeds)] for m, seeds in sorted(v.items())}
             for k, v in sorted(out.items())}
 
 
-def custom_rows(recs: list[dict]) -> dict[int, str]:
+def custom_rows(recs: list[Record]) -> dict[int, str]:
     """The row of each custom-recipe record (by `id`): `row_name` with CUSTOM_MARK, numbered
     from the second set of overrides of one variant on (`mult-vae *`, `mult-vae *2`)."""
     import json
@@ -118,10 +97,10 @@ def custom_rows(recs: list[dict]) -> dict[int, str]:
     sets: dict[str, list[str]] = {}
     out = {}
     for r in ok(recs):
-        if recipe_name(r) != "custom":
+        if r.recipe.name != "custom":
             continue
         name = row_name(r)
-        overrides = json.dumps(r["recipe"].get("overrides", {}), sort_keys=True)
+        overrides = json.dumps(r.recipe.overrides, sort_keys=True)
         seen = sets.setdefault(name, [])
         if overrides not in seen:
             seen.append(overrides)
@@ -141,27 +120,27 @@ def fmt_p(p) -> str:
     return "<0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
-def comparison(run_dir: Path, cells: dict[str, list[dict]], spec: dict,
+def comparison(run_dir: Path, cells: dict[str, list[Record]], spec: dict,
                alpha: float = stats.ALPHA) -> tuple[pd.DataFrame, str]:
     """One comparison table: the frame of `stats.compare` and its markdown."""
     if spec is RATING:
-        cells = {m: rs for m, rs in cells.items() if rates(rs[0])}
+        cells = {m: rs for m, rs in cells.items() if rs[0].rates}
     cells = {m: rs for m, rs in cells.items()
-             if any(r["metrics"].get(spec["metric"]) is not None for r in rs)}
+             if any(r.metrics.get(spec["metric"]) is not None for r in rs)}
     table = stats.compare(run_dir, cells, spec["metric"], spec["higher"], alpha)
     if table.empty:
         return table, ""
     rows = []
     for _, t in table.iterrows():
         recs = cells[t["model"]]
-        custom = recipe_name(recs[0]) == "custom"
+        custom = recs[0].recipe.name == "custom"
         model, _, n = t["model"].partition(CUSTOM_MARK)
-        name = model + (REFERENCE_MARK if kind(recs[0]) == "reference" else "") + (
-            PLUGIN_MARK if recs[0].get("plugin") else "") + (
+        name = model + (REFERENCE_MARK if recs[0].kind == "reference" else "") + (
+            PLUGIN_MARK if recs[0].plugin else "") + (
             CUSTOM_MARK + n if custom else "")
         head = (f"{fmt(t['mean'])} ± {fmt(t['std'])}" if t["n"] > 1 else fmt(t["mean"]))
         ci = f"[{fmt(t['ci_low'])}, {fmt(t['ci_high'])}]" if t["n"] > 1 else "—"
-        others = [fmt(stats.mean_ci([r["metrics"].get(c) for r in recs])["mean"])
+        others = [fmt(stats.mean_ci([r.metrics.get(c) for r in recs])["mean"])
                   for _, c in spec["columns"][1:]]
         mark = "best" if t["best"] else ("yes" if t["significant"] else
                                          ("no" if math.isfinite(t["wilcoxon_p_holm"]) else "—"))
@@ -176,11 +155,11 @@ def comparison(run_dir: Path, cells: dict[str, list[dict]], spec: dict,
     md = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     shown = set(table["model"])
     notes = sorted({plugin_note(rs[0]) for m, rs in cells.items()
-                    if m in shown and rs[0].get("plugin")})
+                    if m in shown and rs[0].plugin})
     notes += sorted(f"{CUSTOM_MARK.strip()}{m.partition(CUSTOM_MARK)[2]} "
                     f"{m.partition(CUSTOM_MARK)[0]}: " + ", ".join(
-        f"{k}={v}" for k, v in sorted(rs[0]["recipe"]["overrides"].items()))
-        for m, rs in cells.items() if m in shown and recipe_name(rs[0]) == "custom")
+        f"{k}={v}" for k, v in sorted(rs[0].recipe.overrides.items()))
+        for m, rs in cells.items() if m in shown and rs[0].recipe.name == "custom")
     lacking = sum(not stats.has_per_user(run_dir, r) for m, rs in cells.items() if m in shown
                   for r in rs)
     if lacking:
@@ -190,12 +169,12 @@ def comparison(run_dir: Path, cells: dict[str, list[dict]], spec: dict,
     return table, md + "".join(f"\n\n{n}" for n in notes)
 
 
-def plugin_note(record: dict) -> str:
+def plugin_note(record: Record) -> str:
     """Where a plugin variant came from: `‡ plugin: NAME (DISTRIBUTION VERSION)`."""
-    p = record["plugin"]
+    p = record.plugin
     where = (f"{p['distribution']} {p['version']}" if p.get("distribution")
              else p.get("module") or p.get("name"))
-    return f"{PLUGIN_MARK.strip()} plugin: {record['model']} ({where})"
+    return f"{PLUGIN_MARK.strip()} plugin: {record.model} ({where})"
 
 
 def title(key: tuple, spec: dict) -> str:
@@ -205,7 +184,7 @@ def title(key: tuple, spec: dict) -> str:
     return f"{spec['title']}: {dataset} {split} ({device}, {mode}, {recipe} recipes{how})"
 
 
-def comparisons_md(run_dir: Path, recs: list[dict]) -> str:
+def comparisons_md(run_dir: Path, recs: list[Record]) -> str:
     """Every comparison table of a run folder, with how to read them."""
     parts = [
         "Means over seeds ± standard deviation, with the 95% Student-t interval of the mean. "
@@ -228,7 +207,7 @@ START, END = "<!-- headline:start -->", "<!-- headline:end -->"
 HEADLINE_CELLS = (("ml-100k", "u1"), ("ml-1m", "random-90-10"))
 
 
-def headline(run_dir: Path, recs: list[dict], device: str = "cpu", mode: str = "batched",
+def headline(run_dir: Path, recs: list[Record], device: str = "cpu", mode: str = "batched",
              recipe: str = "default") -> str:
     """Both comparison tables for ml-100k u1 and ml-1m random-90-10."""
     parts = []
@@ -246,7 +225,7 @@ def headline(run_dir: Path, recs: list[dict], device: str = "cpu", mode: str = "
 HELDOUT_START, HELDOUT_END = "<!-- heldout:start -->", "<!-- heldout:end -->"
 
 
-def heldout(run_dir: Path, recs: list[dict]) -> str:
+def heldout(run_dir: Path, recs: list[Record]) -> str:
     """The strong-generalisation tables (split `heldout-users`) of both datasets."""
     parts = []
     for dataset in ("ml-100k", "ml-1m"):
@@ -277,19 +256,19 @@ REFERENCE = [
 REF_START, REF_END = "<!-- reference:start -->", "<!-- reference:end -->"
 
 
-def by_cell(recs: list[dict], mode: str | None = None,
+def by_cell(recs: list[Record], mode: str | None = None,
             device: str | None = None) -> dict[tuple[str, str, str], dict]:
     """The seed-0, default-recipe successful record of each (model, dataset, split),
     optionally of one mode and device only (the last one wins)."""
-    return {(r["model"], r["dataset"], r["split"]["name"]): r for r in ok(recs)
-            if mode in (None, r["mode"]) and device in (None, r["device"])
-            and r["seed"] == 0 and recipe_name(r) == "default"}
+    return {(r.model, r.dataset, r.split_name): r for r in ok(recs)
+            if mode in (None, r.mode) and device in (None, r.device)
+            and r.seed == 0 and r.recipe.name == "default"}
 
 
-def reference(per_user: list[dict], batched: list[dict]) -> str:
+def reference(per_user: list[Record], batched: list[Record]) -> str:
     """The notebooks' figures beside aebench per-user (faithful) and batched results."""
     def lookup(cells, key, metric):
-        value = cells[key]["metrics"].get(metric) if key in cells else None
+        value = cells[key].metrics.get(metric) if key in cells else None
         return "—" if value is None else format(value, ".4f")
 
     pu, bt = by_cell(per_user), by_cell(batched)
@@ -305,7 +284,7 @@ def reference(per_user: list[dict], batched: list[dict]) -> str:
 MODES_START, MODES_END = "<!-- modes:start -->", "<!-- modes:end -->"
 
 
-def modes(per_user: list[dict], batched: list[dict]) -> str:
+def modes(per_user: list[Record], batched: list[Record]) -> str:
     """Per variant and split: test RMSE and training time of the per-user (classic) recipe
     beside the batched one (seed 0), the evidence that batched training gives no accuracy
     away."""
@@ -313,11 +292,11 @@ def modes(per_user: list[dict], batched: list[dict]) -> str:
     rows = []
     for key in sorted(pu.keys() & bt.keys(), key=lambda k: (k[1], k[0])):
         a, b = pu[key], bt[key]
-        rows.append([" ".join(key), format(a["metrics"]["rmse"], ".4f"),
-                     format(b["metrics"]["rmse"], ".4f"),
-                     format(b["metrics"]["rmse"] - a["metrics"]["rmse"], "+.4f"),
-                     format(a["timings"]["fit_s"], ".0f"), format(b["timings"]["fit_s"], ".1f"),
-                     format(a["timings"]["fit_s"] / b["timings"]["fit_s"], ".0f") + "x"])
+        rows.append([" ".join(key), format(a.metrics["rmse"], ".4f"),
+                     format(b.metrics["rmse"], ".4f"),
+                     format(b.metrics["rmse"] - a.metrics["rmse"], "+.4f"),
+                     format(a.timings.fit_s, ".0f"), format(b.timings.fit_s, ".1f"),
+                     format(a.timings.fit_s / b.timings.fit_s, ".0f") + "x"])
     return tabulate(rows, headers=["run", "per-user RMSE", "batched RMSE", "batched - per-user",
                                    "per-user fit s", "batched fit s", "fit time ratio"],
                     tablefmt="github", disable_numparse=True)
@@ -338,12 +317,12 @@ TUNED_START, TUNED_END = "<!-- tuned:start -->", "<!-- tuned:end -->"
 TUNING_START, TUNING_END = "<!-- tuning:start -->", "<!-- tuning:end -->"
 
 
-def tuning(studies: list[dict], default: list[dict], tuned: list[dict]) -> str:
+def tuning(studies: list[Record], default: list[Record], tuned: list[Record]) -> str:
     """What tuning moved: per variant and dataset, the study's budget and outcome (validation)
     and the test figure over seeds with the default and the tuned recipe."""
     def mean(recs, model, dataset, recipe, metric):
-        values = [r["metrics"].get(metric) for r in ok(recs) if r["model"] == model
-                  and r["dataset"] == dataset and recipe_name(r) == recipe]
+        values = [r.metrics.get(metric) for r in ok(recs) if r.model == model
+                  and r.dataset == dataset and r.recipe.name == recipe]
         return stats.mean_ci(values)
 
     rows = []
@@ -372,14 +351,14 @@ def update_readme(readme: Path, run_dir: Path, reference_dir: Path,
     run folder."""
     import json
 
-    recs = records.load(run_dir)
-    per_user = records.load(reference_dir)
+    recs = records.read(run_dir)
+    per_user = records.read(reference_dir)
     text = readme.read_text(encoding="utf-8")
     text = replace_block(text, START, END, headline(run_dir, recs))
     text = replace_block(text, REF_START, REF_END, reference(per_user, recs))
     text = replace_block(text, MODES_START, MODES_END, modes(per_user, recs))
     if tuned_dir is not None:
-        tuned = records.load(tuned_dir)
+        tuned = records.read(tuned_dir)
         text = replace_block(text, TUNED_START, TUNED_END,
                              headline(tuned_dir, tuned, recipe="tuned"))
         if tuning_dir is not None:
@@ -387,42 +366,42 @@ def update_readme(readme: Path, run_dir: Path, reference_dir: Path,
             text = replace_block(text, TUNING_START, TUNING_END, tuning(studies, recs, tuned))
     if heldout_dir is not None:
         text = replace_block(text, HELDOUT_START, HELDOUT_END,
-                             heldout(heldout_dir, records.load(heldout_dir)))
+                             heldout(heldout_dir, records.read(heldout_dir)))
     readme.write_text(text, encoding="utf-8")
     return readme
 
 
 # ---- the flat frame (tables.csv) and the other tables of tables.md
 
-def frame(recs: list[dict]) -> pd.DataFrame:
+def frame(recs: list[Record]) -> pd.DataFrame:
     """One row per successful run with its headline figures."""
     rows = []
     for r in ok(recs):
-        v = r.get("validation") or {}
-        row = {"model": r["model"], "kind": kind(r), "dataset": r["dataset"],
-               "split": r["split"]["name"], "mode": r["mode"], "device": r["device"],
-               "seed": r["seed"], "recipe": records.label_of(r),
-               "epochs": r["epochs"], "refit_epochs": (r.get("refit") or {}).get("epochs"),
-               "device_name": r["env"]["device_name"],
-               "fingerprint": r["split"]["fingerprint"][:12],
-               "valid_fingerprint": (v.get("fingerprint") or "")[:12],
-               "valid_metric": v.get("metric"), "valid_best": v.get("best"),
-               "best_epoch": v.get("best_epoch"), "epochs_run": v.get("epochs_run")}
-        row.update({k: v for k, v in r["metrics"].items()
+        v = r.validation
+        row = {"model": r.model, "kind": r.kind, "dataset": r.dataset,
+               "split": r.split_name, "mode": r.mode, "device": r.device,
+               "seed": r.seed, "recipe": r.label,
+               "epochs": r.epochs, "refit_epochs": r.refit.epochs if r.refit else None,
+               "device_name": r.env["device_name"],
+               "fingerprint": r.split.fingerprint[:12],
+               "valid_fingerprint": v.fingerprint[:12] if v else "",
+               "valid_metric": v and v.metric, "valid_best": v and v.best,
+               "best_epoch": v and v.best_epoch, "epochs_run": v and v.epochs_run}
+        row.update({k: v for k, v in r.metrics.items()
                     if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        row["epoch_s"] = r["timings"]["epoch_s_median"]
-        row["fit_s"] = r["timings"]["fit_s"]
-        row["peak_mem_mb"] = r["timings"].get("peak_mem_mb")
+        row["epoch_s"] = r.timings.epoch_s_median
+        row["fit_s"] = r.timings.fit_s
+        row["peak_mem_mb"] = r.timings.peak_mem_mb
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def environment_md(recs: list[dict]) -> str:
+def environment_md(recs: list[Record]) -> str:
     """Where the records came from: one row per distinct environment."""
     keys = ["git_commit", "device_name", "cpu", "cpu_count", "torch_threads", "torch", "numpy",
             "python", "platform"]
-    envs = pd.DataFrame([{k: r.get("env", {}).get(k) for k in keys} for r in recs
-                         if r.get("env")]).drop_duplicates()
+    envs = pd.DataFrame([{k: r.env.get(k) for k in keys} for r in recs
+                         if r.env]).drop_duplicates()
     return "# Environment of these records\n\n" + tabulate(envs, headers="keys",
                                                            tablefmt="github", showindex=False)
 
@@ -436,8 +415,8 @@ def costs_md(df: pd.DataFrame) -> str:
                     floatfmt=".3g", missingval="—")
 
 
-def markdown(run_dir: Path, recs: list[dict]) -> str:
-    df, failed = frame(recs), [r for r in recs if r.get("status") != "ok"]
+def markdown(run_dir: Path, recs: list[Record]) -> str:
+    df, failed = frame(recs), [r for r in recs if not r.ok]
     parts = ["# aebench results", ""]
     if df.empty:
         parts.append("No successful runs.")
@@ -454,24 +433,24 @@ def markdown(run_dir: Path, recs: list[dict]) -> str:
                                              showindex=False), ""]
     if failed:
         parts += ["## Failed runs", ""]
-        parts += [f"- {r['model']} / {r['dataset']} / {r['device']} / {r['mode']} / "
-                  f"seed {r['seed']}: {r.get('error')}" for r in failed]
+        parts += [f"- {r.model} / {r.dataset} / {r.device} / {r.mode} / "
+                  f"seed {r.seed}: {r.error}" for r in failed]
         parts.append("")
     return "\n".join(parts)
 
 
-def curves(recs: list[dict]) -> pd.DataFrame:
+def curves(recs: list[Record]) -> pd.DataFrame:
     """Validation figure by epoch, one row per read, with the chosen epoch flagged."""
     rows = []
     for r in ok(recs):
-        v = r.get("validation")
+        v = r.validation
         if not v:
             continue
-        for h in r["history"]:
+        for h in r.history:
             if h.get("valid") is not None:
-                rows.append({"model": r["model"], "dataset": r["dataset"], "seed": r["seed"],
-                             "metric": v["metric"], "epoch": h["epoch"], "valid": h["valid"],
-                             "chosen": h["epoch"] == v["best_epoch"]})
+                rows.append({"model": r.model, "dataset": r.dataset, "seed": r.seed,
+                             "metric": v.metric, "epoch": h["epoch"], "valid": h["valid"],
+                             "chosen": h["epoch"] == v.best_epoch})
     return pd.DataFrame(rows)
 
 
@@ -579,7 +558,7 @@ def write(run_dir: Path) -> list[Path]:
     """Regenerate tables.md, tables.csv, environment.md and the plots of a run folder from
     its runs.jsonl (and the per-user values it names)."""
     run_dir = Path(run_dir)
-    recs = records.load(run_dir)
+    recs = records.read(run_dir)
     df = frame(recs)
     (run_dir / "tables.md").write_text(markdown(run_dir, recs), encoding="utf-8")
     df.to_csv(run_dir / "tables.csv", index=False)

@@ -23,40 +23,36 @@ from tabulate import tabulate
 METRICS = {"ndcg@10": True, "rmse": False}  # metric -> higher is better
 
 
-def protocol(record: dict) -> str:
+def protocol(record: records.Record) -> str:
     """A record's protocol label: its split, `+refit` when refitted, and `@bf16` (or another
     low precision) when it ran in one, so that two precisions of a variant are never taken
     for two seeds of one cell."""
-    return (record["split"]["name"] + ("+refit" if records.refitted(record) else "")
-            + records.precision_tag(records.precision_of(record)))
+    return (record.split_name + ("+refit" if record.refitted else "")
+            + records.precision_tag(record.cell_precision))
 
 
-def load(run_dirs: list[Path]) -> list[dict]:
-    """The successful default- or tuned-recipe records of `run_dirs`, each with its folder
-    (`_dir`)."""
-    out = []
-    for d in run_dirs:
-        for r in records.load(d):
-            if r.get("status") == "ok" and r.get("mode", "batched") == "batched":
-                out.append({**r, "_dir": str(d)})
-    return out
+def load(run_dirs: list[Path]) -> list[records.Record]:
+    """The successful batched records of `run_dirs` (each knows its folder)."""
+    return [r for d in run_dirs for r in records.read(d) if r.ok and r.mode == "batched"]
 
 
-def cells(recs: list[dict], dataset: str, metric: str) -> dict[str, dict[str, list[dict]]]:
+def cells(recs: list[records.Record], dataset: str,
+          metric: str) -> dict[str, dict[str, list[records.Record]]]:
     """protocol -> variant -> records (one per seed, the last wins) holding `metric`."""
-    out: dict[str, dict[str, dict[int, dict]]] = {}
+    out: dict[str, dict[str, dict[int, records.Record]]] = {}
     for r in recs:
-        if r["dataset"] == dataset and r["metrics"].get(metric) is not None:
-            out.setdefault(protocol(r), {}).setdefault(r["model"], {})[r["seed"]] = r
+        if r.dataset == dataset and r.metrics.get(metric) is not None:
+            out.setdefault(protocol(r), {}).setdefault(r.model, {})[r.seed] = r
     return {p: {m: [s[k] for k in sorted(s)] for m, s in sorted(v.items())}
             for p, v in sorted(out.items())}
 
 
-def analyse(recs: list[dict], dataset: str, metric: str, alpha: float = stats.ALPHA) -> dict:
+def analyse(recs: list[records.Record], dataset: str, metric: str,
+            alpha: float = stats.ALPHA) -> dict:
     """Means and ranks per protocol, Kendall's tau per pair of protocols, and the flips."""
     higher = METRICS[metric]
     by = cells(recs, dataset, metric)
-    means = pd.DataFrame({p: {m: float(np.mean([r["metrics"][metric] for r in rs]))
+    means = pd.DataFrame({p: {m: float(np.mean([r.metrics[metric] for r in rs]))
                               for m, rs in v.items()} for p, v in by.items()})
     ranks = means.rank(ascending=not higher, method="min")
     taus = []
@@ -94,7 +90,7 @@ def _fmt(v: float, spec: str = ".4f") -> str:
     return "—" if v is None or not math.isfinite(v) else format(v, spec)
 
 
-def markdown(recs: list[dict], metric: str = "ndcg@10") -> str:
+def markdown(recs: list[records.Record], metric: str = "ndcg@10") -> str:
     """The protocol comparison of every dataset the records hold."""
     parts = [f"# Does the protocol change the verdict? ({metric})", "",
              "Each variant's mean over seeds and its rank (1 = best) under each protocol; "
@@ -104,7 +100,7 @@ def markdown(recs: list[dict], metric: str = "ndcg@10") -> str:
              "pair ordered differently by two protocols; it counts when the paired Wilcoxon "
              "test (per-user values, pooled over seeds, Holm over the dataset's tests) is "
              f"significant at {stats.ALPHA:g} under both.", ""]
-    for dataset in sorted({r["dataset"] for r in recs}):
+    for dataset in sorted({r.dataset for r in recs}):
         a = analyse(recs, dataset, metric)
         if a["means"].empty:
             continue
@@ -131,14 +127,14 @@ def markdown(recs: list[dict], metric: str = "ndcg@10") -> str:
     return "\n".join(parts)
 
 
-def plot(recs: list[dict], out: Path, metric: str = "ndcg@10") -> Path | None:
+def plot(recs: list[records.Record], out: Path, metric: str = "ndcg@10") -> Path | None:
     """Each variant's rank across protocols, one panel per dataset."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = sorted({r["dataset"] for r in recs})
+    data = sorted({r.dataset for r in recs})
     analysed = [(d, analyse(recs, d, metric)["ranks"]) for d in data]
     analysed = [(d, r) for d, r in analysed if r.shape[1] > 1]
     if not analysed:

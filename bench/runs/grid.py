@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from aebench.bench.runs.executors import TaskLost
 from aebench.bench.runs.plan import Plan
+from aebench.bench.runs.records import Record
 from aebench.bench.runs.runner import cell_task, lost_record, save
 
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a grid: `finished` holds the records saved before it."""
 
-    def __init__(self, finished: list[dict]):
+    def __init__(self, finished: list[Record]):
         super().__init__()
         self.finished = finished
 
@@ -25,16 +26,16 @@ class Quiet:
     def running(self, cell) -> None:
         pass
 
-    def finished(self, cell, record: dict) -> None:
+    def finished(self, cell, record: Record) -> None:
         pass
 
 
-def run_plan(p: Plan, executor, display=None) -> list[dict]:
+def run_plan(p: Plan, executor, display=None) -> list[Record]:
     """Run every cell of `p` on `executor` and save each record into `p.out` as it comes
     back (a cell whose worker died is recorded as failed; the rest go on). Returns the saved
     records; Ctrl-C raises `Interrupted` with those saved so far."""
     display = display or Quiet()
-    finished: list[dict] = []
+    finished: list[Record] = []
     try:
         running = {executor.submit(cell_task, (c, display.epoch_hook(c)),
                                    gpus=int(c.device == "cuda")): c for c in p.cells}

@@ -70,7 +70,7 @@ def with_recipes(cells: list[RunConfig], recipes: dict) -> list[RunConfig]:
     return out
 
 
-def plan(cells: list[RunConfig], out: Path, done: list[dict], cache) -> Plan:
+def plan(cells: list[RunConfig], out: Path, done: list[records.Record], cache) -> Plan:
     """The plan of `cells` into `out`, given the records `done` already there."""
     todo = pending(cells, done)
     already = len(cells) - len(todo)
@@ -102,17 +102,17 @@ def output_bytes(p: Plan, cache) -> int:
     return total
 
 
-def published_seconds(cell: RunConfig, published: list[dict]) -> float | None:
+def published_seconds(cell: RunConfig, published: list[records.Record]) -> float | None:
     """Seconds a cell took in the published run (median over seeds; the whole cell where the
     record timed it, else fit plus evaluation), if it ran."""
     from aebench.bench.reports.budget import cell_parts
 
     same = sorted(cell_parts(r)["cell_s"] for r in published
-                  if r["model"] == cell.model and r["dataset"] == cell.dataset
-                  and r.get("status") == "ok" and r["mode"] == cell.mode)
+                  if r.model == cell.model and r.dataset == cell.dataset
+                  and r.ok and r.mode == cell.mode)
     return same[len(same) // 2] if same else None
 
 
-def published_records(root: Path = Path("results/published")) -> list[dict]:
+def published_records(root: Path = Path("results/published")) -> list[records.Record]:
     """The published run's records, where this checkout has them (the dry run's costs)."""
-    return records.load(root) if (root / "runs.jsonl").is_file() else []
+    return records.read(root) if (root / "runs.jsonl").is_file() else []

@@ -301,10 +301,9 @@ def earlier_selection(cfg: RunConfig, view: datasets.Split) -> dict | None:
     mcfg = model_config(cfg)
     found = None
     for r in _records_of(Path(cfg.refit_from)):
-        v = r.get("validation") or {}
-        if (r.get("status") == "ok" and record_key(r) == want
-                and v.get("fingerprint") == view.fingerprint
-                and same_config(r.get("config"), mcfg)):
+        if (r.ok and record_key(r) == want and r.validation is not None
+                and r.validation.fingerprint == view.fingerprint
+                and same_config(r.config, mcfg)):
             found = r
     return found
 
@@ -329,17 +328,17 @@ def same_config(recorded: dict | None, mcfg) -> bool:
     return json.dumps(now, sort_keys=True) == json.dumps(recorded, sort_keys=True)
 
 
-_READ: dict[Path, tuple[tuple[int, int], list[dict]]] = {}
+_READ: dict[Path, tuple[tuple[int, int], list[records.Record]]] = {}
 
 
-def _records_of(folder: Path) -> list[dict]:
-    """`records.load(folder)`, read again only when its runs.jsonl changed (size, mtime):
+def _records_of(folder: Path) -> list[records.Record]:
+    """`records.read(folder)`, read again only when its runs.jsonl changed (size, mtime):
     a refitted grid asks once per cell."""
     path = (folder / "runs.jsonl").resolve()
     stat = path.stat()
     stamp = (stat.st_size, stat.st_mtime_ns)
     if path not in _READ or _READ[path][0] != stamp:
-        _READ[path] = (stamp, records.load(path))
+        _READ[path] = (stamp, records.read(path))
     return _READ[path][1]
 
 
@@ -354,20 +353,23 @@ def not_inductive(model: str, split: str) -> str:
 
 
 def base_record(cfg: RunConfig) -> dict:
-    """What every record of a cell holds before it runs."""
-    return {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode,
-            "device": cfg.device, "seed": cfg.seed, "run_config": dataclasses.asdict(cfg),
+    """What every record of a cell holds before it runs (the fields `execute` fills in)."""
+    return {"schema": records.SCHEMA, "model": cfg.model, "dataset": cfg.dataset,
+            "mode": cfg.mode, "device": cfg.device, "seed": cfg.seed,
+            "run_config": records._clean(dataclasses.asdict(cfg)),
             "recipe": {"name": cfg.recipe_name, "study": cfg.study,
                        "overrides": cfg.all_overrides()},
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def lost_record(cfg: RunConfig, error: Exception) -> dict:
+def lost_record(cfg: RunConfig, error: Exception) -> records.Record:
     """The failed record of a cell whose worker died under it (`executors.TaskLost`)."""
-    return {**base_record(cfg), "status": "failed", "error": f"worker lost: {error}"}
+    return records.Record.from_json({**base_record(cfg), "status": "failed",
+                                     "error": f"worker lost: {error}"})
 
 
-def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dict]:
+def execute(cfg: RunConfig, cache: SplitCache,
+            on_epoch=None) -> tuple[records.Record, dict]:
     """Train one cell on its fitting view, then evaluate it once on the test set. Returns the
     record and its artifacts (the weights and the per-user values, for `save`); never raises
     for a failed run, records it instead. Writes nothing: whichever process runs a cell, only
@@ -393,8 +395,8 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
                                                       trained.result.valid_s)
         if cfg.refit:
             if earlier is not None:
-                validation, selection_s = earlier["validation"], earlier["timings"]["fit_s"]
-                epochs = validation["best_epoch"]
+                validation, selection_s = earlier.validation, earlier.timings.fit_s
+                epochs = validation.best_epoch
             else:
                 validation, selection_s = trained.validation, trained.result.fit_s
                 epochs = trained.result.best_epoch
@@ -403,7 +405,7 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
                                "fit_s": trained.result.fit_s, "n_train": int(trained.x.nnz),
                                "selection_fit_s": selection_s,
                                "selected_in": None if earlier is None else
-                               f"{cfg.refit_from} ({earlier['started']})"}
+                               f"{cfg.refit_from} ({earlier.started})"}
             trained.validation = validation
         mcfg, result = trained.config, trained.result
         recipe = recipe_for(mcfg, cfg.mode)
@@ -449,7 +451,7 @@ def execute(cfg: RunConfig, cache: SplitCache, on_epoch=None) -> tuple[dict, dic
         record["status"] = "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["traceback"] = traceback.format_exc(limit=5)
-    return record, artifacts
+    return records.Record.from_json(records._clean(record)), artifacts
 
 
 def _solver_totals(history: list[dict]) -> dict:
@@ -459,16 +461,16 @@ def _solver_totals(history: list[dict]) -> dict:
     return {k: sum(h[k] for h in history) for k in keys if any(k in h for h in history)}
 
 
-def save(record: dict, artifacts: dict, out_dir: Path) -> dict:
+def save(record: records.Record, artifacts: dict, out_dir: Path) -> records.Record:
     """Write a cell's weights and per-user values under `out_dir` (the record names them)
     and append the record to `out_dir/runs.jsonl`."""
-    if record["status"] == "ok" and artifacts:
+    if record.ok and artifacts:
         name = cell_name(record)
         weights = out_dir / "weights" / f"{name}.pt"
         weights.parent.mkdir(parents=True, exist_ok=True)
         partial = weights.with_suffix(".pt.part")  # renamed once whole: no half-written file
-        torch.save({"state_dict": artifacts["state_dict"], "config": record["config"],
-                    "split": record["split"], "model": record["model"],
+        torch.save({"state_dict": artifacts["state_dict"], "config": record.config,
+                    "split": records._plain(record.split), "model": record.model,
                     "shape": artifacts["shape"]}, partial)
         partial.replace(weights)
         per_user = out_dir / "per_user" / f"{name}.npz"
@@ -476,24 +478,25 @@ def save(record: dict, artifacts: dict, out_dir: Path) -> dict:
         partial = per_user.with_suffix(".part.npz")
         np.savez_compressed(partial, **artifacts["per_user"])
         partial.replace(per_user)
-        record["weights"] = str(weights.relative_to(out_dir))
-        record["per_user"] = str(per_user.relative_to(out_dir))
+        record = dataclasses.replace(record, weights=str(weights.relative_to(out_dir)),
+                                     per_user=str(per_user.relative_to(out_dir)),
+                                     folder=Path(out_dir))
     records.append(out_dir / "runs.jsonl", record)
     return record
 
 
 def run_one(cfg: RunConfig, cache: SplitCache, out_dir: Path | None = None,
-            on_epoch=None) -> dict:
+            on_epoch=None) -> records.Record:
     """`execute` one cell and, with `out_dir`, `save` it there."""
     record, artifacts = execute(cfg, cache, on_epoch)
     return save(record, artifacts, Path(out_dir)) if out_dir is not None else record
 
 
-def cell_name(record: dict) -> str:
-    parts = re.split(r"[+@]", records.label_of(record))
+def cell_name(record: records.Record) -> str:
+    parts = re.split(r"[+@]", record.label)
     tag = "".join(f"__{p}" for p in parts if p != "default")
-    return (f"{record['model']}__{record['dataset']}__{record['split']['name']}__"
-            f"{record['mode']}__{record['device']}__s{record['seed']}{tag}")
+    return (f"{record.model}__{record.dataset}__{record.split_name}__"
+            f"{record.mode}__{record.device}__s{record.seed}{tag}")
 
 
 def grid(model_patterns, dataset_names, devices, seeds=(0,), **common) -> list[RunConfig]:
@@ -510,20 +513,18 @@ def grid(model_patterns, dataset_names, devices, seeds=(0,), **common) -> list[R
             for d, s, m, dev in itertools.product(dataset_names, seeds, names, devices)]
 
 
-def record_key(record: dict) -> tuple:
+def record_key(record: records.Record) -> tuple:
     """The `RunConfig.key()` of a record's cell."""
-    values = {**record.get("run_config", {}),
-              **{k: record[k] for k in ("model", "dataset", "mode", "device", "seed")
-                 if k in record}}
-    if "recipe" not in values and "recipe" in record:
-        values["recipe"] = record["recipe"].get("name", "default")
-        values["overrides"] = list(record["recipe"].get("overrides", {}).items())
+    values = {**record.run_config, "model": record.model, "dataset": record.dataset,
+              "mode": record.mode, "device": record.device, "seed": record.seed}
+    if "recipe" not in record.run_config:
+        values["recipe"] = record.recipe.name
+        values["overrides"] = list(record.recipe.overrides.items())
     cfg = RunConfig.from_run_config(values)
-    split = record.get("split", {}).get("name")
-    return dataclasses.replace(cfg, split=split or cfg.split).key()
+    return dataclasses.replace(cfg, split=record.split_name or cfg.split).key()
 
 
-def pending(cells: list[RunConfig], done: list[dict]) -> list[RunConfig]:
+def pending(cells: list[RunConfig], done: list[records.Record]) -> list[RunConfig]:
     """The cells without an `ok` record among `done` (what `--resume` still runs)."""
-    finished = {record_key(r) for r in done if r.get("status") == "ok"}
+    finished = {record_key(r) for r in done if r.ok}
     return [c for c in cells if c.key() not in finished]

@@ -2,7 +2,6 @@
 never lost to a check that could have come first, and messages say what to change."""
 
 import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -46,9 +45,9 @@ def test_resume_never_takes_a_record_made_under_other_overrides(tmp_path, capsys
     assert "0 of 1 cells already ok" in capsys.readouterr().out
     assert main(base + ["--resume", "--epochs", "2"]) == 0
     assert "1 of 1 cells already ok" in capsys.readouterr().out
-    recs = records.load(out)
-    assert [r["recipe"]["name"] for r in recs] == ["custom", "custom"]
-    assert [r["recipe"]["overrides"] for r in recs] == [
+    recs = records.read(out)
+    assert [r.recipe.name for r in recs] == ["custom", "custom"]
+    assert [r.recipe.overrides for r in recs] == [
         {"batched.epochs": 2, "batched.lr": 0.01}, {"batched.epochs": 2}]
     assert [runner.record_key(r) for r in recs] == [
         RunConfig(model="mult-dae", dataset="synthetic", epochs=e, lr=lr).key()
@@ -235,7 +234,7 @@ def test_a_log_gets_plain_lines_and_quiet_only_the_summary(tmp_path, capfd):
 
 def test_records_of_older_runs_keep_their_keys():
     """A published record resumes as its cell (its run_config predates nothing here)."""
-    rec = json.loads((ROOT / "results" / "published" / "runs.jsonl").open().readline())
-    cfg = RunConfig.from_run_config(rec["run_config"])
-    assert runner.record_key(rec) == dataclasses.replace(cfg, split=rec["split"]["name"]).key()
+    rec = records.read(ROOT / "results" / "published")[0]
+    cfg = RunConfig.from_run_config(rec.run_config)
+    assert runner.record_key(rec) == dataclasses.replace(cfg, split=rec.split_name).key()
     assert runner.record_key(rec)[6] == "default"

@@ -8,6 +8,8 @@ import pytest
 from aebench.bench.evaluation import stats
 from scipy import stats as sps
 
+from tests.conftest import record
+
 
 def test_mean_ci_by_hand():
     # values 1, 2, 3: mean 2, std 1, t(0.975, 2) = 4.302653 -> half width 4.302653 / sqrt(3)
@@ -48,8 +50,8 @@ def _cells(tmp_path, values: dict[str, list[np.ndarray]]):
             path = tmp_path / f"{model}-{seed}.npz"
             users = np.arange(len(v)) + 1
             np.savez(path, user_id=users, ranked_user_id=users, ndcg_at_10=v)
-            recs.append({"model": model, "seed": seed, "per_user": path.name,
-                         "metrics": {"ndcg@10": float(v.mean())}})
+            recs.append(record(tmp_path, model=model, seed=seed, per_user=path.name,
+                               metrics={"ndcg@10": float(v.mean())}))
         cells[model] = recs
     return cells
 
@@ -86,5 +88,5 @@ def test_pairs_are_matched_by_seed_and_user(tmp_path):
 def test_rating_tables_pair_per_user_rmse(tmp_path):
     np.savez(tmp_path / "r.npz", user_id=np.array([4, 5, 6]), test_sse=np.array([4.0, 0.0, 9.0]),
              test_n=np.array([1, 0, 4]))
-    got = stats.per_user(tmp_path, {"per_user": "r.npz"}, "rmse")
+    got = stats.per_user(tmp_path, record(per_user="r.npz"), "rmse")
     assert list(got.index) == [4, 6] and list(got) == [2.0, 1.5]

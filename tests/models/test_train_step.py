@@ -71,12 +71,12 @@ def test_a_family_with_its_own_step_trains_through_engine_and_runner(sign_ae):
     torch.manual_seed(0)
     before = {k: v.clone() for k, v in SignAE(200).state_dict().items()}
     record, artifacts = execute(cfg, SplitCache())
-    assert record["status"] == "ok", record.get("traceback")
+    assert record.ok, record.traceback
     # the engine called the family's step: each epoch's row counts its steps
-    batches = -(-record["split"]["n_users"] // 64)
-    assert [h["sign_steps"] for h in record["history"]] == [batches] * 3
+    batches = -(-record.split.n_users // 64)
+    assert [h["sign_steps"] for h in record.history] == [batches] * 3
     # and that step moved weights by whole multiples of the learning rate, as signSGD does
     moved = artifacts["state_dict"]["decoder.bias"] - before["decoder.bias"]
     steps = (moved / LR).round()
     assert torch.allclose(moved, steps * LR, atol=1e-6) and steps.abs().max() >= 1
-    assert record["metrics"]["ndcg@10"] > 0
+    assert record.metrics["ndcg@10"] > 0

@@ -43,9 +43,9 @@ KNOWN_DIRTY = {"f57b7778fae23d45fa4116d35bd6b66a7ab52c16":
                "deleted log_tensorboard/ event files only"}
 
 
-def committed(record: dict) -> bool:
+def committed(record) -> bool:
     """The record came from a committed state (or a dirty one named in KNOWN_DIRTY)."""
-    commit = record["env"]["git_commit"] or ""
+    commit = record.env["git_commit"] or ""
     return bool(commit) and (not commit.endswith("-dirty")
                              or commit.removesuffix("-dirty") in KNOWN_DIRTY)
 # Strong generalisation (results/heldout-users): the seeds published whole so far per dataset,
@@ -66,7 +66,7 @@ def _load(folder):
     path = folder / "runs.jsonl"
     if not path.is_file():
         pytest.fail(f"{path} is missing: publish it (see README, Results)")
-    return records.load(path)
+    return records.read(path)
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +111,12 @@ def test_readme_heldout_tables_match_records(readme):
 
 
 def test_readme_reference_table_matches_records(published, readme):
-    want = report.reference(records.load(REFERENCE), published)
+    want = report.reference(records.read(REFERENCE), published)
     assert report.block(readme, report.REF_START, report.REF_END) == want.strip(), REGENERATE
 
 
 def test_readme_modes_table_matches_records(published, readme):
-    per_user = records.load(REFERENCE)
+    per_user = records.read(REFERENCE)
     want = report.modes(per_user, published)
     sae = [m for m in models.list() if models.config(m).per_user is not None]
     assert len(want.splitlines()) == 2 + 2 * len(sae), "every per-user variant x (u1, ml-1m)"
@@ -129,24 +129,24 @@ def test_every_published_cell_is_ok_finite_and_recorded_whole(folder, request):
     recs = request.getfixturevalue(folder)
     assert recs
     for r in recs:
-        assert r["status"] == "ok", r.get("error")
-        keys = ("rmse", "mae", "legacy_loss", "ndcg@10") if r["variant"]["rates"] else \
+        assert r.ok, r.error
+        keys = ("rmse", "mae", "legacy_loss", "ndcg@10") if r.rates else \
             ("ndcg@10", "recall@10", "hit@10", "mrr@10")
         for key in keys:
-            assert math.isfinite(r["metrics"][key]), (r["model"], r["dataset"], key)
-        assert ("rmse" in r["metrics"]) == r["variant"]["rates"]
+            assert math.isfinite(r.metrics[key]), (r.model, r.dataset, key)
+        assert ("rmse" in r.metrics) == r.rates
         assert committed(r), "records must come from a committed state"
-        v = r["validation"]
-        assert v["fraction"] == 0.05 and len(v["fingerprint"]) == 64
-        assert 1 <= v["best_epoch"] <= v["epochs_run"] <= r["epochs"]
-        assert (PUBLISHED if folder == "published" else TUNED).joinpath(r["per_user"]).is_file()
+        v = r.validation
+        assert v.fraction == 0.05 and len(v.fingerprint) == 64
+        assert 1 <= v.best_epoch <= v.epochs_run <= r.epochs
+        assert (PUBLISHED if folder == "published" else TUNED).joinpath(r.per_user).is_file()
 
 
 @pytest.mark.parametrize("folder", ["published", "tuned"])
 def test_published_grids_are_complete(folder, request):
     recs = request.getfixturevalue(folder)
     datasets = DATASETS if folder == "published" else TUNED_DATASETS
-    cells = {(r["model"], r["dataset"], r["seed"]) for r in recs if r["device"] == "cpu"}
+    cells = {(r.model, r.dataset, r.seed) for r in recs if r.device == "cpu"}
     outstanding, partial = OUTSTANDING[folder], PARTIAL[folder]
     assert cells >= {(m, d, s) for m in built_in() for d in datasets for s in SEEDS
                      if (m, d) not in outstanding | set(partial)}
@@ -155,20 +155,20 @@ def test_published_grids_are_complete(folder, request):
         assert {s for mm, dd, s in cells if (mm, dd) == (m, d)} == seeds, "update PARTIAL"
     for seed in SEEDS:  # every variant saw the same split and carving per seed and dataset
         for d in datasets:
-            same = [r for r in recs if r["seed"] == seed and r["dataset"] == d]
-            assert len({r["split"]["fingerprint"] for r in same}) == 1
-            assert len({r["validation"]["fingerprint"] for r in same}) == 1
+            same = [r for r in recs if r.seed == seed and r.dataset == d]
+            assert len({r.split.fingerprint for r in same}) == 1
+            assert len({r.validation.fingerprint for r in same}) == 1
 
 
 def test_tuned_run_used_the_studies_recipes(tuned):
     recipes = json.loads((TUNING / "recipes.json").read_text())["recipes"]
     for r in tuned:
-        study = recipes.get(r["model"], {}).get(r["dataset"])
+        study = recipes.get(r.model, {}).get(r.dataset)
         if study is None:
-            assert r["recipe"]["name"] == "default"
+            assert r.recipe.name == "default"
             continue
-        assert r["recipe"]["name"] == "tuned" and r["recipe"]["study"] == study["study"]
-        assert r["recipe"]["overrides"] == study["overrides"]
+        assert r.recipe.name == "tuned" and r.recipe.study == study["study"]
+        assert r.recipe.overrides == study["overrides"]
 
 
 def test_every_tunable_variant_got_the_same_budget():
@@ -214,9 +214,9 @@ def test_each_published_run_has_the_experiment_file_that_reproduces_its_grid(
     key = "published" if folder == "published" else "tuned"
     planned = {(m, d, s) for m, d, s in planned if (m, d) not in OUTSTANDING[key]
                and s in PARTIAL[key].get((m, d), SEEDS)}  # what is published so far
-    recs = records.load(RESULTS / folder)
-    assert planned == {(r["model"], r["dataset"], r["seed"]) for r in recs
-                       if r["status"] == "ok"}
+    recs = records.read(RESULTS / folder)
+    assert planned == {(r.model, r.dataset, r.seed) for r in recs
+                       if r.ok}
 
 
 def test_readme_reproduction_table_matches_records(readme):
@@ -233,39 +233,39 @@ def test_reproduction_cells_are_ok_committed_and_true_to_their_protocol():
     recs = _load(REPRODUCTION)
     assert recs
     for r in recs:
-        assert r["status"] == "ok", r.get("error")
+        assert r.ok, r.error
         assert committed(r)
-        v = r["validation"]
-        if r["run_config"].get("refit"):
+        v = r.validation
+        if r.refitted:
             # trained again on every training rating for the epochs validation chose
-            assert r["refit"]["epochs"] == v["best_epoch"] == len(r["history"])
-            assert r["refit"]["n_train"] == r["split"]["n_train"]
-        if r["split"]["name"] == "filtered-80-10-10":
-            assert v["fraction"] is None and v["n_valid"] == r["split"]["n_valid"]
-            assert r["metrics"]["n_users_no_relevant"] == 0
+            assert r.refit.epochs == v.best_epoch == len(r.history)
+            assert r.refit.n_train == r.split.n_train
+        if r.split_name == "filtered-80-10-10":
+            assert v.fraction is None and v.n_valid == r.split.n_valid
+            assert r.metrics["n_users_no_relevant"] == 0
 
 
 def test_heldout_users_cells_are_every_inductive_ranker_never_trained_on_its_users():
     recs = _load(HELDOUT)
     applicable = {m for m in built_in()
                   if models.config(m).inductive and models.config(m).feedback == "implicit"}
-    cells = {(r["model"], r["dataset"], r["seed"]) for r in recs}
+    cells = {(r.model, r.dataset, r.seed) for r in recs}
     partial = {(m, d, s) for (d, s), ms in HELDOUT_PARTIAL.items() for m in ms}
     assert partial <= {(m, d, s) for m in applicable for d, s in HELDOUT_PARTIAL}
     assert cells == {(m, d, s) for m in applicable for d, seeds in HELDOUT_SEEDS.items()
                      for s in seeds} | partial, "update HELDOUT_SEEDS and HELDOUT_PARTIAL"
     for r in recs:
-        assert r["status"] == "ok", r.get("error")
+        assert r.ok, r.error
         assert committed(r)
-        assert r["split"]["name"] == "heldout-users"
-        assert r["validation"]["fraction"] is None  # the protocol's validation users
+        assert r.split_name == "heldout-users"
+        assert r.validation.fraction is None  # the protocol's validation users
         # the model trained on the training users only: 80% of the users
-        assert r["split"]["n_fit_users"] < 0.85 * r["split"]["n_users"]
+        assert r.split.n_fit_users < 0.85 * r.split.n_users
         for key in ("ndcg@100", "nrecall@20", "nrecall@50"):
-            assert math.isfinite(r["metrics"][key]), (r["model"], key)
-    for d, s in {(r["dataset"], r["seed"]) for r in recs}:  # one split per seed and dataset
-        same = [r for r in recs if r["seed"] == s and r["dataset"] == d]
-        assert len({r["split"]["fingerprint"] for r in same}) == 1
+            assert math.isfinite(r.metrics[key]), (r.model, key)
+    for d, s in {(r.dataset, r.seed) for r in recs}:  # one split per seed and dataset
+        same = [r for r in recs if r.seed == s and r.dataset == d]
+        assert len({r.split.fingerprint for r in same}) == 1
 
 
 def test_protocol_comparison_matches_records():
@@ -280,13 +280,13 @@ def test_protocol_comparison_matches_records():
 PROTOCOL_GRIDS = {
     "heldout-users/experiment.toml": lambda r: True,
     "reproduction/experiment-recbole.toml":
-        lambda r: r["split"]["name"] == "filtered-80-10-10",
+        lambda r: r.split_name == "filtered-80-10-10",
     "reproduction/experiment-refit.toml":
-        lambda r: records.refitted(r) and r["dataset"] == "ml-1m",
+        lambda r: r.refitted and r.dataset == "ml-1m",
     "reproduction/experiment-refit-u1.toml":
-        lambda r: records.refitted(r) and r["dataset"] == "ml-100k",
-    "precision/experiment.toml": lambda r: records.precision_of(r) == "bf16",
-    "precision/experiment-fp32.toml": lambda r: records.precision_of(r) == "fp32",
+        lambda r: r.refitted and r.dataset == "ml-100k",
+    "precision/experiment.toml": lambda r: r.cell_precision == "bf16",
+    "precision/experiment-fp32.toml": lambda r: r.cell_precision == "fp32",
 }
 PROTOCOL_UNPUBLISHED: dict[str, set] = {}
 
@@ -298,9 +298,9 @@ def test_each_protocol_grid_is_the_plan_of_its_experiment_file(path, real_data_d
     planned = dry_run_cells(RESULTS / path, real_data_dir, capsys)
     planned -= {(m, d, s) for m, d, s in planned if m not in built_in()}  # a plugin's
     recs = [r for r in _load(RESULTS / path.split("/")[0])
-            if r["status"] == "ok" and PROTOCOL_GRIDS[path](r)]
+            if r.ok and PROTOCOL_GRIDS[path](r)]
     assert planned - PROTOCOL_UNPUBLISHED.get(path, set()) == {
-        (r["model"], r["dataset"], r["seed"]) for r in recs}
+        (r.model, r.dataset, r.seed) for r in recs}
 
 
 def test_the_budget_grid_is_one_seed_of_every_variant_and_its_budget_is_generated():
@@ -310,11 +310,11 @@ def test_the_budget_grid_is_one_seed_of_every_variant_and_its_budget_is_generate
 
     folder = RESULTS / "budget"
     recs = _load(folder)
-    assert sorted(r["model"] for r in recs) == sorted(built_in())
+    assert sorted(r.model for r in recs) == sorted(built_in())
     for r in recs:
-        assert r["status"] == "ok" and committed(r) and r["dataset"] == "ml-100k"
-        t = r["timings"]
-        assert t["cell_s"] >= t["fit_s"] + t["valid_s"] + t["eval_s"]
+        assert r.ok and committed(r) and r.dataset == "ml-100k"
+        t = r.timings
+        assert t.cell_s >= t.fit_s + t.valid_s + t.eval_s
     grids = records.load_grids(folder)
     assert [g["argv"][:2] for g in grids] == [["run", "--all"]] and grids[0]["failed"] == 0
     assert (folder / "budget.md").read_text(encoding="utf-8") == budget.markdown(recs, grids)
@@ -324,7 +324,7 @@ def test_readme_parity_and_peers_tables_match_the_precision_folder(readme):
     """The parity study (both precisions from one machine) and the same machine's peers."""
     from aebench.bench.speed import peers
 
-    recs = [{**r, "_dir": str(PRECISION)} for r in _load(PRECISION)]
+    recs = _load(PRECISION)
     speed = json.loads((PRECISION / "speed-cpu.json").read_text())
     want = parity.markdown(parity.analyse(recs, "bf16", speed))
     regenerate = ("regenerate with `python -m bench report results/precision --parity "
@@ -335,5 +335,5 @@ def test_readme_parity_and_peers_tables_match_the_precision_folder(readme):
     assert report.block(readme, peers.START, peers.END) == peers.markdown(rows).strip(), \
         regenerate
     for r in recs:  # every cell of the study finished, from a committed state
-        assert r["status"] == "ok" and committed(r), (r["model"], r.get("error"))
-        assert r["precision"]["loss"] == records.precision_of(r)  # its loss ran in it
+        assert r.ok and committed(r), (r.model, r.error)
+        assert r.precision.loss == r.cell_precision  # its loss ran in it

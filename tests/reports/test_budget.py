@@ -2,17 +2,16 @@
 
 from aebench.bench.reports import budget
 
+from tests.conftest import record
+
 
 def rec(model, seed, fit, valid, evals, cell, reads=3, refit=None, dataset="ml-100k"):
-    timings = {"fit_s": fit, "eval_s": evals}
+    timings = {"fit_s": fit, "eval_s": evals, "epoch_s_median": fit}
     if cell is not None:
         timings.update(valid_s=valid, valid_reads=reads, setup_s=0.5, cell_s=cell)
-    r = {"model": model, "dataset": dataset, "seed": seed, "mode": "batched", "device": "cpu",
-         "status": "ok", "split": {"name": "u1"}, "timings": timings,
-         "run_config": {"refit": refit is not None}, "env": {"torch_threads": 1}}
-    if refit:
-        r["refit"] = refit
-    return r
+    return record(model=model, dataset=dataset, seed=seed, split={"name": "u1"},
+                  timings=timings, run_config={"refit": refit is not None},
+                  env={"torch_threads": 1}, refit=refit or None)
 
 
 def test_parts_add_up_to_the_cell_and_old_records_are_lower_bounds():
@@ -24,7 +23,8 @@ def test_parts_add_up_to_the_cell_and_old_records_are_lower_bounds():
 
 
 def test_a_refit_counts_the_selection_it_trained_but_not_one_it_reused():
-    trained_here = {"epochs": 4, "fit_s": 10.0, "selection_fit_s": 6.0, "selected_in": None}
+    trained_here = {"epochs": 4, "fit_s": 10.0, "selection_fit_s": 6.0, "selected_in": None,
+                    "n_train": 100}
     reused = {**trained_here, "selected_in": "results/published (2026-11-30)"}
     assert budget.cell_parts(rec("a", 0, 10.0, 1.0, 1.0, 20.0, refit=trained_here))["fit_s"] \
         == 16.0
@@ -34,7 +34,7 @@ def test_a_refit_counts_the_selection_it_trained_but_not_one_it_reused():
 def test_one_seed_of_each_cell_is_the_median_over_seeds_and_totals_sum_every_cell():
     recs = [rec("a", 0, 10.0, 1.0, 1.0, 13.0), rec("a", 1, 30.0, 1.0, 1.0, 33.0),
             rec("a", 2, 20.0, 1.0, 1.0, 23.0), rec("b", 0, 1.0, 0.0, 1.0, None),
-            {"model": "c", "status": "failed"}]
+            record(model="c", status="failed", split=None)]
     rows = budget.breakdown(recs)
     assert [(r["model"], r["seed"]) for r in rows] == [("a", 1), ("a", 2), ("a", 0), ("b", 0)]
     (a, b) = budget.per_variant(rows)

@@ -4,12 +4,14 @@ dataset, split, refit) and set beside their mean over seeds."""
 from aebench.bench.cli import main
 from aebench.bench.reports import literature
 
+from tests.conftest import record as make
+
 
 def record(model, seed, value, split="random-90-10", refit=True, metric="rmse",
            dataset="ml-1m", recipe="default"):
-    return {"status": "ok", "model": model, "dataset": dataset, "seed": seed,
-            "split": {"name": split}, "run_config": {"refit": refit},
-            "recipe": {"name": recipe}, "metrics": {metric: value}}
+    return make(model=model, dataset=dataset, seed=seed, split={"name": split},
+                run_config={"refit": refit}, recipe={"name": recipe},
+                metrics={metric: value})
 
 
 def rows(md):

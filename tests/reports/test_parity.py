@@ -6,6 +6,8 @@ import pytest
 from aebench.bench.cli import main
 from aebench.bench.reports import parity
 
+from tests.conftest import record
+
 
 def fake(tmp_path, model, precision, seed, values, rates=False, dataset="d"):
     """A record whose per-user values are `values` (users 1..n): NDCG@10, or each user's
@@ -19,10 +21,10 @@ def fake(tmp_path, model, precision, seed, values, rates=False, dataset="d"):
     else:
         np.savez(tmp_path / name, ranked_user_id=users, ndcg_at_10=values)
         metrics = {"ndcg@10": float(values.mean())}
-    return {"status": "ok", "model": model, "dataset": dataset, "seed": seed, "mode": "batched",
-            "split": {"name": "s"}, "run_config": {"precision": precision},
-            "variant": {"rates": rates}, "metrics": metrics, "per_user": name,
-            "_dir": str(tmp_path)}
+    return record(tmp_path, model=model, dataset=dataset, seed=seed,
+                  run_config={"precision": precision}, variant={"kind": "autoencoder",
+                                                                "rates": rates},
+                  metrics=metrics, per_user=name)
 
 
 SPEED = {"rows": [{"model": m, "path": "batched", "precision": p, "epoch_s": s}
@@ -47,10 +49,9 @@ def test_parity_by_hand(tmp_path):
                  fake(tmp_path, "r", "bf16", s, base + 0.797 + noise / 100, rates=True)]
     recs.append(fake(tmp_path, "only32", "fp32", 0, np.ones(5)))  # no bf16 twin: no row
     table = parity.analyse(recs, "bf16", SPEED).set_index("model")
-    assert table.at["b", "a"] == pytest.approx(np.mean([r["metrics"]["ndcg@10"] for r in recs
-                                                        if r["model"] == "b"
-                                                        and r["run_config"]["precision"]
-                                                        == "fp32"]))
+    assert table.at["b", "a"] == pytest.approx(np.mean([r.metrics["ndcg@10"] for r in recs
+                                                        if r.model == "b"
+                                                        and r.cell_precision == "fp32"]))
     assert list(table.index) == ["a", "b", "r", "slow"]
     assert table.at["b", "diff"] == pytest.approx(-0.05, abs=1e-4)
     assert table.at["b", "pairs"] == 600 and table.at["b", "seeds"] == 2

@@ -6,16 +6,17 @@ import pytest
 from aebench.bench.cli import main
 from aebench.bench.reports import verdict
 
+from tests.conftest import record
+
 
 def fake(tmp_path, model, split, seed, values, refit=False, precision="fp32"):
     """A record whose per-user NDCG@10 values are `values` (users 1..n)."""
     name = f"{model}-{split}-{refit}-{precision}-{seed}.npz"
     users = np.arange(1, len(values) + 1)
     np.savez(tmp_path / name, ranked_user_id=users, ndcg_at_10=np.asarray(values, float))
-    return {"status": "ok", "model": model, "dataset": "d", "seed": seed, "mode": "batched",
-            "split": {"name": split}, "run_config": {"refit": refit, "precision": precision},
-            "metrics": {"ndcg@10": float(np.mean(values))}, "per_user": name,
-            "_dir": str(tmp_path)}
+    return record(tmp_path, model=model, dataset="d", seed=seed, split={"name": split},
+                  run_config={"refit": refit, "precision": precision},
+                  metrics={"ndcg@10": float(np.mean(values))}, per_user=name)
 
 
 def test_ranks_tau_and_a_significant_flip_by_hand(tmp_path):
@@ -44,7 +45,7 @@ def test_two_precisions_of_a_variant_are_two_protocols_not_two_seeds(tmp_path):
     recs = [fake(tmp_path, "a", "P", 0, values), fake(tmp_path, "a", "P", 0, values + 0.1,
                                                      precision="bf16")]
     by = verdict.cells(recs, "d", "ndcg@10")
-    assert {p: [r["run_config"]["precision"] for r in v["a"]] for p, v in by.items()} == {
+    assert {p: [r.cell_precision for r in v["a"]] for p, v in by.items()} == {
         "P": ["fp32"], "P@bf16": ["bf16"]}
 
 

@@ -25,13 +25,13 @@ def test_training_and_model_selection_never_read_the_test_ratings():
     for model in ("sae-20-10-20", "mult-vae", "ease"):
         cfg = RunConfig(model=model, dataset="synthetic", epochs=6, eval_every=1)
         clean, poisoned = run_one(cfg, SplitCache()), run_one(cfg, PoisonedCache())
-        assert clean["status"] == poisoned["status"] == "ok"
-        assert clean["validation"] == poisoned["validation"]
-        assert [h.get("valid") for h in clean["history"]] == \
-            [h.get("valid") for h in poisoned["history"]]
-        assert [h["train_loss"] for h in clean["history"]] == \
-            [h["train_loss"] for h in poisoned["history"]]
-        assert clean["metrics"]["ndcg@10"] != poisoned["metrics"]["ndcg@10"]
+        assert clean.status == poisoned.status == "ok"
+        assert clean.validation == poisoned.validation
+        assert [h.get("valid") for h in clean.history] == \
+            [h.get("valid") for h in poisoned.history]
+        assert [h["train_loss"] for h in clean.history] == \
+            [h["train_loss"] for h in poisoned.history]
+        assert clean.metrics["ndcg@10"] != poisoned.metrics["ndcg@10"]
 
 
 def test_mixed_grid_tables_and_plots(tmp_path, capsys):

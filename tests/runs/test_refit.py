@@ -41,7 +41,7 @@ def test_a_closed_form_refit_is_the_fit_on_the_whole_training_matrix():
     cache = SplitCache()
     cfg = RunConfig(model="ease", dataset="synthetic", refit=True)
     record, artifacts = execute(cfg, cache)
-    assert record["status"] == "ok", record.get("error")
+    assert record.ok, record.error
     split = cache.split("synthetic", cfg.split_name, 0)
     direct = train_cell(RunConfig(model="ease", dataset="synthetic", valid_fraction=0.0),
                         split.without_test())
@@ -67,16 +67,16 @@ def test_a_staged_refit_runs_every_stage_for_the_selected_rounds():
         record, _ = execute(cfg, cache)
     finally:
         model_cls.start_stage = start
-    assert record["status"] == "ok", record.get("error")
-    best = record["validation"]["best_epoch"]
-    assert record["refit"]["epochs"] == best and len(record["history"]) == best
+    assert record.ok, record.error
+    best = record.validation.best_epoch
+    assert record.refit.epochs == best and len(record.history) == best
     refit_stages = seen[2:]  # the selection fit announced both stages first
     assert refit_stages == (["pretrain", "finetune"] if best > 2 else ["pretrain"])
-    assert np.isfinite(record["metrics"]["rmse"])
+    assert np.isfinite(record.metrics["rmse"])
     # the record totals the refit's L-BFGS work: at most 2 iterations a round
-    t = record["timings"]
-    assert t["lbfgs_iterations"] == sum(h["lbfgs_iterations"] for h in record["history"])
-    assert best <= t["lbfgs_iterations"] <= 2 * best <= 2 * t["lbfgs_evaluations"]
+    t = record.timings
+    assert t.lbfgs_iterations == sum(h["lbfgs_iterations"] for h in record.history)
+    assert best <= t.lbfgs_iterations <= 2 * best <= 2 * t.lbfgs_evaluations
 
 
 @pytest.mark.parametrize("extra, message", [

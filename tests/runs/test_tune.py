@@ -122,7 +122,7 @@ def test_tune_then_run_with_the_tuned_recipes(tmp_path, capsys):
     assert "tuned recipes" in tables and "default recipes" not in tables
     # popularity, with nothing to tune, stands as the reference of the tuned ranking table
     from aebench.bench.reports import report
-    ranking = report.groups(records.load(run))[("synthetic", "random-90-10", "cpu", "batched",
+    ranking = report.groups(records.read(run))[("synthetic", "random-90-10", "cpu", "batched",
                                                   "tuned")]
     assert set(ranking) == {"bias", "ease", "popularity"}
 
