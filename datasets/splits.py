@@ -51,6 +51,8 @@ class Split:
     fit_rows: np.ndarray | None = None  # users training may read (held-out users: the rest)
     carved: float | None = None         # a fitting view: the share carved from train as its
                                         # validation (None: the protocol's own part)
+    valid_in_context: bool = False      # at test time the protocol's validation part is input
+                                        # the model reads, not only items no one ranks
 
     @property
     def n_users(self) -> int:
@@ -109,14 +111,17 @@ SEEDED: set[str] = set()
 ALL_RELEVANT: set[str] = set()  # protocols that count every held-out rating relevant
 INTERACTIONS: set[str] = set()  # protocols that keep interactions, not ratings (implicit)
 HELDOUT_USERS: set[str] = set()  # protocols that test users no model trained on
+VALID_IN_CONTEXT: set[str] = set()  # protocols whose test input is train plus validation
 
 
 def protocol(name: str, seeded: bool, all_relevant: bool = False,
-             interactions: bool = False, heldout_users: bool = False):
+             interactions: bool = False, heldout_users: bool = False,
+             valid_in_context: bool = False):
     def wrap(fn: Protocol) -> Protocol:
         PROTOCOLS[name] = fn
         for flag, names in ((seeded, SEEDED), (all_relevant, ALL_RELEVANT),
-                            (interactions, INTERACTIONS), (heldout_users, HELDOUT_USERS)):
+                            (interactions, INTERACTIONS), (heldout_users, HELDOUT_USERS),
+                            (valid_in_context, VALID_IN_CONTEXT)):
             if flag:
                 names.add(name)
         return fn
@@ -267,6 +272,39 @@ def _heldout_users(ds: Dataset, seed: int) -> Parts:
     return Parts(pd.concat([train, valid_in, test_in]), test, valid, fit_users)
 
 
+@protocol("inf-ae-80-10-10", seeded=True, all_relevant=True, interactions=True,
+          valid_in_context=True)
+def _inf_ae(ds: Dataset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The infinite-width autoencoder's protocol (Sachdeva et al., NeurIPS 2022;
+    `noveens/infinite_ae_cf`, `preprocess.py`; SVD-AE's too): every rating an interaction,
+    users with fewer than 3 dropped; each user's ratings shuffled (seeded), the first drawn
+    forced into test, the rest of the first int(0.8 n) train, up to int(0.9 n) validation,
+    the remainder test. At test time the model reads a user's train and validation items (the
+    authors' `eval_context`); neither is a candidate."""
+    counts = ds.ratings["user"].map(ds.ratings["user"].value_counts())
+    kept = ds.ratings[counts >= 3]
+    if kept.empty:
+        raise DatasetError(f"split 'inf-ae-80-10-10': no user of {ds.name} has 3 ratings")
+    return inf_ae_parts(kept, np.random.default_rng([int(seed), 0x1AE]))
+
+
+def inf_ae_parts(ratings: pd.DataFrame, rng: np.random.Generator
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(train, validation, test) of `_inf_ae`'s rule, users of >= 3 ratings only: per user
+    of n ratings a random order; its first train-position goes to test; positions
+    [1, int(0.8 n)) train, [int(0.8 n), int(0.9 n)) validation, the rest test."""
+    part = np.empty(len(ratings), np.int8)
+    for idx in ratings.groupby("user", sort=True).indices.values():
+        n = len(idx)
+        order = idx[rng.permutation(n)]
+        first, second = int(0.8 * n), int(0.9 * n)
+        part[order[:first]] = 0
+        part[order[first:second]] = 1
+        part[order[second:]] = 2
+        part[order[0]] = 2  # forced: every user has a test item
+    return tuple(ratings[part == p] for p in range(3))
+
+
 def holdout_share(ratings: pd.DataFrame, share: float,
                   rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per user, int(share * n) ratings drawn at random held out, the rest fold-in; a user
@@ -364,7 +402,8 @@ def make_split(ds: Dataset, name: str, seed: int = 0) -> Split:
         fp = hashlib.sha256(fp.encode() + ds.labels.digest()).hexdigest()
     return Split(ds.name, name, seed if name in SEEDED else None, matrix(train), matrix(test),
                  user_ids, item_ids, fp, scale,
-                 None if valid is None else matrix(valid), name in ALL_RELEVANT, fit_rows)
+                 None if valid is None else matrix(valid), name in ALL_RELEVANT, fit_rows,
+                 valid_in_context=name in VALID_IN_CONTEXT)
 
 
 def csr_triples(m: sp.csr_matrix, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:

@@ -12,7 +12,10 @@ if not hand_over(__name__, __file__):  # see aebench/_shadow.py
         cdae,
         deeprec,
         ease,
+        ease_higher,
+        edlae,
         ials,
+        inf_ae,
         kernel_ae,
         mf,
         mult,
@@ -23,6 +26,7 @@ if not hand_over(__name__, __file__):  # see aebench/_shadow.py
         recvae,
         sae,
         slim,
+        svd_ae,
     )
     from .base import ModelConfig, Recipe, Recommender
     from .registry import (  # noqa: A004

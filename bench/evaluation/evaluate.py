@@ -173,12 +173,24 @@ def ranking_hits(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
     return np.concatenate(users_out), np.concatenate(hits_out), np.concatenate(nrel_out)
 
 
+def test_inputs(split: Split) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """What a model reads of each user at test time, and what else is no candidate: the
+    training ratings with a protocol's validation part masked (RecBole's rule), or, where
+    the protocol says so, both read as input (the infinite-width autoencoder's rule)."""
+    if split.valid is not None and split.valid_in_context:
+        inputs = (split.train + split.valid).tocsr()
+        inputs.sort_indices()
+        return inputs, None
+    return split.train, split.valid
+
+
 def evaluate_ranking(model: Recommender, cfg: ModelConfig, split: Split, device: torch.device,
                      ks: tuple[int, ...] = (5, 10, 20), relevance: float = 4.0
                      ) -> tuple[dict, dict[str, np.ndarray]]:
     """Ranking metrics (means over users with a relevant test item) and per-user values."""
-    users, hits, n_rel = ranking_hits(model, cfg, split.train, split.test, device, max(ks),
-                                      relevance, exclude=split.valid)
+    inputs, exclude = test_inputs(split)
+    users, hits, n_rel = ranking_hits(model, cfg, inputs, split.test, device, max(ks),
+                                      relevance, exclude=exclude)
     per_user = metrics.ranking_per_user(hits, n_rel, ks)
     has_test = np.diff(split.test.indptr) > 0
     summary = {name: float(v.mean()) if len(v) else float("nan") for name, v in per_user.items()}

@@ -225,3 +225,38 @@ def test_a_protocol_whose_parts_share_a_pair_is_refused(monkeypatch):
     monkeypatch.setitem(splits.PROTOCOLS, "overlapping", overlapping)
     with pytest.raises(datasets.DatasetError, match="2 \\(user, item\\) pairs are in two of"):
         datasets.make_split(datasets.load("synthetic"), "overlapping")
+
+
+# ---- the infinite-width autoencoder's protocol (noveens/infinite_ae_cf, preprocess.py)
+
+@pytest.mark.parametrize("n, want", [(3, [1, 0, 2]), (10, [7, 1, 2]), (20, [15, 2, 3]),
+                                     (4, [2, 0, 2]), (5, [3, 0, 2])])
+def test_inf_ae_rule_by_hand(n, want):
+    # int(0.8 n) first positions, one of them (the first drawn) forced to test; then
+    # int(0.9 n) - int(0.8 n) validation; the rest test. n = 3: int(2.4) = 2, int(2.7) = 2:
+    # train 1, validation 0, test 2; n = 5: int(4) = int(4.5) = 4: train 3, test 2
+    from aebench.datasets.splits import inf_ae_parts
+
+    ratings = frame([(1, i) for i in range(n)])
+    parts = inf_ae_parts(ratings, np.random.default_rng(0))
+    assert [len(p) for p in parts] == want
+    assert sorted(pd.concat(parts)["item"]) == list(range(n))
+
+
+def test_inf_ae_protocol_drops_short_users_and_reads_validation_as_test_input():
+    from aebench.bench.evaluation.evaluate import test_inputs
+
+    pairs = [(1, i) for i in range(10)] + [(2, i) for i in range(2)] + [(3, i) for i in range(3)]
+    ds = datasets.Dataset("hand", frame(pairs, rating=2.0), pd.DataFrame())
+    split = datasets.make_split(ds, "inf-ae-80-10-10", seed=4)
+    assert list(split.user_ids) == [1, 3]  # user 2 has 2 ratings: dropped
+    assert split.all_relevant and split.scale is None  # every rating an interaction
+    assert (split.test.getnnz(axis=1) >= 1).all()  # a test item forced for every user
+    again = datasets.make_split(ds, "inf-ae-80-10-10", seed=4)
+    assert again.fingerprint == split.fingerprint
+    assert datasets.make_split(ds, "inf-ae-80-10-10", seed=5).fingerprint != split.fingerprint
+    inputs, exclude = test_inputs(split)
+    assert exclude is None and (inputs != (split.train + split.valid)).nnz == 0
+    # the fitting view validates on the protocol's part, reading train alone
+    view = datasets.carve_validation(split.without_test(), 0.05, 0)
+    assert (view.test != split.valid).nnz == 0 and test_inputs(view)[0] is view.train

@@ -1,0 +1,240 @@
+"""The frontier's closed forms against their formulas computed directly in float64: DLAE and
+EDLAE (EDLAE at p = 0 is EASE; the diagonals the paper states), SVD-AE (full rank: the
+pseudo-inverse formula), and the infinite-width autoencoder's NTK (a 2x2 case by hand, the
+empirical NTK of a wide finite network, the kernel ridge regression)."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from aebench.models import edlae, inf_ae, svd_ae
+from aebench.models.ease import ease_weights
+
+from aebench import models
+
+
+def random_binary(users=40, items=12, density=0.3, seed=0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    x = (rng.random((users, items)) < density).astype(np.float32)
+    x[np.arange(users), rng.integers(0, items, users)] = 1.0  # no empty row
+    return sp.csr_matrix(x)
+
+
+def scores_of(model, x: sp.csr_matrix) -> np.ndarray:
+    """What evaluation asks of a fitted model: scores of every row of `x`."""
+    from aebench.bench.evaluation.evaluate import user_scores
+
+    cfg = model.cfg
+    blocks = [b for _, b in user_scores(model, cfg, x, torch.device("cpu"))]
+    return torch.cat(blocks).double().numpy()
+
+
+def fitted(name, x, **over):
+    model, cfg = models.create(name, *x.shape, **over)
+    torch.manual_seed(0)
+    model.fit(x)
+    return model
+
+
+# ---- DLAE and EDLAE
+
+def direct_penalty(x, lam, p):
+    g = (x.T @ x).toarray().astype(np.float64)
+    return g, np.diag(lam + p / (1 - p) * np.diag(g))
+
+
+@pytest.mark.parametrize("lam, p", [(5.0, 0.25), (30.0, 0.6)])
+def test_dlae_and_edlae_are_their_closed_forms(lam, p):
+    x = random_binary()
+    g, penalty = direct_penalty(x, lam, p)
+    dlae = np.linalg.solve(g + penalty, g)  # B = (G + Lambda)^-1 G
+    inv = np.linalg.inv(g + penalty)
+    want = np.eye(len(g)) - inv / np.diag(inv)  # I - P diag(1/diag P)
+    got = edlae.edlae_weights(x, lam, p).double().numpy()
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    np.testing.assert_allclose(np.diag(got), 0.0, atol=0.0)  # the paper: a zero diagonal
+    got = edlae.dlae_weights(x, lam, p).double().numpy()
+    np.testing.assert_allclose(got, dlae, atol=2e-5)
+    # DLAE's diagonal, as the paper states it: 1 - P_jj Lambda_jj, strictly inside (0, 1)
+    np.testing.assert_allclose(np.diag(got), 1 - np.diag(inv) * np.diag(penalty), atol=2e-5)
+    assert ((np.diag(got) > 0) & (np.diag(got) < 1)).all()
+
+
+def test_edlae_without_dropout_is_ease_and_more_dropout_shrinks_popular_items_more():
+    x = random_binary(seed=1)
+    torch.testing.assert_close(edlae.edlae_weights(x, 50.0, 0.0), ease_weights(x, 50.0))
+    g = (x.T @ x).toarray()
+    # DLAE's self-weight falls with p, fastest for the most popular item
+    low, high = (np.diag(edlae.dlae_weights(x, 10.0, p).numpy()) for p in (0.1, 0.5))
+    assert (high < low).all()
+    assert np.diag(g)[np.argmax(low - high)] == np.diag(g).max()
+
+
+def test_dropout_probability_outside_zero_one_is_refused():
+    with pytest.raises(ValueError, match="p must lie in"):
+        edlae.edlae_weights(random_binary(), 1.0, 1.0)
+
+
+def test_dlae_and_edlae_score_rows_as_x_times_b():
+    x = random_binary(seed=2)
+    for name in ("dlae", "edlae"):
+        model = fitted(name, x, lam=20.0, p=0.3)
+        np.testing.assert_allclose(scores_of(model, x), x.toarray() @ model.weight.double().numpy(),
+                                   rtol=1e-5, atol=1e-5)
+
+
+# ---- SVD-AE
+
+def test_svd_ae_at_full_rank_is_the_pseudo_inverse_formula():
+    x = random_binary(users=30, items=10, seed=3)
+    r = x.toarray().astype(np.float64)
+    du = 1 / np.sqrt(r.sum(1))
+    di = 1 / np.sqrt(np.where(r.sum(0) == 0, 1, r.sum(0)))
+    norm = du[:, None] * r * di[None, :]
+    want = norm @ np.linalg.pinv(norm) @ r  # R~ (R~)^+ R
+    model = fitted("svd-ae", x, k=10, n_iter=6)
+    np.testing.assert_allclose(scores_of(model, x), want, atol=2e-4)
+
+
+def test_svd_ae_at_low_rank_projects_on_the_top_left_singular_vectors():
+    # five taste groups, each dense on its own block of items, plus sparse noise: a clear gap
+    # after the fifth singular value, so that the randomised SVD finds that subspace
+    rng = np.random.default_rng(4)
+    blocks = np.kron(np.eye(5), np.ones((10, 4)))
+    x = sp.csr_matrix(np.maximum(blocks * (rng.random(blocks.shape) < 0.9),
+                                 rng.random(blocks.shape) < 0.05).astype(np.float32))
+    r = x.toarray().astype(np.float64)
+    norm = svd_ae.normalised(x).toarray()
+    u, s, vt = np.linalg.svd(norm)
+    k = 5
+    want = norm @ (vt[:k].T / s[:k]) @ u[:, :k].T @ r
+    assert s[k - 1] > 1.5 * s[k]
+    model = fitted("svd-ae", x, k=k, n_iter=8)
+    np.testing.assert_allclose(scores_of(model, x), want, atol=1e-3)
+
+
+# ---- the infinite-width autoencoder
+
+def test_ntk_by_hand_on_two_points():
+    # d = 2: a = (1, 0), b = (1, 1). S1(a,a) = 2*1/2 + .01 = 1.01; S1(b,b) = 2*2/2 + .01 = 2.01;
+    # S1(a,b) = 2*1/2 + .01 = 1.01
+    a = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
+    s_ab, s_aa, s_bb = 1.01, 1.01, 2.01
+    cos = s_ab / math.sqrt(s_aa * s_bb)
+    theta = math.acos(cos)
+    e_relu = math.sqrt(s_aa * s_bb) * (math.sin(theta) + (math.pi - theta) * cos) / (2 * math.pi)
+    e_drelu = (math.pi - theta) / (2 * math.pi)
+    want = 2 * e_relu + 0.01 + 2 * e_drelu * s_ab
+    assert inf_ae.ntk(a, b).item() == pytest.approx(want, rel=1e-12)
+    # on the diagonal theta = 0: E[relu^2] = S/2, E[relu'^2] = 1/2, so NTK = 2S + 0.01
+    assert inf_ae.ntk(b, b).item() == pytest.approx(2 * s_bb + 0.01, rel=1e-12)
+
+
+def test_ntk_is_the_limit_of_a_wide_networks_empirical_ntk():
+    """Dense(sqrt 2, 0.1) -> ReLU -> Dense(sqrt 2, 0.1), NTK parameterisation, one output:
+    the empirical NTK (gradient inner products over every parameter, by torch.func) of a
+    network 100,000 wide is within a few per cent of the closed form."""
+    from torch.func import jacrev
+
+    torch.manual_seed(0)
+    d, width = 6, 100_000
+    x = (torch.rand(4, d) < 0.5).double()
+    params = {"w1": torch.randn(width, d, dtype=torch.float64),
+              "b1": torch.randn(width, dtype=torch.float64),
+              "w2": torch.randn(1, width, dtype=torch.float64),
+              "b2": torch.randn(1, dtype=torch.float64)}
+
+    def net(p, inputs):
+        h = torch.relu(math.sqrt(2.0 / d) * inputs @ p["w1"].T + 0.1 * p["b1"])
+        return (math.sqrt(2.0 / width) * h @ p["w2"].T + 0.1 * p["b2"]).squeeze(-1)
+
+    jac = jacrev(lambda p: net(p, x))(params)
+    flat = torch.cat([j.reshape(len(x), -1) for j in jac.values()], dim=1)
+    empirical = flat @ flat.T
+    torch.testing.assert_close(empirical, inf_ae.ntk(x, x), rtol=0.03, atol=0.0)
+
+
+def test_inf_ae_is_kernel_ridge_regression_with_the_authors_ridge():
+    x = random_binary(users=25, items=9, seed=5)
+    r = torch.from_numpy(x.toarray()).double()
+    k = inf_ae.ntk(r, r)
+    lam = 3.0
+    want = (k @ torch.linalg.solve(k + lam * torch.trace(k) / len(k) * torch.eye(len(k)), r))
+    model = fitted("inf-ae", x, lam=lam)
+    np.testing.assert_allclose(scores_of(model, x), want.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_inf_ae_with_a_user_support_keeps_that_many_training_rows():
+    x = random_binary(users=30, items=8, seed=6)
+    model = fitted("inf-ae", x, user_support=12)
+    support = model.support.numpy()
+    assert support.shape == (12, 8)
+    rows = {tuple(row) for row in (x.toarray() != 0)}
+    assert all(tuple(row) in rows for row in support)
+    assert np.isfinite(scores_of(model, x)).all()
+
+
+# ---- higher-order EASE
+
+def authors_higher(x, pairs, lam_b, lam_c, rho, epochs):
+    """`train_higher` of hasteck/Higher_Recsys_2021 as the notebook writes it (numpy, float64)."""
+    x = x.toarray().astype(np.float64)
+    xtx = x.T @ x
+    xtxdiag = np.diag(xtx).copy()
+    mm = np.zeros((len(pairs), x.shape[1]))
+    mm[np.arange(len(pairs)), pairs[:, 0]] = 1.0
+    mm[np.arange(len(pairs)), pairs[:, 1]] = 1.0
+    ccmask = 1.0 - mm
+    z = ((x @ mm.T) == 2.0) * 1.0
+    ztz, ztx = z.T @ z, z.T @ x
+    ztzdiag = np.diag(ztz).copy()
+    ii = np.diag_indices(xtx.shape[0])
+    xtx[ii] = xtxdiag + lam_b
+    pp = np.linalg.inv(xtx)
+    jj = np.diag_indices(ztz.shape[0])
+    ztz[jj] = ztzdiag + lam_c + rho
+    qq = np.linalg.inv(ztz)
+    cc = np.zeros((ztz.shape[0], xtx.shape[0]))
+    dd = np.zeros_like(cc)
+    uu = np.zeros_like(cc)
+    for _ in range(epochs):
+        xtx[ii] = xtxdiag
+        bb = pp.dot(xtx - ztx.T.dot(cc))
+        gamma = np.diag(bb) / np.diag(pp)
+        bb -= pp * gamma
+        cc = qq.dot(ztx - ztx.dot(bb) + rho * (dd - uu))
+        dd = cc * ccmask
+        uu += cc - dd
+    return bb, dd
+
+
+def test_higher_order_ease_is_the_authors_admm():
+    from aebench.models import ease_higher
+
+    x = random_binary(users=60, items=10, density=0.4, seed=7)
+    cfg = models.config("ease-higher", pairs=6, lam_b=5.0, lam_c=20.0, rho=50.0, rounds=7)
+    b, c, pairs = ease_higher.higher_weights(x, cfg)
+    g = (x.T @ x).toarray()
+    counts = [g[i, j] for i, j in pairs.numpy()]
+    assert counts == sorted(counts, reverse=True)  # the most frequent pairs, i < j
+    assert (pairs[:, 0] < pairs[:, 1]).all() and min(counts) >= max(
+        g[i, j] for i in range(10) for j in range(i + 1, 10) if [i, j] not in pairs.tolist())
+    want_b, want_c = authors_higher(x, pairs.numpy(), 5.0, 20.0, 50.0, 7)
+    np.testing.assert_allclose(b.numpy(), want_b, atol=1e-9)
+    np.testing.assert_allclose(c.numpy(), want_c, atol=1e-9)
+    np.testing.assert_allclose(np.diag(want_b), 0.0, atol=1e-9)
+    # scoring: x B + z C, z_p = x_i x_j
+    model = fitted("ease-higher", x, pairs=6, lam_b=5.0, lam_c=20.0, rho=50.0, rounds=7)
+    r = x.toarray()
+    z = r[:, pairs[:, 0]] * r[:, pairs[:, 1]]
+    np.testing.assert_allclose(scores_of(model, x), r @ want_b + z @ want_c, atol=1e-4)
+
+
+def test_higher_order_ease_without_pairs_weight_is_ease():
+    x = random_binary(seed=8)
+    model = fitted("ease-higher", x, pairs=3, lam_c=1e12, rounds=3, lam_b=50.0)
+    np.testing.assert_allclose(model.weight.numpy(), ease_weights(x, 50.0).numpy(), atol=1e-5)
+    assert model.pair_weight.abs().max() < 1e-6
