@@ -129,6 +129,6 @@ register("ease-higher", lambda n_rows, n_cols, cfg: HigherEASE(n_rows, n_cols, c
          "Steck and Liang, RecSys 2021: EASE plus item-pair weights, scores x B + z C, "
          "fitted by ADMM",
          space=Space({"lam_b": LogUniform(10.0, 5000.0), "lam_c": LogUniform(100.0, 1e5),
-                      "pairs": IntRange(100, 2000, 100)},
+                      "pairs": IntRange(50, 2000, 50)},
                      "the authors set lambda_B, lambda_C and the pairs' threshold per dataset "
                      "(rho fixed); here the number of pairs stands for the threshold"))
