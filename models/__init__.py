@@ -11,6 +11,7 @@ if not hand_over(__name__, __file__):  # see aebench/_shadow.py
         bias,
         cdae,
         deeprec,
+        diffrec,
         ease,
         ease_higher,
         edlae,
@@ -27,6 +28,7 @@ if not hand_over(__name__, __file__):  # see aebench/_shadow.py
         sae,
         slim,
         svd_ae,
+        vasp,
     )
     from .base import ModelConfig, Recipe, Recommender
     from .registry import (  # noqa: A004

@@ -29,6 +29,10 @@ def add(sub, default) -> argparse.ArgumentParser:
                      help="also write reproduction.md, the published figures beside the "
                           "folder's (bench/reports/literature.py); with --readme, its README "
                           "block")
+    rep.add_argument("--versus", nargs="+", metavar="MODEL",
+                     help="also write versus.md: every variant of each table against each of "
+                          "these references, paired per user, Holm over the table "
+                          "(bench/reports/versus.py)")
     rep.add_argument("--parity", nargs="*", metavar="DIR",
                      help="also write parity.md: this folder's bf16 cells against its fp32 "
                           "cells (bench/reports/parity.py), with the epoch ratios of its "
@@ -52,6 +56,10 @@ def main(args, sub) -> int:
         from aebench.bench.reports import verdict
 
         written += verdict.write([Path(args.dir), *map(Path, args.protocols)], Path(args.dir))
+    if args.versus:
+        from aebench.bench.reports import versus
+
+        written.append(versus.write(Path(args.dir), args.versus))
     if args.reproduction:  # the folder of the publishers' protocols: README's block of it
         from aebench.bench.reports import literature
 

@@ -238,3 +238,131 @@ def test_higher_order_ease_without_pairs_weight_is_ease():
     model = fitted("ease-higher", x, pairs=3, lam_c=1e12, rounds=3, lam_b=50.0)
     np.testing.assert_allclose(model.weight.numpy(), ease_weights(x, 50.0).numpy(), atol=1e-5)
     assert model.pair_weight.abs().max() < 1e-6
+
+
+# ---- VASP
+
+def test_vasp_views_are_the_row_and_its_two_halves():
+    from aebench.bench.evaluation.evaluate import user_scores  # noqa: F401 (import check)
+    from aebench.models.base import Batch
+    from aebench.models.sparse_ops import CSRBatch
+
+    x = random_binary(users=6, items=10, density=0.5, seed=9)
+    model, cfg = models.create("vasp", 6, 10, hidden=8, latent=4, encoder_layers=2,
+                               decoder_layers=2)
+    crow = torch.from_numpy(x.indptr.astype(np.int64))
+    cols = torch.from_numpy(x.indices.astype(np.int64))
+    batch = Batch(torch.arange(6), CSRBatch(crow, cols, 10), torch.ones(x.nnz))
+    inputs, targets = model._views(batch)
+    full = torch.from_numpy(x.toarray())
+    a, b = inputs[6:12], inputs[12:]
+    torch.testing.assert_close(inputs[:6], full)
+    torch.testing.assert_close(targets[:6], full)
+    torch.testing.assert_close(a + b, full)  # the halves partition each row
+    torch.testing.assert_close(targets[6:12], b)
+    torch.testing.assert_close(targets[12:], a)
+    assert (a.sum(1) == torch.div(full.sum(1), 2, rounding_mode="floor")).all()
+    # the shallow path never learns the identity: its diagonal stays zero through a step
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    model.train()
+    model.loss(batch).backward()
+    opt.step()
+    assert (model._shallow_weight().diagonal() == 0).all()
+
+
+def test_vasp_focal_loss_matches_its_formula_on_fixed_logits():
+    x = random_binary(users=4, items=6, density=0.5, seed=10)
+    model, _ = models.create("vasp", 4, 6, hidden=4, latent=2, encoder_layers=1,
+                             decoder_layers=1, halves=False)
+    model.eval()  # z = mu: deterministic
+    from aebench.models.base import Batch
+    from aebench.models.sparse_ops import CSRBatch
+
+    batch = Batch(torch.arange(4), CSRBatch(torch.from_numpy(x.indptr.astype(np.int64)),
+                                            torch.from_numpy(x.indices.astype(np.int64)), 6),
+                  torch.ones(x.nnz))
+    t = torch.from_numpy(x.toarray()).double()
+    r, lat, s, kl = model._logits(t.float())
+    y = (torch.sigmoid(r) * torch.sigmoid(lat) * torch.sigmoid(s)).double().clamp(1e-7, 1 - 1e-7)
+    ce = -(t * y.log() + (1 - t) * (1 - y).log())
+    p_t = t * y + (1 - t) * (1 - y)
+    alpha = t * 0.25 + (1 - t) * 0.75
+    want = (alpha * (1 - p_t) ** 2 * ce).sum(1).mean() + kl.double()
+    assert model.loss(batch).item() == pytest.approx(want.item(), rel=1e-4)
+    torch.testing.assert_close(model.score(batch).double(), y, atol=1e-6, rtol=1e-4)
+
+
+# ---- DiffRec
+
+def test_diffrec_forward_noising_is_the_chain_of_its_steps():
+    """q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I) is what t steps of
+    x_s = sqrt(1 - beta_s) x_{s-1} + sqrt(beta_s) eps give: both moments, by hand from the
+    betas and by simulating the chain."""
+    from aebench.models import diffrec
+
+    betas = diffrec.linear_var_betas(6, 0.5, 0.1, 0.4)
+    sched = diffrec.Schedule(betas)
+    abar = np.cumprod(1 - betas)
+    np.testing.assert_allclose(sched.abar.numpy(), abar)
+    # linear-var: 1 - abar_t / (1 - beta_1) * (1 - scale*min) runs linearly to scale * max
+    np.testing.assert_allclose(1 - abar[1:] / (1 - betas[0]) * (1 - 0.05),
+                               np.linspace(0.05, 0.2, 6)[1:], rtol=1e-6)
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.full((200_000, 1), 0.7, dtype=torch.float64)
+    x = x0.clone()
+    for s in range(4):
+        x = math.sqrt(1 - betas[s]) * x + math.sqrt(betas[s]) * torch.randn(x.shape,
+                                                                           generator=gen,
+                                                                           dtype=torch.float64)
+    t = torch.full((len(x0),), 3)
+    direct = sched.q_sample(x0.float(), t, torch.randn(x0.shape, generator=gen).float())
+    for sample in (x, direct.double()):
+        assert sample.mean().item() == pytest.approx(math.sqrt(abar[3]) * 0.7, abs=3e-3)
+        assert sample.var().item() == pytest.approx(1 - abar[3], rel=2e-2)
+
+
+def test_diffrec_posterior_is_the_gaussian_conditional():
+    """q(x_{t-1} | x_t, x_0) from the joint Gaussian of (x_{t-1}, x_t) given x_0, conditioned
+    by the textbook formula, against the schedule's coefficients and variance."""
+    from aebench.models import diffrec
+
+    betas = diffrec.linear_var_betas(5, 1.0, 0.05, 0.3)
+    sched = diffrec.Schedule(betas)
+    for t in range(1, 5):
+        abar_prev = float(np.prod(1 - betas[:t]))
+        alpha = 1 - betas[t]
+        # x_{t-1} = sqrt(abar_prev) x0 + sqrt(1 - abar_prev) e1; x_t = sqrt(alpha) x_{t-1} + ...
+        var_prev = 1 - abar_prev
+        cov = math.sqrt(alpha) * var_prev
+        var_t = alpha * var_prev + betas[t]
+        # E[x_{t-1} | x_t] = m_prev + cov / var_t (x_t - m_t), m_t = sqrt(alpha) m_prev
+        k = cov / var_t
+        coef_xt = k
+        coef_x0 = math.sqrt(abar_prev) * (1 - k * math.sqrt(alpha))
+        assert sched.coef2[t].item() == pytest.approx(coef_xt, rel=1e-10)
+        assert sched.coef1[t].item() == pytest.approx(coef_x0, rel=1e-10)
+        assert sched.posterior_variance[t].item() == pytest.approx(var_prev - k * cov,
+                                                                   rel=1e-10)
+
+
+def test_diffrec_trains_and_scores_through_the_contract():
+    x = random_binary(users=30, items=12, density=0.4, seed=11)
+    from aebench.models.base import Batch
+    from aebench.models.sparse_ops import CSRBatch
+
+    model, _ = models.create("diffrec", 30, 12, dims=(8,), steps=4, noise_scale=0.5,
+                             noise_min=0.1, noise_max=0.4)
+    batch = Batch(torch.arange(30), CSRBatch(torch.from_numpy(x.indptr.astype(np.int64)),
+                                             torch.from_numpy(x.indices.astype(np.int64)), 12),
+                  torch.ones(x.nnz))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(12):  # 30 draws a step: every step's history fills, then importance
+        opt.zero_grad()
+        model.loss(batch).backward()
+        opt.step()
+    assert (model.lt_count == 10).all()
+    t, pt = model.sample_steps(1000, torch.device("cpu"))
+    assert pt.min() > 0 and set(t.tolist()) <= set(range(4))
+    model.eval()
+    assert np.isfinite(scores_of(model, x)).all()
