@@ -189,7 +189,10 @@ class DiffRec(Recommender):
 
 
 register("diffrec", lambda n_rows, n_cols, cfg: DiffRec(n_cols, cfg),
-         DiffRecConfig(),
+         DiffRecConfig(note="the authors' ML-1M clean recipe: validation NDCG@10 (5% carving, "
+                            "seed 0) 0.2005 on u1 (epoch 20 of 45); lr 1e-4 0.2057 (epoch 170 "
+                            "of 195, slow), the authors' ML-1M noisy-training diffusion (5 "
+                            "steps, scale 0.5 from 0.001 to 0.01) 0.1897"),
          "Wang et al., DiffRec, SIGIR 2023: Gaussian diffusion over interaction rows, an MLP "
          "denoiser predicting x_0, importance-sampled steps; the authors' ML-1M clean recipe",
          space=Space({"batched.lr": LogUniform(1e-5, 1e-2),
