@@ -3,8 +3,9 @@ the reproduction table that sets its own figures beside them.
 
 Each figure names the aebench variant, dataset, split protocol and whether the cell is
 refitted (`run --refit`), the metric as a record stores it, the value, where it was
-published, and how the publisher chose it: on validation data, or on the test set (then
-the published figure is optimistic, and the gap says how much). `setting` quotes the paper's
+published, and how the publisher chose it: on validation data, on the test set (then the
+published figure is optimistic, and the gap says how much), or "not stated" where the
+publisher does not say. `setting` quotes the paper's
 own setting where the suite's default differs. A figure aebench has not run yet reads "—".
 
 Beside a RecBole figure, the table shows what RecBole's own code reads on aebench's split

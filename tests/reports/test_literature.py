@@ -59,7 +59,8 @@ def test_every_figure_names_a_registered_variant_a_protocol_and_its_selection():
 
     for f in literature.FIGURES:
         assert f.model in models.list() and f.split in datasets.PROTOCOLS
-        assert f.selected_on.split()[0] in {"validation", "test"}
+        # on validation, on test, or "not stated" where the publisher does not say
+        assert f.selected_on.split()[0] in {"validation", "test", "not"}
 
 
 def test_report_writes_the_table_and_the_readme_block(tmp_path):
