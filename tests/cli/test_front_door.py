@@ -155,8 +155,11 @@ def test_sigint_keeps_finished_cells_and_prints_the_resume_command(tmp_path):
     argv = ["run", "-m", "ease", "mult-vae", "-d", "synthetic-3000x600", "--precision",
             "fp32", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # the child gets SIGINT's default disposition: a test run started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and Python then keeps ignoring it
     proc = subprocess.Popen([sys.executable, "-m", "bench", *argv], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     runs = out / "runs.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
