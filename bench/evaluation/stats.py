@@ -66,20 +66,15 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
-def folder_of(run_dir: Path, record) -> Path:
-    """Where a record's files lie: the folder it was read from, else `run_dir`."""
-    return Path(record.folder or run_dir)
-
-
 def has_per_user(run_dir: Path, record) -> bool:
     """Whether a record's per-user values are on disk (a folder copied as runs.jsonl alone
     has none: its tables keep the seed summaries and leave the paired tests out)."""
-    return bool(record.per_user) and (folder_of(run_dir, record) / record.per_user).is_file()
+    return record.per_user_path(run_dir) is not None
 
 
 def per_user(run_dir: Path, record, metric: str) -> pd.Series:
     """One record's per-user values of `metric`, indexed by original user id."""
-    data = np.load(folder_of(run_dir, record) / record.per_user)
+    data = np.load(Path(record.folder or run_dir) / record.per_user)
     if metric == "rmse":
         n = data["test_n"]
         has = n > 0
@@ -91,7 +86,7 @@ def pooled_pairs(run_dir: Path, recs_a: list, recs_b: list, metric: str
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Per-user values of two variants (`records.Record`s) paired by (seed, user), pooled
     over their common seeds. Each record's values are read from the folder it came from
-    (`folder_of`)."""
+    (`records.Record.per_user_path`)."""
     by_seed_b = {r.seed: r for r in recs_b}
     xs, ys = [], []
     for ra in recs_a:

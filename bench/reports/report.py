@@ -120,13 +120,19 @@ def fmt_p(p) -> str:
     return "<0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
+def table_cells(cells: dict[str, list[Record]], spec: dict) -> dict[str, list[Record]]:
+    """The rows of `cells` that belong in a `spec` table: variants with its metric (and, in
+    the rating table, only variants that predict ratings)."""
+    if spec is RATING:
+        cells = {m: rs for m, rs in cells.items() if rs[0].rates}
+    return {m: rs for m, rs in cells.items()
+            if any(r.metrics.get(spec["metric"]) is not None for r in rs)}
+
+
 def comparison(run_dir: Path, cells: dict[str, list[Record]], spec: dict,
                alpha: float = stats.ALPHA) -> tuple[pd.DataFrame, str]:
     """One comparison table: the frame of `stats.compare` and its markdown."""
-    if spec is RATING:
-        cells = {m: rs for m, rs in cells.items() if rs[0].rates}
-    cells = {m: rs for m, rs in cells.items()
-             if any(r.metrics.get(spec["metric"]) is not None for r in rs)}
+    cells = table_cells(cells, spec)
     table = stats.compare(run_dir, cells, spec["metric"], spec["higher"], alpha)
     if table.empty:
         return table, ""

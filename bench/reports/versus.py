@@ -57,10 +57,8 @@ def markdown(run_dir: Path, recs: list[records.Record], references: list[str],
         # strong generalisation reads Liang et al.'s NDCG@100, as its README block does
         ranking = report.STRONG if key[1] == "heldout-users" else report.RANKING
         for spec in (report.RATING, ranking):
-            chosen = {m: rs for m, rs in cells.items()
-                      if any(r.metrics.get(spec["metric"]) is not None for r in rs)
-                      and (spec is not report.RATING or rs[0].rates)}
-            table = rows(run_dir, chosen, references, spec["metric"], spec["higher"], alpha)
+            table = rows(run_dir, report.table_cells(cells, spec), references,
+                         spec["metric"], spec["higher"], alpha)
             if not table:
                 continue
             order = sorted(table, key=lambda r: (-r["mean"] if spec["higher"] else r["mean"],

@@ -326,11 +326,12 @@ class Record:
     def kind(self) -> str:
         return self.variant.kind if self.variant else _registered_kind(self.model)
 
-    def per_user_path(self) -> Path | None:
-        """The cell's per-user values file, where the record names one and it exists."""
+    def per_user_path(self, run_dir: Path | str = ".") -> Path | None:
+        """The cell's per-user values file, where the record names one and it exists:
+        relative to the folder the record was read from, else to `run_dir`."""
         if not self.per_user:
             return None
-        path = Path(self.folder or ".") / self.per_user
+        path = Path(self.folder or run_dir) / self.per_user
         return path if path.is_file() else None
 
 
