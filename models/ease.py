@@ -30,16 +30,25 @@ class EASEConfig(ModelConfig):
     lam: float = 500.0          # L2 strength on B
 
 
+def penalised_inverse(g: torch.Tensor, penalty) -> torch.Tensor:
+    """(G + diag(penalty))^-1 of a Gram matrix `g` by its Cholesky factor (`g` is changed in
+    place): EASE's P with penalty lambda, EDLAE's with its dropout-weighted Lambda."""
+    g.diagonal().add_(penalty)
+    return torch.cholesky_inverse(torch.linalg.cholesky(g))
+
+
+def zero_diagonal(p: torch.Tensor) -> torch.Tensor:
+    """B = I - P diag(1 / diag P), i.e. B_ij = -P_ij / P_jj and B_jj = 0."""
+    b = p / (-p.diagonal())
+    b.diagonal().zero_()
+    return b
+
+
 def ease_weights(x: sp.csr_matrix, lam: float, dtype: torch.dtype = torch.float32
                  ) -> torch.Tensor:
     """B for a binary users x items matrix `x` (the closed form above), from the Gram matrix
     X^T X (`item_item.gram`)."""
-    g = gram(x, dtype)
-    g.diagonal().add_(lam)
-    p = torch.cholesky_inverse(torch.linalg.cholesky(g))
-    b = p / (-p.diagonal())
-    b.diagonal().zero_()
-    return b.float()
+    return zero_diagonal(penalised_inverse(gram(x, dtype), lam)).float()
 
 
 class EASE(ItemItem):

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 import torch
 
 from .base import Batch, IntRange, LogUniform, ModelConfig, Recommender, Space
+from .ease import penalised_inverse
 from .item_item import gram
 from .registry import register
 
@@ -67,11 +68,9 @@ def higher_weights(x: sp.csr_matrix, cfg: HigherEASEConfig
     zt = z.T.tocsr().astype(np.float64)
     ztx = torch.from_numpy((zt @ x.astype(np.float64)).toarray())
     ztz = torch.from_numpy((zt @ zt.T).toarray())
-    g.diagonal().add_(cfg.lam_b)
-    p = torch.cholesky_inverse(torch.linalg.cholesky(g))
+    p = penalised_inverse(g, cfg.lam_b)
     del g
-    ztz.diagonal().add_(cfg.lam_c + cfg.rho)
-    q = torch.cholesky_inverse(torch.linalg.cholesky(ztz))
+    q = penalised_inverse(ztz, cfg.lam_c + cfg.rho)
     m = ztx @ p
     a = m @ ztx.T
     mask = torch.ones_like(ztx)

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 import torch
 
 from .base import LogUniform, ModelConfig, Space, Uniform
+from .ease import penalised_inverse, zero_diagonal
 from .item_item import ItemItem, gram
 from .registry import register
 
@@ -36,20 +37,19 @@ class DLAEConfig(ModelConfig):
     p: float = 0.5              # dropout probability behind the popularity-weighted part
 
 
-def penalised_inverse(x: sp.csr_matrix, lam: float, p: float,
-                      dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def dropout_inverse(x: sp.csr_matrix, lam: float, p: float,
+                    dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """P = (X^T X + Lambda)^-1 and Lambda's diagonal, Lambda = lam + p/(1-p) diag(X^T X)."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"p must lie in [0, 1) (a dropout probability), got {p}")
     g = gram(x, dtype)
-    penalty = lam + p / (1.0 - p) * g.diagonal()
-    g.diagonal().add_(penalty)
-    return torch.cholesky_inverse(torch.linalg.cholesky(g)), penalty
+    penalty = lam + p / (1.0 - p) * g.diagonal()  # a new tensor: read before g changes
+    return penalised_inverse(g, penalty), penalty
 
 
 def dlae_weights(x: sp.csr_matrix, lam: float, p: float) -> torch.Tensor:
     """DLAE's B = I - P Lambda."""
-    inv, penalty = penalised_inverse(x, lam, p)
+    inv, penalty = dropout_inverse(x, lam, p)
     b = -inv * penalty  # P Lambda: column j of P times Lambda_jj
     b.diagonal().add_(1.0)
     return b.float()
@@ -57,10 +57,8 @@ def dlae_weights(x: sp.csr_matrix, lam: float, p: float) -> torch.Tensor:
 
 def edlae_weights(x: sp.csr_matrix, lam: float, p: float) -> torch.Tensor:
     """EDLAE's B = I - P diag(1 / diag P) (zero diagonal)."""
-    inv, _ = penalised_inverse(x, lam, p)
-    b = inv / (-inv.diagonal())
-    b.diagonal().zero_()
-    return b.float()
+    inv, _ = dropout_inverse(x, lam, p)
+    return zero_diagonal(inv).float()
 
 
 class DLAE(ItemItem):
