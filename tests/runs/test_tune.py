@@ -189,11 +189,14 @@ def test_a_killed_study_asks_its_interrupted_trial_again_and_counts_it_once(tmp_
         time.sleep(0.05)
         try:
             study = optuna.load_study(study_name="ials@ml-100k/u1", storage=storage)
-            states = [t.state for t in study.get_trials(deepcopy=False)]
+            trials = study.get_trials(deepcopy=False)
         except Exception:  # the study is not created yet
             continue
-        if states.count(optuna.trial.TrialState.COMPLETE) >= 1 and states[-1] == RUNNING:
-            cut = study.trials[-1]
+        done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        # caught training, not between two suggestions: a trial's parameters are stored one
+        # by one as they are asked, so a running trial holds all of them only once it trains
+        if done and trials[-1].state == RUNNING and len(trials[-1].params) == len(done[0].params):
+            cut = trials[-1]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert cut is not None, "the study was not caught with a trial running"
