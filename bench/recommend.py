@@ -1,4 +1,5 @@
-"""Top-k movie recommendations for one user from a trained model, by original MovieLens id.
+"""Top-k movie recommendations for one person from a trained model, by original MovieLens id:
+the scoring and unseen-item masking that `recommend` and the service share.
 
 A model is reused from an earlier run (each run saves its weights, config and split under
 `<run folder>/weights/`); the newest matching one under the search roots wins. Its split is
@@ -7,13 +8,17 @@ rebuilt from the recorded name and seed and checked against the recorded fingerp
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from aebench.bench.evaluation.evaluate import user_scores
 from aebench.datasets import Split
+from aebench.models.base import Batch, check_scores
+from aebench.models.sparse_ops import CSRBatch
 
 from aebench import models
 
@@ -49,6 +54,94 @@ def load(path: Path, split_for) -> tuple[torch.nn.Module, models.ModelConfig, Sp
     return model, cfg, split, ckpt
 
 
+class Scorer:
+    """Full-width scores of one person from a trained model: the one scoring path of
+    `recommend` and the service (`bench/service/`).
+
+    A known user is scored from their training row, as evaluation scores them (rows keep
+    their indices, which models with per-user parameters read). A model that cannot score
+    one row alone (item-based rows, or one that reads the whole matrix at once) is scored over
+    every user once and the matrix kept. A new user (`fold_in`) is scored from their ratings
+    alone, which only an inductive variant can do."""
+
+    def __init__(self, model: models.Recommender, cfg: models.ModelConfig, split: Split,
+                 device: torch.device | None = None):
+        self.model, self.cfg, self.split = model, cfg, split
+        self.device = device or torch.device("cpu")
+        self._view = cfg.view(split.train)
+        self._full: torch.Tensor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def one_row(self) -> bool:
+        """Whether a user's scores come from their row alone (else from the whole matrix)."""
+        return self.cfg.rows == "user" and not self.model.whole_matrix
+
+    def _rows(self, x: sp.csr_matrix, rows: torch.Tensor) -> np.ndarray:
+        def put(a, **kw):
+            return torch.as_tensor(a, **kw).to(self.device)
+
+        batch = Batch(put(rows), CSRBatch(put(x.indptr.astype(np.int64)),
+                                          put(x.indices.astype(np.int64)), x.shape[1]),
+                      put(x.data, dtype=torch.float32))
+        with torch.no_grad():
+            out = check_scores(self.model, self.model.score(batch), x.shape[0], x.shape[1])
+        return out.float().cpu().numpy()
+
+    def user(self, u: int) -> np.ndarray:
+        """Scores of the user at index `u` of the split, reading their training row."""
+        if self.one_row:
+            row = self._view[u:u + 1]
+            return self._rows(row, torch.tensor([u]))[0].copy()
+        with self._lock:  # scored once, by whichever request comes first
+            if self._full is None:
+                full = torch.empty(self.split.n_users, self.split.n_items)
+                for a, block in user_scores(self.model, self.cfg, self.split.train,
+                                            self.device):
+                    full[a:a + block.shape[0]] = block.cpu()
+                self._full = full
+        return self._full[u].numpy().copy()
+
+    def fold_in(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Scores of a user the model never saw, from their ratings of item indices `cols`
+        (an implicit variant reads every rating as 1, as in training)."""
+        if not self.cfg.inductive:
+            raise ValueError(fold_in_refusal(self.cfg))
+        order = np.argsort(cols, kind="stable")
+        row = sp.csr_matrix((np.asarray(values, dtype=np.float32)[order],
+                             np.asarray(cols)[order], [0, len(cols)]),
+                            shape=(1, self.split.n_items))
+        # the row index of a user no one trained: past the end, never a training row's
+        return self._rows(self.cfg.view(row), torch.tensor([self.split.n_users]))[0].copy()
+
+    def rated(self, u: int) -> np.ndarray:
+        """Item indices the user at index `u` rated anywhere in the split (never recommended)."""
+        parts = [self.split.train, self.split.test]
+        if self.split.valid is not None:
+            parts.append(self.split.valid)
+        return np.unique(np.concatenate([m[u].indices for m in parts]))
+
+
+def fold_in_refusal(cfg: models.ModelConfig) -> str:
+    """Why a variant that is not inductive cannot fold a new user in (after its name)."""
+    why = ("it reads items as rows: every training user is one of its input dimensions"
+           if cfg.rows == "item" else
+           "it keeps parameters for each training user (a user embedding or bias)")
+    return f"cannot score a user it never saw: {why}"
+
+
+def top_k(scores: np.ndarray, exclude: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` best item indices (and their scores) outside `exclude`, best first; ties keep
+    the lower index; items the model cannot score (non-finite) are never returned."""
+    scores = scores.copy()
+    scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+    k = min(k, len(scores))
+    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    order = part[np.lexsort((part, -scores[part]))]
+    order = order[np.isfinite(scores[order])]
+    return order, scores[order]
+
+
 def recommend(model, cfg: models.ModelConfig, split: Split, items: pd.DataFrame, user_id: int,
               k: int, device: torch.device | None = None) -> pd.DataFrame:
     """The user's top k unrated movies (neither in train nor in test) with titles, genres.
@@ -57,17 +150,11 @@ def recommend(model, cfg: models.ModelConfig, split: Split, items: pd.DataFrame,
     models with per-user parameters need). A rating model ranks by predicted rating, which
     favours rarely rated movies with a few high ratings; see ndcg@k in the results tables
     for how well each variant ranks."""
-    device = device or torch.device("cpu")
+    scorer = Scorer(model, cfg, split, device)
     u = split.user_index(user_id)
-    scores = next(block[u - a] for a, block in user_scores(model, cfg, split.train, device)
-                  if a <= u < a + block.shape[0])
-    scores = scores.float().cpu().numpy().copy()
-    rated = np.concatenate([split.train[u].indices, split.test[u].indices])
-    scores[rated] = -np.inf
-    order = np.argsort(-scores, kind="stable")[:k]
-    order = order[np.isfinite(scores[order])]
+    order, scores = top_k(scorer.user(u), scorer.rated(u), k)
     ids = split.item_ids[order]
     meta = items.set_index("item").reindex(ids)
     return pd.DataFrame({"rank": np.arange(1, len(ids) + 1), "movie_id": ids,
                          "title": meta["title"].to_numpy(), "genres": meta["genres"].to_numpy(),
-                         "score": scores[order]})
+                         "score": scores})

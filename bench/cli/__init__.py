@@ -23,7 +23,8 @@ from .options import Parser
 # command -> module: names as data; `list` is `listing` so the module does not shadow a builtin
 COMMANDS = {"run": "run", "tune": "tune", "list": "listing", "report": "report",
             "compare": "compare", "speed": "speed", "perf-check": "perf_check",
-            "timings": "timings", "recommend": "recommend"}
+            "timings": "timings", "recommend": "recommend", "serve": "serve",
+            "load-test": "load_test"}
 
 
 def module(command: str):
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rest = list(sys.argv[1:] if argv is None else argv)
         rest = rest[rest.index(args.command) + 1:]
-        if args.command == "recommend":  # a run's file: only its datasets and plugins
+        if args.command in ("recommend", "serve"):  # a run's file: its datasets, plugins
             run = read_experiment(subs["run"], argparse.Namespace(config=args.config), [],
                                   report=sub)
             args.plugins = [*run.values.get("plugins", []), *args.plugins]
