@@ -33,27 +33,25 @@ def add(sub, default) -> argparse.ArgumentParser:
     p.add_argument("--soak-s", type=float_in(0), default=0.0,
                    help="then mixed requests for this long, the server's memory sampled "
                         "(default: no soak)")
-    p.add_argument("--out", metavar="FILE.json", help="also write the figures here")
+    p.add_argument("--out", metavar="FILE.json", help="also write the figures here (and the "
+                                                     "table beside it, FILE.md)")
     return p
 
 
 def main(args, sub) -> int:
     from aebench.bench.service import load
-    from tabulate import tabulate
-
     try:
         result = asyncio.run(load.run(args.url, args.models, args.kinds, args.clients,
                                       args.requests, args.limit_s, args.ratings, args.soak_s))
     except (OSError, ValueError, RuntimeError) as exc:
         sys.exit(f"aebench: load-test {args.url}: {exc}")
-    rows = [{k: v for k, v in x.items()} for x in result["levels"]]
-    print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".1f"))
-    if "soak" in result:
-        s = result["soak"]
-        print(f"soak: {s['requests']} requests in {s['seconds']:.0f} s at {s['clients']} "
-              f"clients; resident memory {s['rss_first_mb']:.0f} MB -> {s['rss_last_mb']:.0f} "
-              f"MB ({100 * s['growth']:+.1f}%), at most {s['rss_max_mb']:.0f} MB")
+    command = "python -m bench " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["load-test"] \
+        else ""
+    page = load.markdown(result, command)
+    print(page, end="")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
+        out.with_suffix(".md").write_text(page)
     return 0

@@ -191,3 +191,22 @@ async def run(url: str, models: list[str], kinds: list[str], clients: list[int],
     if soak_s:
         out["soak"] = await soak(target, models, max(clients), soak_s, ratings=ratings)
     return out
+
+
+def markdown(result: dict, command: str = "") -> str:
+    """The figures of one load test as a markdown page (the table `load-test` prints)."""
+    from tabulate import tabulate
+
+    rows = [{"model": x["model"], "request": x["kind"], "clients": x["clients"],
+             "requests": x["requests"], "errors": x["errors"],
+             "requests/s": f"{x['throughput']:.0f}", "p50 ms": f"{x['p50_ms']:.1f}",
+             "p99 ms": f"{x['p99_ms']:.1f}"} for x in result["levels"]]
+    out = [f"Load test of {result['url']}" + (f": `{command}`" if command else ""), ""]
+    out.append(tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True))
+    if "soak" in result:
+        s = result["soak"]
+        out += ["", f"Soak: {s['requests']} mixed requests in {s['seconds']:.0f} s at "
+                f"{s['clients']} clients; the server's resident memory "
+                f"{s['rss_first_mb']:.0f} MB after the first round, {s['rss_last_mb']:.0f} MB "
+                f"at the end ({100 * s['growth']:+.1f}%), at most {s['rss_max_mb']:.0f} MB."]
+    return "\n".join(out) + "\n"
