@@ -8,10 +8,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 port=${PORT:-8765}
+if curl -s "http://127.0.0.1:$port/" > /dev/null; then
+    echo "port $port is taken: PORT=... $0" >&2; exit 1
+fi
 python -m bench serve results/service/run --port "$port" > results/service/serve.log 2>&1 &
 server=$!
 trap 'kill $server' EXIT
-for _ in $(seq 120); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 1; done
+for _ in $(seq 120); do
+    kill -0 $server  # gone: it could not start (serve.log says why)
+    curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break
+    sleep 1
+done
 url="http://127.0.0.1:$port"
 python -m bench load-test "$url" --models ease mult-vae --requests 3000 --out results/service/load-main.json
 python -m bench load-test "$url" --kinds fold-in --clients 32 --requests 2000 \
