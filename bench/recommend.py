@@ -69,6 +69,11 @@ class Scorer:
         self.model, self.cfg, self.split = model, cfg, split
         self.device = device or torch.device("cpu")
         self._view = cfg.view(split.train)
+        parts = [m for m in (split.train, split.test, split.valid) if m is not None]
+        seen = sum(sp.csr_matrix((np.ones_like(m.data), m.indices, m.indptr), shape=m.shape)
+                   for m in parts).tocsr()
+        seen.sort_indices()
+        self._seen = seen  # the items each user rated in any part: never recommended
         self._full: torch.Tensor | None = None
         self._lock = threading.Lock()
 
@@ -77,22 +82,25 @@ class Scorer:
         """Whether a user's scores come from their row alone (else from the whole matrix)."""
         return self.cfg.rows == "user" and not self.model.whole_matrix
 
-    def _rows(self, x: sp.csr_matrix, rows: torch.Tensor) -> np.ndarray:
-        def put(a, **kw):
-            return torch.as_tensor(a, **kw).to(self.device)
+    def _row(self, cols: np.ndarray, values: np.ndarray, index: int) -> np.ndarray:
+        """The model's scores of one row (in its view) that has row index `index`."""
+        def put(a, dtype):
+            return torch.as_tensor(np.asarray(a), dtype=dtype).to(self.device)
 
-        batch = Batch(put(rows), CSRBatch(put(x.indptr.astype(np.int64)),
-                                          put(x.indices.astype(np.int64)), x.shape[1]),
-                      put(x.data, dtype=torch.float32))
+        n = self.split.n_items
+        batch = Batch(put([index], torch.int64),
+                      CSRBatch(put([0, len(cols)], torch.int64), put(cols, torch.int64), n),
+                      put(values, torch.float32))
         with torch.no_grad():
-            out = check_scores(self.model, self.model.score(batch), x.shape[0], x.shape[1])
-        return out.float().cpu().numpy()
+            out = check_scores(self.model, self.model.score(batch), 1, n)
+        return out[0].float().cpu().numpy()
 
     def user(self, u: int) -> np.ndarray:
         """Scores of the user at index `u` of the split, reading their training row."""
-        if self.one_row:
-            row = self._view[u:u + 1]
-            return self._rows(row, torch.tensor([u]))[0].copy()
+        if self.one_row:  # the row's slices, not scipy's row indexing (a hot path)
+            x = self._view
+            lo, hi = x.indptr[u], x.indptr[u + 1]
+            return self._row(x.indices[lo:hi], x.data[lo:hi], u).copy()
         with self._lock:  # scored once, by whichever request comes first
             if self._full is None:
                 full = torch.empty(self.split.n_users, self.split.n_items)
@@ -108,18 +116,15 @@ class Scorer:
         if not self.cfg.inductive:
             raise ValueError(fold_in_refusal(self.cfg))
         order = np.argsort(cols, kind="stable")
-        row = sp.csr_matrix((np.asarray(values, dtype=np.float32)[order],
-                             np.asarray(cols)[order], [0, len(cols)]),
-                            shape=(1, self.split.n_items))
+        values = np.asarray(values, dtype=np.float32)[order]
+        if self.cfg.feedback == "implicit":  # as `ModelConfig.view` reads a training row
+            values = np.ones_like(values)
         # the row index of a user no one trained: past the end, never a training row's
-        return self._rows(self.cfg.view(row), torch.tensor([self.split.n_users]))[0].copy()
+        return self._row(np.asarray(cols)[order], values, self.split.n_users).copy()
 
     def rated(self, u: int) -> np.ndarray:
         """Item indices the user at index `u` rated anywhere in the split (never recommended)."""
-        parts = [self.split.train, self.split.test]
-        if self.split.valid is not None:
-            parts.append(self.split.valid)
-        return np.unique(np.concatenate([m[u].indices for m in parts]))
+        return self._seen.indices[self._seen.indptr[u]:self._seen.indptr[u + 1]]
 
 
 def fold_in_refusal(cfg: models.ModelConfig) -> str:

@@ -350,3 +350,31 @@ def test_readme_parity_and_peers_tables_match_the_precision_folder(readme):
     for r in recs:  # every cell of the study finished, from a committed state
         assert r.ok and committed(r), (r.model, r.error)
         assert r.precision.loss == r.cell_precision  # its loss ran in it
+
+
+SERVICE = RESULTS / "service"
+
+
+def test_the_served_models_are_the_plan_of_their_experiment_file(real_data_dir, capsys):
+    """results/service/run: the models behind the published load figures, one seed each from
+    a committed state, exactly the cells results/service/experiment.toml plans."""
+    planned = dry_run_cells(SERVICE / "experiment.toml", real_data_dir, capsys)
+    recs = records.read(SERVICE / "run")
+    assert planned == {(r.model, r.dataset, r.seed) for r in recs}
+    assert all(r.ok and committed(r) for r in recs)
+
+
+@pytest.mark.parametrize("name", ["load-main", "load-fold-in", "load-known-mf", "load-soak"])
+def test_the_published_load_tables_are_their_figures(name):
+    """Each load table is `load.markdown` of its JSON (nothing typed by hand), every request
+    answered 200, every level the requests it was asked for."""
+    from aebench.bench.service import load
+
+    result = json.loads((SERVICE / f"{name}.json").read_text())
+    page = (SERVICE / f"{name}.md").read_text()
+    command = page.splitlines()[0].partition(": `")[2].rstrip("`")
+    assert page == load.markdown(result, command)
+    for level in result["levels"]:
+        assert level["errors"] == 0 and level["requests"] > 0
+    served = {r.model for r in records.read(SERVICE / "run")}
+    assert {x["model"] for x in result["levels"]} <= served
