@@ -70,9 +70,14 @@ class IALS(Recommender):
         """User factors of the rows of `x` (users x items), the item factors fixed."""
         from threadpoolctl import threadpool_limits
 
+        key = (self.items.data_ptr(), self.items._version, torch.get_num_threads())
+        held = self.__dict__.get("_solver")
+        if held is None or held[0] != key:  # one solver per item factors: it keeps Y^T Y
+            held = (key, _als(self.cfg, np.ascontiguousarray(self.items.cpu().numpy())))
+            self.__dict__["_solver"] = held
         with threadpool_limits(1, "blas"):
-            model = _als(self.cfg, np.ascontiguousarray(self.items.cpu().numpy()))
-            return model.recalculate_user(np.arange(x.shape[0]), x.astype(np.float32).tocsr())
+            return held[1].recalculate_user(np.arange(x.shape[0]),
+                                            x.astype(np.float32).tocsr())
 
     def score(self, batch: Batch) -> torch.Tensor:
         p = batch.pattern

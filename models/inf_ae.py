@@ -48,10 +48,16 @@ def ntk(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         E[relu relu] = sqrt(S1(x,x) S1(x',x')) (sin theta + (pi - theta) cos theta) / 2 pi
         E[relu' relu'] = (pi - theta) / 2 pi
         NTK = W_VAR E[relu relu] + B_VAR + W_VAR E[relu' relu'] S1"""
-    d = a.shape[1]
-    s12 = W_VAR * (a @ b.T) / d + B_VAR
-    s11 = W_VAR * (a * a).sum(1) / d + B_VAR
-    s22 = W_VAR * (b * b).sum(1) / d + B_VAR
+    return ntk_of_dots(a @ b.T, (a * a).sum(1), (b * b).sum(1), a.shape[1])
+
+
+def ntk_of_dots(dots: torch.Tensor, a_sq: torch.Tensor, b_sq: torch.Tensor,
+                d: int) -> torch.Tensor:
+    """`ntk` from the inner products it needs: x.x' (rows of a by rows of b), x.x and x'.x'
+    (scoring reads them from sparse rows without a dense copy of either side)."""
+    s12 = W_VAR * dots / d + B_VAR
+    s11 = W_VAR * a_sq / d + B_VAR
+    s22 = W_VAR * b_sq / d + B_VAR
     norm = torch.sqrt(s11[:, None] * s22[None, :])
     cos = (s12 / norm).clamp(-1.0, 1.0)
     theta = torch.arccos(cos)
@@ -90,9 +96,21 @@ class InfAE(Recommender):
         self.support.copy_(support)
         self.alpha.copy_(dual(ntk(dense, dense), dense, self.cfg.lam))
 
+    def _support_t(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The support as a float items x users matrix and its rows' counts, made once per
+        support (a fit or a load changes its version) instead of in every scoring call."""
+        key = (self.support.data_ptr(), self.support._version)
+        held = self.__dict__.get("_held")
+        if held is None or held[0] != key:
+            held = (key, self.support.t().float().contiguous(), self.support.sum(1).float())
+            self.__dict__["_held"] = held
+        return held[1], held[2]
+
     def score(self, batch: Batch) -> torch.Tensor:
-        rows = (batch.dense() != 0).float()
-        return ntk(rows, self.support.float()) @ self.alpha
+        support_t, counts = self._support_t()
+        ones = torch.ones_like(batch.values)  # the binary rows: x.x' gathers support rows
+        dots = batch.pattern.rows_times(support_t, ones)
+        return ntk_of_dots(dots, batch.row_sums(ones), counts, self.support.shape[1]) @ self.alpha
 
 
 register("inf-ae", lambda n_rows, n_cols, cfg: InfAE(n_rows, n_cols, cfg),

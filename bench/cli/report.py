@@ -11,9 +11,10 @@ def add(sub, default) -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="regenerate tables and plots from a "
                                                          "run folder")
     rep.add_argument("dir", help="a run folder holding runs.jsonl")
-    rep.add_argument("--readme", help="also rewrite the generated blocks of this README "
-                                      "(headline, reference, modes) from the folder's records "
-                                      "and the per-user reference runs")
+    rep.add_argument("--readme", help="also rewrite the generated blocks of this README and "
+                                      "of the docs/ pages beside it (verdict, headline, "
+                                      "reference, modes), wherever each block is, from the "
+                                      "folder's records and the per-user reference runs")
     rep.add_argument("--reference", default="results/reference-per-user",
                      help="with --readme: run folder of the per-user reference runs")
     rep.add_argument("--tuned", help="with --readme: run folder of the tuned-recipe run")
@@ -71,9 +72,9 @@ def main(args, sub) -> int:
         written += parity.write(Path(args.dir), [Path(d) for d in args.parity],
                                 readme=Path(args.readme) if args.readme else None)
     elif args.readme:
-        written.append(report.update_readme(
+        written += report.update_readme(
             Path(args.readme), Path(args.dir), Path(args.reference),
             Path(args.tuned) if args.tuned else None, Path(args.tuning) if args.tuning else None,
-            Path(args.heldout) if args.heldout else None))
+            Path(args.heldout) if args.heldout else None)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

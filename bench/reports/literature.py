@@ -167,8 +167,8 @@ def write(recs: list[records.Record], out_dir: Path, readme: Path | None = None)
                    "evaluation.\n\n" + body + "\n", encoding="utf-8")
     if readme is None:
         return [out]
-    from aebench.bench.reports.report import replace_block
+    from aebench.bench.reports.blocks import Pages
 
-    text = readme.read_text(encoding="utf-8")
-    readme.write_text(replace_block(text, START, END, body), encoding="utf-8")
-    return [out, readme]
+    pages = Pages(readme)
+    pages.replace(START, END, body)
+    return [out, *pages.save()]

@@ -191,14 +191,14 @@ def write(run_dir: Path, control_dirs: list[Path] = (), low: str = "bf16",
     out.write_text(text, encoding="utf-8")
     written = [out]
     if readme is not None:
-        from aebench.bench.reports.report import replace_block
+        from aebench.bench.reports.blocks import Pages
         from aebench.bench.speed import peers
 
-        text = replace_block(readme.read_text(encoding="utf-8"), START, END, body)
+        pages = Pages(readme)
+        pages.replace(START, END, body)
         peers_file = run_dir / "speed-cpu-peers.json"
         if peers_file.is_file():  # the same machine's peers, in both precisions
-            text = replace_block(text, peers.START, peers.END, peers.markdown(
+            pages.replace(peers.START, peers.END, peers.markdown(
                 json.loads(peers_file.read_text())["rows"]))
-        readme.write_text(text, encoding="utf-8")
-        written.append(readme)
+        written += pages.save()
     return written

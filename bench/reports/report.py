@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 from aebench.bench.evaluation import stats
+from aebench.bench.reports.blocks import Pages, block, replace_block  # noqa: F401 (re-exported)
 from aebench.bench.runs import records
 from aebench.bench.runs.records import Record
 from tabulate import tabulate
@@ -228,6 +229,45 @@ def headline(run_dir: Path, recs: list[Record], device: str = "cpu", mode: str =
     return "\n".join(parts).strip()
 
 
+VERDICT_START, VERDICT_END = "<!-- verdict:start -->", "<!-- verdict:end -->"
+
+
+def verdict(runs: list[tuple[Path, list[Record], str]]) -> str:
+    """README's headline in a few rows: per run (folder, records, recipe), dataset and task of
+    `HEADLINE_CELLS`, the best autoencoder against the best reference, with the Wilcoxon test
+    over per-user values paired by (seed, user), Holm-corrected over every variant of the
+    table against that reference (`versus.rows`)."""
+    from aebench.bench.reports import versus
+
+    rows = []
+    for run_dir, recs, recipe in runs:
+        by_table = groups(recs)
+        for dataset, split in HEADLINE_CELLS:
+            cells = by_table.get((dataset, split, "cpu", "batched", recipe))
+            for spec in (RANKING, RATING) if cells else ():
+                table = table_cells(cells, spec)
+                metric, higher = spec["metric"], spec["higher"]
+                mean = {m: stats.mean_ci([r.metrics.get(metric) for r in rs])["mean"]
+                        for m, rs in table.items()}
+                pick = max if higher else min
+                kinds = {k: [m for m, rs in table.items() if rs[0].kind == k]
+                         for k in ("autoencoder", "reference")}
+                if not all(kinds.values()):
+                    continue
+                ae, ref = (pick(kinds[k], key=mean.get) for k in ("autoencoder", "reference"))
+                row = next(x for x in versus.rows(run_dir, table, [ref], metric, higher)
+                           if x["model"] == ae)
+                word = {"above": "above", "below": "below", "level": "level with"}.get(
+                    row["verdict"], "untested against")
+                rows.append([f"{dataset} {split}", f"{spec['title'].lower()} ({metric})",
+                             recipe, f"{ae} {fmt(mean[ae])}", word,
+                             f"{ref} † {fmt(mean[ref])}", fmt_p(row["p_holm"]),
+                             str(len(table[ae]))])
+    return tabulate(rows, headers=["data", "task", "recipes", "best autoencoder", "",
+                                   "best reference", "p (Holm)", "seeds"],
+                    tablefmt="github", disable_numparse=True)
+
+
 HELDOUT_START, HELDOUT_END = "<!-- heldout:start -->", "<!-- heldout:end -->"
 
 
@@ -308,17 +348,6 @@ def modes(per_user: list[Record], batched: list[Record]) -> str:
                     tablefmt="github", disable_numparse=True)
 
 
-def replace_block(text: str, start: str, end: str, body: str) -> str:
-    if start not in text or end not in text:
-        raise ValueError(f"no {start} ... {end} block to replace")
-    head, rest = text.split(start, 1)
-    return f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}"
-
-
-def block(text: str, start: str, end: str) -> str:
-    return text.split(start, 1)[1].split(end, 1)[0].strip()
-
-
 TUNED_START, TUNED_END = "<!-- tuned:start -->", "<!-- tuned:end -->"
 TUNING_START, TUNING_END = "<!-- tuning:start -->", "<!-- tuning:end -->"
 
@@ -351,30 +380,30 @@ def tuning(studies: list[Record], default: list[Record], tuned: list[Record]) ->
 
 def update_readme(readme: Path, run_dir: Path, reference_dir: Path,
                   tuned_dir: Path | None = None, tuning_dir: Path | None = None,
-                  heldout_dir: Path | None = None) -> Path:
-    """Rewrite README's generated blocks from a run folder, the per-user reference runs and,
-    where given, the tuned-recipe run folder, the tuning folder and the strong-generalisation
-    run folder."""
+                  heldout_dir: Path | None = None) -> list[Path]:
+    """Rewrite the generated blocks (in README or its docs/ pages) from a run folder, the
+    per-user reference runs and, where given, the tuned-recipe run folder, the tuning folder
+    and the strong-generalisation run folder."""
     import json
 
     recs = records.read(run_dir)
     per_user = records.read(reference_dir)
-    text = readme.read_text(encoding="utf-8")
-    text = replace_block(text, START, END, headline(run_dir, recs))
-    text = replace_block(text, REF_START, REF_END, reference(per_user, recs))
-    text = replace_block(text, MODES_START, MODES_END, modes(per_user, recs))
+    pages = Pages(readme)
+    pages.replace(START, END, headline(run_dir, recs))
+    runs = [(run_dir, recs, "default")]
+    pages.replace(REF_START, REF_END, reference(per_user, recs))
+    pages.replace(MODES_START, MODES_END, modes(per_user, recs))
     if tuned_dir is not None:
         tuned = records.read(tuned_dir)
-        text = replace_block(text, TUNED_START, TUNED_END,
-                             headline(tuned_dir, tuned, recipe="tuned"))
+        pages.replace(TUNED_START, TUNED_END, headline(tuned_dir, tuned, recipe="tuned"))
+        runs.append((tuned_dir, tuned, "tuned"))
         if tuning_dir is not None:
             studies = json.loads((tuning_dir / "studies.json").read_text())
-            text = replace_block(text, TUNING_START, TUNING_END, tuning(studies, recs, tuned))
+            pages.replace(TUNING_START, TUNING_END, tuning(studies, recs, tuned))
+    pages.replace(VERDICT_START, VERDICT_END, verdict(runs))
     if heldout_dir is not None:
-        text = replace_block(text, HELDOUT_START, HELDOUT_END,
-                             heldout(heldout_dir, records.read(heldout_dir)))
-    readme.write_text(text, encoding="utf-8")
-    return readme
+        pages.replace(HELDOUT_START, HELDOUT_END, heldout(heldout_dir, records.read(heldout_dir)))
+    return pages.save()
 
 
 # ---- the flat frame (tables.csv) and the other tables of tables.md

@@ -88,7 +88,10 @@ def tuned():
 
 @pytest.fixture(scope="module")
 def readme():
-    return (ROOT / "README.md").read_text(encoding="utf-8")
+    """README and its docs/ pages: each generated block is in one of them."""
+    from aebench.bench.reports.blocks import Pages
+
+    return Pages(ROOT / "README.md").text()
 
 
 def test_readme_headline_matches_published_records(published, readme):
@@ -378,3 +381,27 @@ def test_the_published_load_tables_are_their_figures(name):
         assert level["errors"] == 0 and level["requests"] > 0
     served = {r.model for r in records.read(SERVICE / "run")}
     assert {x["model"] for x in result["levels"]} <= served
+
+
+def test_readme_verdict_matches_records(published, tuned, readme):
+    want = report.verdict([(PUBLISHED, published, "default"), (TUNED, tuned, "tuned")])
+    assert report.block(readme, report.VERDICT_START, report.VERDICT_END) == want.strip(), \
+        REGENERATE
+
+
+def test_the_cli_reference_is_the_parser():
+    from aebench.bench.cli import reference
+
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert report.block(page, reference.START, reference.END) == reference.markdown().strip(), \
+        "regenerate with `python -m aebench.bench.cli.reference`"
+
+
+def test_readme_fits_a_first_screen_and_links_only_what_exists():
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200
+    for target in re.findall(r"\]\(([^)#\s]+)[^)]*\)", text):
+        if not target.startswith("http"):
+            assert (ROOT / target).exists(), target
