@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
+import shutil
 import threading
 import zipfile
 from pathlib import Path
@@ -151,3 +152,35 @@ def pytest_collection_modifyitems(items):
         for part in parts:
             if part in MARKED:
                 item.add_marker(getattr(pytest.mark, MARKED[part]))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser():
+    """Headless Debian Chromium driven by Selenium through Debian's chromedriver (nothing is
+    downloaded); skipped where either is absent, unless AEBENCH_BROWSER_REQUIRED=1 (CI
+    installs them, so there it fails instead). Its console log is kept (`get_log`)."""
+    webdriver = pytest.importorskip("selenium.webdriver",
+                                    reason="selenium is not installed (the dev extra)")
+    from selenium.webdriver.chrome.service import Service
+
+    if not (CHROMIUM and CHROMEDRIVER):
+        if os.environ.get("AEBENCH_BROWSER_REQUIRED") == "1":
+            pytest.fail("AEBENCH_BROWSER_REQUIRED=1, but chromium or chromedriver is not on "
+                        "PATH")
+        pytest.skip("Debian's chromium and chromium-driver are not installed")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1300,1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -24,7 +24,7 @@ from .options import Parser
 COMMANDS = {"run": "run", "tune": "tune", "list": "listing", "report": "report",
             "compare": "compare", "speed": "speed", "perf-check": "perf_check",
             "timings": "timings", "recommend": "recommend", "serve": "serve",
-            "load-test": "load_test"}
+            "load-test": "load_test", "site": "site"}
 
 
 def module(command: str):

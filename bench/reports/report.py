@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from aebench.bench.evaluation import stats
 from aebench.bench.reports.blocks import Pages, block, replace_block  # noqa: F401 (re-exported)
@@ -538,50 +539,78 @@ def plots(df: pd.DataFrame, curve: pd.DataFrame, out: Path) -> list[Path]:
     if not df.empty:
         bars("rmse", "test RMSE (lower is better)", "final_rmse.png", True)
         bars("ndcg@10", "test NDCG@10 (higher is better)", "final_ndcg.png", False)
+    from aebench.bench.reports.site import colour
+
     for metric, name in (("rmse", "validation_rmse.png"), ("ndcg@10", "validation_ndcg.png")):
         part = curve[curve["metric"] == metric] if not curve.empty else curve
         if part.empty:
             continue
-        g = sns.relplot(data=part, x="epoch", y="valid", hue="model", col="dataset",
-                        kind="line", errorbar=None, estimator="mean",
-                        facet_kws={"sharey": False, "sharex": False}, height=4, aspect=1.3)
-        for ds, ax in g.axes_dict.items():
-            chosen = part[(part["dataset"] == ds) & part["chosen"]]
-            ax.scatter(chosen["epoch"], chosen["valid"], marker="*", s=90, color="black",
-                       zorder=5, label="chosen epoch")
-        g.set_axis_labels("epoch", f"validation {metric} (mean over seeds; ★ chosen epoch)")
+        sets = sorted(part["dataset"].unique())
+        fig, axes = plt.subplots(1, len(sets), figsize=(7 * len(sets), 4.8), squeeze=False)
+        for ax, ds in zip(axes[0], sets):
+            d = part[part["dataset"] == ds]
+            for model, m in d.groupby("model"):
+                mean = m.groupby("epoch")["valid"].mean()
+                ax.plot(mean.index, mean.to_numpy(), color=colour(model), lw=1.4, label=model)
+                # each seed's chosen epoch, on the mean curve it belongs to, in its colour
+                chosen = m.loc[m["chosen"], "epoch"]
+                ax.scatter(chosen, np.interp(chosen, mean.index, mean.to_numpy()),
+                           marker="*", s=70, color=colour(model), edgecolor="black",
+                           linewidth=0.5, zorder=5)
+            ax.set_title(f"{ds}: validation {metric}, mean over seeds (★ a seed's chosen "
+                         "epoch)", fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(f"validation {metric}")
+            ax.legend(fontsize=6, ncol=2, loc="best", framealpha=0.85)
+        fig.tight_layout()
         written.append(out / name)
-        g.savefig(written[-1], dpi=110)
-        plt.close(g.figure)
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
     if not df.empty:
-        g = sns.catplot(data=df, x="model", y="epoch_s", hue="device", col="dataset",
-                        kind="bar", sharey=False, errorbar="sd", height=4, aspect=1.4)
-        g.set_axis_labels("", "median epoch (or fit) seconds")
-        for ax in g.axes.flat:
-            ax.tick_params(axis="x", rotation=35)
-        written.append(out / "epoch_seconds.png")
-        g.savefig(written[-1], dpi=110)
-        plt.close(g.figure)
-    if not df.empty and "ndcg@10" in df:
+        # horizontal bars sorted by the median over seeds, on a log axis (times span five
+        # orders of magnitude); the whiskers are the seeds' range, never below zero
         sets = sorted(df["dataset"].unique())
-        fig, axes = plt.subplots(1, len(sets), figsize=(6.5 * len(sets), 4.8), squeeze=False)
+        n = max(df[df["dataset"] == ds]["model"].nunique() for ds in sets)
+        fig, axes = plt.subplots(1, len(sets), figsize=(6.5 * len(sets), 1.2 + 0.22 * n),
+                                 squeeze=False)
+        for ax, ds in zip(axes[0], sets):
+            d = df[(df["dataset"] == ds) & (df["epoch_s"] > 0)]
+            g = d.groupby(["model", "device"])["epoch_s"]
+            stat = pd.DataFrame({"median": g.median(), "low": g.min(), "high": g.max()})
+            stat = stat.sort_values("median").reset_index()
+            labels = [m if dev == "cpu" else f"{m} ({dev})"
+                      for m, dev in zip(stat["model"], stat["device"])]
+            ax.barh(labels, stat["median"], color=[colour(m) for m in stat["model"]],
+                    xerr=[stat["median"] - stat["low"], stat["high"] - stat["median"]],
+                    error_kw={"lw": 0.8, "capsize": 2})
+            ax.set_xscale("log")
+            ax.set_title(f"{ds}: median epoch (or fit) seconds over seeds, log axis",
+                         fontsize=9)
+            ax.set_xlabel("seconds")
+            ax.tick_params(axis="y", labelsize=7)
+        fig.tight_layout()
+        written.append(out / "epoch_seconds.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    rated_any = "rmse" in df and bool(df["rmse"].notna().any()) if not df.empty else False
+    if rated_any and "ndcg@10" in df:
+        sets = sorted(df["dataset"].unique())
+        fig, axes = plt.subplots(1, len(sets), figsize=(6.5 * len(sets), 5.2), squeeze=False)
         for ax, ds in zip(axes[0], sets):
             d = df[df["dataset"] == ds]
-            means = d.groupby("model")[[c for c in ("rmse", "ndcg@10") if c in d]].mean()
-            rated = means[means["rmse"].notna()] if "rmse" in means else means.iloc[0:0]
-            for k, (model, row) in enumerate(rated.iterrows()):
-                ax.scatter(row["rmse"], row["ndcg@10"], s=60, color=f"C{k % 10}", label=model)
-            for model, row in means.drop(rated.index).iterrows():  # ranking-only: lines
-                ax.axhline(row["ndcg@10"], ls=":", lw=1, color="gray")
-                ax.annotate(f"{model} (ranking only) {row['ndcg@10']:.3f}",
-                            xy=(0.0, row["ndcg@10"]), xycoords=("axes fraction", "data"),
-                            xytext=(3, 2), textcoords="offset points", fontsize=7,
-                            color="dimgray")
-            ax.set_title(ds)
+            means = d.groupby("model")[["rmse", "ndcg@10"]].mean()
+            kinds = d.groupby("model")["kind"].first()
+            rated = means[means["rmse"].notna()]
+            for model, row in rated.iterrows():
+                ref = kinds[model] == "reference"
+                ax.scatter(row["rmse"], row["ndcg@10"], s=60, color=colour(model),
+                           marker="^" if ref else "o", edgecolor="black", linewidth=0.5,
+                           label=model + (" †" if ref else ""))
+            ax.set_title(f"{ds}: variants that predict ratings (▲ † a reference)", fontsize=9)
             ax.set_xlabel("test RMSE (lower is better)")
             ax.set_ylabel("test NDCG@10 (higher is better)")
-            if len(rated):
-                ax.legend(fontsize=7, loc="center right")
+            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5),
+                      framealpha=0.85)
         fig.tight_layout()
         written.append(out / "ndcg_vs_rmse.png")
         fig.savefig(written[-1], dpi=110)

@@ -3,39 +3,6 @@ Debian's chromedriver: nothing is downloaded); skipped where either is absent.""
 
 from __future__ import annotations
 
-import os
-import shutil
-
-import pytest
-
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
-                                                             "(the dev extra)")
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-REQUIRED = os.environ.get("AEBENCH_BROWSER_REQUIRED") == "1"  # CI installs them: no skip
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER) and not REQUIRED,
-                                reason="Debian's chromium and chromium-driver are not installed")
-
-
-@pytest.fixture
-def browser():
-    from selenium.webdriver.chrome.service import Service
-
-    if not (CHROMIUM and DRIVER):  # never let Selenium fetch a driver or a browser itself
-        pytest.fail("AEBENCH_BROWSER_REQUIRED=1, but chromium or chromedriver is not on PATH")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
 
 def test_rate_three_films_and_compare_two_models(browser, base_url):
     from selenium.webdriver.common.by import By
