@@ -33,7 +33,7 @@ PUBLISHED = ("results/published", "results/published-tuned", "results/heldout-us
              "results/reproduction", "results/precision", "results/tuning")
 REPORTS = ("budget.md", "reproduction.md", "protocols.md", "versus.md", "parity.md",
            "tuning.md")
-# a colour per variant, the same on every page (Tableau 20, then repeats by registry order)
+# a colour per variant, the same on every page and plot (`colour`)
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
            "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78",
            "#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd", "#c5b0d5", "#8c564b",
@@ -43,10 +43,11 @@ BOUNDS = {"rmse": (0.0, math.inf), "ndcg@10": (0.0, 1.0), "ndcg@100": (0.0, 1.0)
 
 
 def colour(model: str) -> str:
-    names = models.list()
-    base = model.split("@")[0].strip()
-    i = names.index(base) if base in names else sum(map(ord, base))
-    return PALETTE[i % len(PALETTE)]
+    """The variant's colour on every page and plot: from its name alone, so that neither a
+    plugin registered beside it nor a run's other variants move it."""
+    import zlib
+
+    return PALETTE[zlib.crc32(model.split("@")[0].strip().encode()) % len(PALETTE)]
 
 
 @dataclass

@@ -17,6 +17,7 @@ import random
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 KINDS = ("known", "fold-in")
@@ -210,3 +211,24 @@ def markdown(result: dict, command: str = "") -> str:
                 f"{s['rss_first_mb']:.0f} MB after the first round, {s['rss_last_mb']:.0f} MB "
                 f"at the end ({100 * s['growth']:+.1f}%), at most {s['rss_max_mb']:.0f} MB."]
     return "\n".join(out) + "\n"
+
+
+START, END = "<!-- load:start -->", "<!-- load:end -->"
+PUBLISHED = ("load-main", "load-fold-in", "load-known-mf", "load-soak")
+
+
+def published_block(folder: Path) -> str:
+    """The docs' block of the published load figures: each table of `folder`, as written."""
+    return "\n".join((folder / f"{name}.md").read_text(encoding="utf-8")
+                     for name in PUBLISHED if (folder / f"{name}.md").is_file()).strip()
+
+
+if __name__ == "__main__":  # python -m aebench.bench.service.load results/service docs/service.md
+    import sys
+
+    from aebench.bench.reports.blocks import replace_block
+
+    folder, page = Path(sys.argv[1]), Path(sys.argv[2])
+    page.write_text(replace_block(page.read_text(encoding="utf-8"), START, END,
+                                  published_block(folder)), encoding="utf-8")
+    print(f"wrote {page}")

@@ -28,3 +28,4 @@ python -m bench load-test "$url" --kinds known --clients 32 --requests 2000 --mo
     --out results/service/load-known-mf.json
 python -m bench load-test "$url" --models ease mult-vae --clients 32 --requests 1 \
     --soak-s "${SOAK_S:-600}" --out results/service/load-soak.json
+python -m aebench.bench.service.load results/service docs/service.md

@@ -405,3 +405,11 @@ def test_readme_fits_a_first_screen_and_links_only_what_exists():
     for target in re.findall(r"\]\(([^)#\s]+)[^)]*\)", text):
         if not target.startswith("http"):
             assert (ROOT / target).exists(), target
+
+
+def test_the_service_docs_quote_the_published_load_tables():
+    from aebench.bench.service import load
+
+    page = (ROOT / "docs" / "service.md").read_text(encoding="utf-8")
+    assert report.block(page, load.START, load.END) == load.published_block(SERVICE), \
+        "regenerate with `python -m aebench.bench.service.load results/service docs/service.md`"
