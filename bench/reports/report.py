@@ -609,8 +609,9 @@ def plots(df: pd.DataFrame, curve: pd.DataFrame, out: Path) -> list[Path]:
             ax.set_title(f"{ds}: variants that predict ratings (▲ † a reference)", fontsize=9)
             ax.set_xlabel("test RMSE (lower is better)")
             ax.set_ylabel("test NDCG@10 (higher is better)")
-            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5),
-                      framealpha=0.85)
+            if len(rated):
+                ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5),
+                          framealpha=0.85)
         fig.tight_layout()
         written.append(out / "ndcg_vs_rmse.png")
         fig.savefig(written[-1], dpi=110)

@@ -7,8 +7,9 @@ reports), one leaderboard per (folder, dataset, protocol, device, mode, recipe, 
 sortable, filterable table and its plots, one page per variant (source, kind, defaults, search
 space, every cell with its per-seed figures, fingerprints, commit and environment, and the
 learning curves), and the folders' markdown reports (budget, reproduction, protocols, versus,
-tuning, parity) as pages. Output is deterministic: the same records give the same bytes, so a
-test can regenerate the published site and compare.
+tuning, parity) and the speed comparison with the RecBole peers as pages. Output is
+deterministic: the same records give the same bytes, so a test can regenerate the published
+site and compare.
 """
 
 from __future__ import annotations
@@ -43,11 +44,17 @@ BOUNDS = {"rmse": (0.0, math.inf), "ndcg@10": (0.0, 1.0), "ndcg@100": (0.0, 1.0)
 
 
 def colour(model: str) -> str:
-    """The variant's colour on every page and plot: from its name alone, so that neither a
-    plugin registered beside it nor a run's other variants move it."""
+    """The variant's colour on every page and plot: a built-in variant's by its place among
+    the built-in names (distinct while they are no more than the palette), a plugin's from a
+    hash of its name, so that no plugin registered beside them moves a built-in's colour."""
     import zlib
 
-    return PALETTE[zlib.crc32(model.split("@")[0].strip().encode()) % len(PALETTE)]
+    name = model.split("@")[0].strip()
+    builtin = sorted(n for n in models.list()  # the families of aebench's own models/
+                     if getattr(models.get(n).build, "__module__", "").startswith(
+                         "aebench.models.") and models.get(n).plugin is None)
+    i = builtin.index(name) if name in builtin else zlib.crc32(name.encode())
+    return PALETTE[i % len(PALETTE)]
 
 
 @dataclass
@@ -218,7 +225,9 @@ def bars(b: Board) -> str:
     layout = {"title": {"text": f"{metric.upper()}, mean over seeds with 95% CI"},
               "xaxis": {"title": {"text": metric.upper()},
                         "range": [max(low, span[0] - pad), min(high, span[1] + pad)]},
-              "yaxis": {"automargin": True}, "showlegend": False, "barmode": "overlay",
+              "yaxis": {"automargin": True}, "showlegend": True, "barmode": "overlay",
+              "legend": {"title": {"text": "click to hide or show"}, "traceorder": "reversed",
+                         "font": {"size": 10}},
               "height": 120 + 22 * len(rows), "margin": {"l": 10, "r": 10, "t": 40, "b": 40}}
     return _plot(f"bars-{b.slug}", traces, layout)
 
@@ -376,6 +385,21 @@ def write(folders: list[Path], out: Path) -> list[Path]:
                     page(title, f"<p>From <code>{html.escape(str(src))}</code>.</p>"
                          + markdown_html(text), depth=1), encoding="utf-8")
                 report_links.append((slug, f"{title} <small>({folder.name})</small>"))
+    for folder in folders:
+        peers_file = folder / "speed-cpu-peers.json"
+        if peers_file.is_file():  # aebench against RecBole 1.2.1, back to back
+            from aebench.bench.speed import peers
+
+            slug = f"{folder.name}-speed-peers"
+            title = "Speed against the RecBole peers"
+            text = peers.markdown(json.loads(peers_file.read_text())["rows"])
+            (out / "reports" / f"{slug}.html").write_text(page(title, (
+                f"<p>From <code>{html.escape(str(peers_file))}</code>: each family's epoch "
+                "(or fit) beside its RecBole 1.2.1 peer's, timed back to back on the same "
+                "split and threads (<code>python -m bench speed --peers</code>; see the "
+                "documentation's Speed page).</p>") + markdown_html(text), depth=1),
+                encoding="utf-8")
+            report_links.append((slug, f"{title} <small>({folder.name})</small>"))
     (out / "index.html").write_text(page("aebench results", index_html(
         all_boards, sorted(by_model), report_links, loaded)), encoding="utf-8")
     return sorted(p for p in out.rglob("*") if p.is_file())
