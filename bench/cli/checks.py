@@ -145,6 +145,19 @@ def check_executor(sub: argparse.ArgumentParser, name: str) -> None:
                   "pip install 'aebench[ray]')")
 
 
+def require_extra(command: str, extra: str, *modules: str) -> None:
+    """The packages of a command's extra import, else exit naming the missing one and the
+    install command (before any work)."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            sys.exit(f"aebench: `{command}` needs the {extra} extra ({exc.name} is missing): "
+                     f"pip install 'aebench[{extra}]'")
+
+
 def executor(sub: argparse.ArgumentParser, args):
     from aebench.bench.runs import executors
 

@@ -35,14 +35,13 @@ def add(sub, default) -> argparse.ArgumentParser:
 
 
 def main(args, sub) -> int:
-    try:
-        import uvicorn
-        from aebench.bench.service.app import create_app
-    except ImportError as exc:
-        sys.exit(f"aebench: `serve` needs the serve extra ({exc.name} is missing): "
-                 "pip install 'aebench[serve]'")
+    from .checks import require_extra
+
+    require_extra("serve", "serve", "fastapi", "uvicorn")
     import torch
+    import uvicorn
     from aebench.bench.runs.runner import SplitCache
+    from aebench.bench.service.app import create_app
     from aebench.bench.service.served import ServeError, load_run
     from aebench.datasets import DatasetError
 

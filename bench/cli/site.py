@@ -22,12 +22,9 @@ def add(sub, default) -> argparse.ArgumentParser:
 
 
 def main(args, sub) -> int:
-    try:
-        import markdown  # noqa: F401
-        import plotly  # noqa: F401
-    except ImportError as exc:
-        sys.exit(f"aebench: `site` needs the site extra ({exc.name} is missing): "
-                 "pip install 'aebench[site]'")
+    from .checks import require_extra
+
+    require_extra("site", "site", "plotly", "markdown")
     from aebench.bench.reports import site
 
     folders = [Path(d) for d in args.dirs]

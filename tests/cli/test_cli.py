@@ -134,3 +134,12 @@ def test_speed_reports_ratios_flops_and_both_ceilings(tmp_path, capsys):
         100 * vae["gflops"] / got["matmul_peak_gflops"])
     assert rows[("ease", "fit")]["epoch_s"] > 0 and rows[("ease", "fit")]["gflops"] is None
     assert "% of gather ceiling" in capsys.readouterr().out
+
+
+def test_a_command_whose_extra_is_missing_names_it_and_the_install():
+    from aebench.bench.cli.checks import require_extra
+
+    with pytest.raises(SystemExit, match=r"`site` needs the site extra \(no_such_pkg_x is "
+                                         r"missing\): pip install 'aebench\[site\]'"):
+        require_extra("site", "site", "json", "no_such_pkg_x")
+    require_extra("site", "site", "json")  # present: nothing happens
