@@ -277,3 +277,20 @@ def test_recvae_trains_and_ranks_its_training_items_first(split):
     assert losses[-1] < losses[0]
     s = scores(model, x)
     assert s[x.toarray() > 0].mean() > s[x.toarray() == 0].mean()
+
+
+def test_the_gram_matrix_over_blocks_of_users_is_the_whole_product():
+    """`gram` never holds a dense users x items matrix larger than its block: over blocks of
+    3 users it gives X^T X exactly (binary data) and to float32 rounding (ratings)."""
+    from aebench.models.item_item import gram
+
+    x = sp.random(50, 12, density=0.3, format="csr", random_state=0, dtype=np.float32)
+    x.data = np.round(x.data * 4 + 1)
+    binary = x.copy()
+    binary.data[:] = 1
+    want = (binary.T @ binary).toarray()
+    assert torch.equal(gram(binary, block_bytes=3 * 4 * 12), torch.from_numpy(want))
+    assert torch.equal(gram(binary), torch.from_numpy(want))
+    ratings = gram(x, torch.float64, block_bytes=3 * 4 * 12).numpy()
+    assert np.allclose(ratings, (x.T @ x).toarray(), rtol=1e-6)
+    assert gram(sp.csr_matrix((0, 4), dtype=np.float32)).abs().sum() == 0
