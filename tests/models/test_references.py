@@ -279,11 +279,14 @@ def test_recvae_trains_and_ranks_its_training_items_first(split):
     assert s[x.toarray() > 0].mean() > s[x.toarray() == 0].mean()
 
 
-def test_the_gram_matrix_over_blocks_of_users_is_the_whole_product():
+def test_the_gram_matrix_over_blocks_of_users_is_the_whole_product(monkeypatch):
     """`gram` never holds a dense users x items matrix larger than its block: over blocks of
-    3 users it gives X^T X exactly (binary data) and to float32 rounding (ratings)."""
+    3 users, filling 5 columns at a time, it gives X^T X exactly (binary data) and to float32
+    rounding (ratings)."""
+    from aebench.models import item_item
     from aebench.models.item_item import gram
 
+    monkeypatch.setattr(item_item, "GRAM_COLUMNS", 5)
     x = sp.random(50, 12, density=0.3, format="csr", random_state=0, dtype=np.float32)
     x.data = np.round(x.data * 4 + 1)
     binary = x.copy()
