@@ -14,6 +14,7 @@ site and compare.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -50,11 +51,18 @@ def colour(model: str) -> str:
     import zlib
 
     name = model.split("@")[0].strip()
-    builtin = sorted(n for n in models.list()  # the families of aebench's own models/
-                     if getattr(models.get(n).build, "__module__", "").startswith(
-                         "aebench.models.") and models.get(n).plugin is None)
+    builtin = _builtin_names()
     i = builtin.index(name) if name in builtin else zlib.crc32(name.encode())
     return PALETTE[i % len(PALETTE)]
+
+
+@functools.cache
+def _builtin_names() -> tuple[str, ...]:
+    """The variants of aebench's own models/, sorted (registered at import: fixed once read;
+    `colour` asks for them once per bar)."""
+    return tuple(sorted(n for n in models.list()
+                        if getattr(models.get(n).build, "__module__", "").startswith(
+                            "aebench.models.") and models.get(n).plugin is None))
 
 
 @dataclass
@@ -361,11 +369,11 @@ def write(folders: list[Path], out: Path) -> list[Path]:
             for r in recs:
                 if r.ok:
                     by_model.setdefault(r.model, []).append((folder, r))
-    board_of = {(str(b.folder), b.dataset, b.split, b.device, b.mode, b.recipe): b.slug
-                for b in all_boards if b.spec is not report.RATING}
-    for b in all_boards:
+    board_of = {}  # a cell's table, for its variant page: the ranking board where it has one
+    for b in sorted(all_boards, key=lambda b: b.spec is report.RATING):
         board_of.setdefault((str(b.folder), b.dataset, b.split, b.device, b.mode, b.recipe),
                             b.slug)
+    for b in all_boards:
         (out / "boards" / f"{b.slug}.html").write_text(
             page(b.title, board_html(b), depth=1, plots=True), encoding="utf-8")
     for name, cells in sorted(by_model.items()):

@@ -121,6 +121,7 @@ def create_app(cat: Catalogue, max_body: int = MAX_BODY) -> FastAPI:
     app.add_middleware(BodyLimit, limit=max_body)
     first = next(iter(cat.models))
     scale = cat.split.scale
+    top = scale[1] if scale else 1.0  # what an interaction, or a one-film user, rates
 
     @app.exception_handler(ClientError)
     async def client_error(request: Request, exc: ClientError):
@@ -170,7 +171,7 @@ def create_app(cat: Catalogue, max_body: int = MAX_BODY) -> FastAPI:
 
     @app.get(f"{API}/users", tags=["recommendations"])
     async def list_users(offset: Annotated[int, Query(ge=0)] = 0,
-                   limit: Annotated[int, Query(ge=1, le=10_000)] = 100):
+                         limit: Annotated[int, Query(ge=1, le=10_000)] = 100):
         """Known users' ids, as the ratings file writes them, in order."""
         labels = cat.data.labels.user
         ids = cat.split.user_ids[offset:offset + limit]
@@ -197,7 +198,7 @@ def create_app(cat: Catalogue, max_body: int = MAX_BODY) -> FastAPI:
 
     @app.get(f"{API}/users/{{user_id}}/recommendations", tags=["recommendations"])
     async def user_recommendations(user_id: str, model: str | None = None,
-                             k: Annotated[int, Query(ge=1, le=MAX_K)] = 10):
+                                   k: Annotated[int, Query(ge=1, le=MAX_K)] = 10):
         """The user's top-k items among those they never rated (in any part of the split),
         scored from their training ratings as evaluation scores them."""
         s = served(model)
@@ -222,7 +223,6 @@ def create_app(cat: Catalogue, max_body: int = MAX_BODY) -> FastAPI:
         if body.ratings is not None:
             pairs = [(f"ratings[{j}]", r.item, r.rating) for j, r in enumerate(body.ratings)]
         else:
-            top = scale[1] if scale else 1.0
             pairs = [(f"items[{j}]", i, top) for j, i in enumerate(body.items)]
         cols, values, where = [], [], {}
         for field, value, rating in pairs:
@@ -241,26 +241,25 @@ def create_app(cat: Catalogue, max_body: int = MAX_BODY) -> FastAPI:
             values.append(rating)
         seen = [item(value, f"exclude[{j}]") for j, value in enumerate(body.exclude)]
         scores = s.scorer.fold_in(np.array(cols), np.array(values))
-        order, top = recommend.top_k(scores, np.array(cols + seen, dtype=np.int64), body.k)
-        return answer(s, order, top, read=len(cols))
+        order, best = recommend.top_k(scores, np.array(cols + seen, dtype=np.int64), body.k)
+        return answer(s, order, best, read=len(cols))
 
     @app.get(f"{API}/items/{{item_id}}/similar", tags=["items"])
     async def similar(item_id: str, model: str | None = None,
-                k: Annotated[int, Query(ge=1, le=MAX_K)] = 10):
+                      k: Annotated[int, Query(ge=1, le=MAX_K)] = 10):
         """The model's recommendations for a user who rated only this item, at the top of
         the scale: for the item-item families (EASE, SLIM, ItemKNN, RP3beta, EDLAE) the
         item's row of weights, for an autoencoder what it infers from one film."""
         s = served(model, new_user=True)
         folding(s)
         i = item(item_id, "item_id", 404)
-        top = scale[1] if scale else 1.0
         order, scores = recommend.top_k(s.scorer.fold_in(np.array([i]), np.array([top])),
                                         np.array([i]), k)
         return answer(s, order, scores, item=cat.item_id(i), title=cat.titles[i])
 
     @app.get(f"{API}/items", tags=["items"])
     async def find_items(query: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-                   limit: Annotated[int, Query(ge=1, le=1000)] = 20):
+                         limit: Annotated[int, Query(ge=1, le=1000)] = 20):
         """Films whose title holds every word of the query (every film without one), the
         most rated first."""
         found = cat.search(query or "", limit)

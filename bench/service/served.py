@@ -57,6 +57,7 @@ class Catalogue:
     genres: np.ndarray   # per item index
     external: np.ndarray  # per item index: the id as the ratings file writes it
     search_keys: np.ndarray  # per item index: the title folded for search
+    popular: np.ndarray      # item indices, the most rated in training first
 
     @classmethod
     def of(cls, data: Dataset, split: Split, served: dict[str, Served]) -> Catalogue:
@@ -65,8 +66,10 @@ class Catalogue:
         genres = meta["genres"].fillna("").astype(str).to_numpy()
         external = (split.item_ids if data.labels.item is None
                     else data.labels.item[split.item_ids - 1])
+        counts = np.diff(split.train.tocsc().indptr)
         return cls(data, split, served, titles, genres, np.asarray(external),
-                   np.array([fold(t) for t in titles]))
+                   np.array([fold(t) for t in titles]),
+                   np.argsort(-counts, kind="stable"))
 
     def item_index(self, item) -> int:
         """The split's index of an item id as the ratings file writes it (KeyError if not)."""
@@ -89,9 +92,7 @@ class Catalogue:
         the most rated first."""
         words = fold(query).split()
         hits = np.array([all(w in key for w in words) for key in self.search_keys])
-        found = np.flatnonzero(hits)
-        counts = np.diff(self.split.train.tocsc().indptr)[found]
-        return found[np.argsort(-counts, kind="stable")][:limit]
+        return self.popular[hits[self.popular]][:limit]
 
 
 def fold(text: str) -> str:
