@@ -43,7 +43,8 @@ def load(path: Path, split_for) -> tuple[torch.nn.Module, models.ModelConfig, Sp
                          f"{ckpt['split']['fingerprint'][:12]}, but that split now has "
                          f"{split.fingerprint[:12]}: the data changed")
     n_rows, n_cols = cfg.view(split.train).shape
-    model = models.get(ckpt["model"]).build(n_rows, n_cols, cfg)
+    model = models.get(ckpt["model"]).make(n_rows, n_cols, cfg,
+                                            cfg.side(split.user_side, split.item_side))
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .features import FeatureTable, item_table, read_users
 from .fetch import DatasetError, locate
 from .parse import read_genre_names, read_items, read_items_csv, read_ratings
 from .specs import SPECS, DatasetSpec
@@ -30,6 +31,8 @@ class Dataset:
     folder: Path | None = None
     scale: tuple[float, float] | None = (1.0, 5.0)  # the rating scale; None: implicit
     labels: Labels = Labels()  # the original ids of a user's file whose ids are strings
+    item_features: FeatureTable | None = None  # genres and year (`features.item_table`)
+    user_features: FeatureTable | None = None  # demographics, where the release has them
 
     @property
     def implicit(self) -> bool:
@@ -152,7 +155,8 @@ def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = 
             items["title"] = [f"item {i}" if labels.item is None else
                               f"item {labels.item[i - 1]}" for i in items["item"]]
             items["genres"] = ""
-        return Dataset(name, ratings, items, scale=user.rating_scale, labels=labels)
+        return Dataset(name, ratings, items, scale=user.rating_scale, labels=labels,
+                       item_features=item_table(items, user.items or user.path))
     spec = SPECS[name]
     folder = locate(spec, data_dir, download=download)
     ratings = read_ratings(folder / spec.ratings_file, spec.ratings_sep, spec.ratings_header,
@@ -163,4 +167,11 @@ def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = 
         genre_file = folder / "u.genre"
         genres = read_genre_names(genre_file) if spec.items_sep == "|" else None
         items = read_items(folder / spec.items_file, spec.items_sep, genres)
-    return Dataset(name, ratings, items, spec, folder, scale=spec.scale)
+    users_file = None if spec.users_file is None else folder / spec.users_file
+    # demographics are optional: a folder supplied without them loads, and whatever reads
+    # user features refuses it by name
+    users = (read_users(users_file, spec.name) if users_file is not None
+             and users_file.is_file() else None)
+    return Dataset(name, ratings, items, spec, folder, scale=spec.scale,
+                   item_features=item_table(items, str(folder / spec.items_file)),
+                   user_features=users)

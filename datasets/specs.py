@@ -14,8 +14,9 @@ class DatasetSpec:
     integrity only, and its md5 is printed). `ratings_sep` is the field separator of
     `ratings_file` (`ratings_header`: a header line first, the CSV releases); `items_*`
     describe the item metadata file (titles and genres): latin-1 `::` or `|` files up to
-    ML-10M, UTF-8 CSV with quoted titles from ML-20M on. `scale` is the rating scale: whole
-    stars 1-5 up to ML-1M, half stars 0.5-5 from ML-10M on.
+    ML-10M, UTF-8 CSV with quoted titles from ML-20M on; `users_file` the demographics of
+    ML-100K and ML-1M (read by `features.read_users` in the layout named after the release).
+    `scale` is the rating scale: whole stars 1-5 up to ML-1M, half stars 0.5-5 from ML-10M on.
     """
 
     name: str
@@ -30,6 +31,7 @@ class DatasetSpec:
     ratings_header: bool = False
     items_csv: bool = False
     scale: tuple[float, float] = (1.0, 5.0)
+    users_file: str | None = None  # demographics (`features.USER_LAYOUTS` names its layout)
 
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens"
@@ -48,6 +50,7 @@ SPECS: dict[str, DatasetSpec] = {
             items_file="u.item",
             items_sep="|",
             official_splits=("u1", "u2", "u3", "u4", "u5", "ua", "ub"),
+            users_file="u.user",
         ),
         DatasetSpec(
             name="ml-1m",
@@ -58,6 +61,7 @@ SPECS: dict[str, DatasetSpec] = {
             ratings_sep="::",
             items_file="movies.dat",
             items_sep="::",
+            users_file="users.dat",
         ),
         DatasetSpec(
             name="ml-10m",

@@ -53,6 +53,9 @@ class Split:
                                         # validation (None: the protocol's own part)
     valid_in_context: bool = False      # at test time the protocol's validation part is input
                                         # the model reads, not only items no one ranks
+    cold_items: bool = False            # rank only held-out items no training rating has
+    item_side: np.ndarray | None = None  # encoded item features (items x width), index order
+    user_side: np.ndarray | None = None  # encoded user features (users x width), index order
 
     @property
     def n_users(self) -> int:
@@ -71,6 +74,9 @@ class Split:
             out["n_valid"] = int(self.valid.nnz)
         if self.fit_rows is not None:
             out["n_fit_users"] = int(self.fit_rows.sum())
+        for kind, side in (("item", self.item_side), ("user", self.user_side)):
+            if side is not None:
+                out[f"{kind}_features"] = int(side.shape[1])
         return out
 
     def without_test(self) -> Split:
@@ -112,16 +118,20 @@ ALL_RELEVANT: set[str] = set()  # protocols that count every held-out rating rel
 INTERACTIONS: set[str] = set()  # protocols that keep interactions, not ratings (implicit)
 HELDOUT_USERS: set[str] = set()  # protocols that test users no model trained on
 VALID_IN_CONTEXT: set[str] = set()  # protocols whose test input is train plus validation
+COLD_ITEMS: set[str] = set()  # protocols that hold out items whole: ranked among themselves
+READS_FEATURES: set[str] = set()  # protocols whose fingerprint covers the side information
 
 
 def protocol(name: str, seeded: bool, all_relevant: bool = False,
              interactions: bool = False, heldout_users: bool = False,
-             valid_in_context: bool = False):
+             valid_in_context: bool = False, cold_items: bool = False,
+             reads_features: bool = False):
     def wrap(fn: Protocol) -> Protocol:
         PROTOCOLS[name] = fn
         for flag, names in ((seeded, SEEDED), (all_relevant, ALL_RELEVANT),
                             (interactions, INTERACTIONS), (heldout_users, HELDOUT_USERS),
-                            (valid_in_context, VALID_IN_CONTEXT)):
+                            (valid_in_context, VALID_IN_CONTEXT), (cold_items, COLD_ITEMS),
+                            (reads_features, READS_FEATURES)):
             if flag:
                 names.add(name)
         return fn
@@ -311,6 +321,82 @@ def _inf_ae(ds: Dataset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
     return inf_ae_parts(kept, np.random.default_rng([int(seed), 0x1AE]))
 
 
+COLD_SHARE = 0.05  # of items (cold-items) or users (cold-users), for validation and for test
+STRATUM = 20       # items per popularity stratum: one to validation, one to test
+
+
+@protocol("cold-items", seeded=True, cold_items=True, reads_features=True)
+def _cold_items(ds: Dataset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Films nobody has rated yet: a seeded 10% of items, stratified by popularity, have
+    every rating held out, half of them (5% of items) for validation and half for test. The
+    items are ordered by their number of ratings (ties in a seeded order) and cut into strata
+    of 20; each stratum gives one item to validation and one to test (a last, shorter stratum
+    5% each, rounded). Models train on the other items' ratings and score a held-out item
+    from its features alone; ranking is among the held-out items (`Split.cold_items`)."""
+    if ds.item_features is None:
+        raise DatasetError(f"split 'cold-items' scores films from their features; {ds.name} "
+                           f"has no item features (genres, year)")
+    counts = ds.ratings["item"].value_counts()
+    items = counts.index.to_numpy(np.int64)
+    rng = np.random.default_rng([int(seed), 0xC01D])
+    shuffled = rng.permutation(len(items))
+    order = items[shuffled][np.argsort(counts.to_numpy()[shuffled], kind="stable")]
+    valid, test = [], []
+    for a in range(0, len(order), STRATUM):
+        block = order[a:a + STRATUM][rng.permutation(len(order[a:a + STRATUM]))]
+        take = 1 if len(block) == STRATUM else int(round(COLD_SHARE * len(block)))
+        valid.extend(block[:take])
+        test.extend(block[take:2 * take])
+    if not valid or not test:
+        raise DatasetError(f"split 'cold-items': {ds.name} has {len(items)} rated items, too "
+                           f"few to hold out 5% twice")
+    item = ds.ratings["item"]
+    in_valid, in_test = item.isin(valid), item.isin(test)
+    return (ds.ratings[~in_valid & ~in_test], ds.ratings[in_valid], ds.ratings[in_test])
+
+
+COLD_BUDGETS = (0, 1, 5, 10)  # ratings a held-out user gives (cold-users-N)
+COLD_POOL = 10                # a held-out user's first ratings, from which the budget is read
+
+
+def _cold_users(budget: int) -> Protocol:
+    def split(ds: Dataset, seed: int) -> Parts:
+        users = ds.ratings["user"].value_counts()
+        eligible = np.sort(users.index[users > COLD_POOL].to_numpy(np.int64))
+        n_held = int(round(COLD_SHARE * 2 * len(eligible)))  # 10% of them, per part
+        if n_held < 1:
+            raise DatasetError(f"split 'cold-users-{budget}': {ds.name} has "
+                               f"{len(eligible)} users with more than {COLD_POOL} ratings, "
+                               f"too few to hold out 10% twice")
+        rng = np.random.default_rng([int(seed), 0xC01D05])  # one draw for every budget
+        order = eligible[rng.permutation(len(eligible))]
+        held = {"valid": order[:n_held], "test": order[n_held:2 * n_held]}
+        fit_users = np.sort(order[2 * n_held:])
+        train = ds.ratings[ds.ratings["user"].isin(fit_users)]
+        seen = train["item"].unique()
+        parts = {}
+        for part, who in held.items():
+            rows = ds.ratings[ds.ratings["user"].isin(who) & ds.ratings["item"].isin(seen)]
+            rows = rows.iloc[rng.permutation(len(rows))]  # each user's ratings in a seeded order
+            rank = rows.groupby("user").cumcount().to_numpy()
+            parts[part] = (rows[rank < budget], rows[rank >= COLD_POOL])
+        return Parts(pd.concat([train, parts["valid"][0], parts["test"][0]]),
+                     parts["test"][1], parts["valid"][1], fit_users)
+    split.__doc__ = (
+        f"New users given {budget} rating{'s' * (budget != 1)}: 10% of the users with more "
+        f"than {COLD_POOL} ratings held out for validation and 10% for test (seeded, the "
+        f"same users and the same scored ratings for every budget), no model training on "
+        f"them; each held-out user's ratings (of items training users rated) in a seeded "
+        f"order, the first {budget} read as the user's row, the ones after the first "
+        f"{COLD_POOL} scored. Their demographics are the split's user features.")
+    return split
+
+
+for _budget in COLD_BUDGETS:
+    protocol(f"cold-users-{_budget}", seeded=True, heldout_users=True,
+             reads_features=True)(_cold_users(_budget))
+
+
 def inf_ae_parts(ratings: pd.DataFrame, rng: np.random.Generator
                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(train, validation, test) of `_inf_ae`'s rule, users of >= 3 ratings only: per user
@@ -423,10 +509,19 @@ def make_split(ds: Dataset, name: str, seed: int = 0) -> Split:
     fp = fingerprint(train, test, valid, parts.fit_users)
     if ds.labels.digest():  # string ids: the codes' meaning is part of the split
         fp = hashlib.sha256(fp.encode() + ds.labels.digest()).hexdigest()
+    if name in READS_FEATURES:  # what a cold row is scored from is part of the split
+        h = hashlib.sha256(fp.encode())
+        for table in (ds.item_features, ds.user_features):
+            h.update(b"none" if table is None else table.digest())
+        fp = h.hexdigest()
     return Split(ds.name, name, seed if name in SEEDED else None, matrix(train), matrix(test),
                  user_ids, item_ids, fp, scale,
                  None if valid is None else matrix(valid), name in ALL_RELEVANT, fit_rows,
-                 valid_in_context=name in VALID_IN_CONTEXT)
+                 valid_in_context=name in VALID_IN_CONTEXT, cold_items=name in COLD_ITEMS,
+                 item_side=(None if ds.item_features is None
+                            else ds.item_features.encode(item_ids)),
+                 user_side=(None if ds.user_features is None
+                            else ds.user_features.encode(user_ids)))
 
 
 def csr_triples(m: sp.csr_matrix, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:

@@ -17,6 +17,11 @@ What a variant declares, as data (fields of its `ModelConfig`):
   EASE, SLIM, the item-item references, popularity and fold-in iALS and PureSVD are;
   item-row models and models with a vector per training user (MF, biases, CDAE) are not.
   False unless declared, so a family that forgets it is refused rather than scored wrongly.
+- `features`: the side information it reads (`item`: genres and year, `user`:
+  demographics); empty for a family that reads ratings only. The engines hand a declared
+  kind over once, before training (`attach`); a protocol that holds out whole items
+  (`cold-items`) scores only variants that read item features, and a dataset that lacks a
+  declared kind is refused before work.
 - `low_precision`: the parts (`loss`: the training loss and its gradients, `score`:
   scoring) that may run under `--precision bf16` / `tf32` autocast; a part left out keeps
   float32 whatever is asked (an L-BFGS line search, say). Closed-form fits always run in
@@ -46,6 +51,10 @@ What a model implements (a `Recommender`, an `nn.Module`):
 - `fit(x)`: for `closed-form`, learn from the whole training matrix at once.
 - `score(batch)`: full-width outputs of the batch's rows, (B, n_cols): predicted ratings of
   an explicit model, ranking scores of an implicit one. Called in eval mode, no gradient.
+- `attach(side)`: for a variant that declares `features`, the encoded features of the rows
+  and columns of its view (`Side`), called once after `build` and before training or
+  loading weights (layers that read them are made here); rows of held-out users and items
+  are included, so a cold row is scored from them.
 - `setup(x)` (optional): statistics of the training matrix a model starts from (a global
   mean, say), before any training.
 - `epoch_flops(x)` (optional): a `Flops` count of one batched epoch over `x`, with the
@@ -68,6 +77,7 @@ from torch import nn
 from .sparse_ops import CSRBatch
 
 FEEDBACK = ("explicit", "implicit")
+FEATURES = ("item", "user")
 ROWS = ("user", "item")
 OPTIMIZERS = ("adam", "rmsprop", "sgd", "rprop", "lbfgs")
 SCHEDULES = ("constant", "cosine")
@@ -96,6 +106,7 @@ class ModelConfig:
     feedback: str = "explicit"  # explicit | implicit
     rows: str = "user"          # user | item
     inductive: bool = False     # scores a user it never trained on from that user's row alone
+    features: tuple[str, ...] = ()  # side information it reads: item | user
     low_precision: tuple[str, ...] = ("loss", "score")  # parts that may run in bf16 / tf32
     per_user: Recipe | None = None
     batched: Recipe | None = None
@@ -120,12 +131,27 @@ class ModelConfig:
             x.sort_indices()
         return x
 
+    def side(self, user: np.ndarray | None, item: np.ndarray | None) -> Side:
+        """The features this variant declares, as its view holds them: `rows` the features
+        of its matrix's rows (users for a user-based model), `cols` of its columns; a kind it
+        does not declare stays None."""
+        user = user if "user" in self.features else None
+        item = item if "item" in self.features else None
+        rows, cols = (user, item) if self.rows == "user" else (item, user)
+        def as_tensor(a: np.ndarray | None) -> torch.Tensor | None:
+            return None if a is None else torch.as_tensor(np.ascontiguousarray(a, np.float32))
+
+        return Side(as_tensor(rows), as_tensor(cols))
+
     def validate(self) -> None:
         if self.feedback not in FEEDBACK:
             raise ValueError(f"feedback {self.feedback!r} unknown; choose from "
                              f"{', '.join(FEEDBACK)}")
         if self.rows not in ROWS:
             raise ValueError(f"rows {self.rows!r} unknown; choose from {', '.join(ROWS)}")
+        if set(self.features) - set(FEATURES):
+            raise ValueError(f"features {sorted(set(self.features) - set(FEATURES))} "
+                             f"unknown; choose from {', '.join(FEATURES)}")
         unknown = set(self.low_precision) - {"loss", "score"}
         if unknown:
             raise ValueError(f"low_precision {sorted(unknown)} unknown; its parts are loss, "
@@ -146,6 +172,20 @@ class ModelConfig:
                                                 or recipe.iterations < 1):
                 raise ValueError("lbfgs takes full batches (batch_size 0), no weight decay "
                                  "(the penalty goes in the loss) and iterations >= 1")
+
+
+@dataclass(frozen=True)
+class Side:
+    """Encoded side information in a variant's own view: `rows` (n_rows x width) the features
+    of its matrix's rows, `cols` (n_cols x width) of its columns; None where not declared or
+    absent. A width of 0 is a dataset that has the kind but no column of it."""
+
+    rows: torch.Tensor | None = None
+    cols: torch.Tensor | None = None
+
+    @staticmethod
+    def width(t: torch.Tensor | None) -> int:
+        return 0 if t is None else int(t.shape[1])
 
 
 @dataclass(frozen=True)
@@ -336,6 +376,11 @@ class Recommender(nn.Module):
         from .steps import step_for
 
         return step_for(optimizer)(self, batch, optimizer, autocast, counts)
+
+    def attach(self, side: Side) -> None:
+        """Take the declared side information (see the module docstring)."""
+        raise ContractError(f"contract: {type(self).__name__} declares features but does not "
+                            "implement attach()")
 
     def setup(self, x: sp.csr_matrix) -> None:
         """Statistics of the training matrix (the model's view) taken before training."""

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .base import ModelConfig, Recommender, Space
+from .base import ModelConfig, Recommender, Side, Space
 
 KINDS = ("autoencoder", "reference")
 PRECISIONS = ("fp32", "bf16", "tf32")  # as bench.engines.precision (models/ imports no bench)
@@ -37,6 +37,16 @@ class Variant:
     plugin: str | None = None   # the plugin that registered it (`models.plugins`); None: built in
     datasets: dict = dataclasses.field(default_factory=dict)  # dataset -> default overrides
     precision: str = "fp32"     # what `--precision auto` runs it in where the device has it
+
+    def make(self, n_rows: int, n_cols: int, cfg: ModelConfig,
+             side: Side | None = None) -> Recommender:
+        """`build`, then the side information the config declares handed over
+        (`Recommender.attach`); without `side` (parameter counts, timing on synthetic
+        data), a `Side()` of no features."""
+        model = self.build(n_rows, n_cols, cfg)
+        if cfg.features:
+            model.attach(side if side is not None else Side())
+        return model
 
 
 _REGISTRY: dict[str, Variant] = {}
@@ -169,7 +179,7 @@ def config(name: str, dataset: str | None = None, **overrides: Any) -> Any:
 def create(name: str, n_rows: int, n_cols: int,
            **overrides: Any) -> tuple[Recommender, ModelConfig]:
     cfg = config(name, **overrides)
-    return get(name).build(n_rows, n_cols, cfg), cfg
+    return get(name).make(n_rows, n_cols, cfg), cfg
 
 
 def config_from_dict(name: str, values: dict[str, Any]) -> Any:

@@ -25,9 +25,12 @@ UITEM = ["1|Toy Story (1995)|01-Jan-1995||http://x|0|0|1",
          "2|GoldenEye (1995)|01-Jan-1995||http://x|0|1|0",
          "3|Four Rooms (1995)|01-Jan-1995||http://x|0|0|0",
          "4|Cin\xe9ma Paradiso (1988)|01-Jan-1988||http://x|0|1|1"]
+UUSER = ["1|24|M|technician|85711", "2|53|F|other|94043", "3|23|M|writer|32067",
+         "4|24|M|technician|T8H1N"]
 # ml-1m layout: ratings.dat (::, timestamps may be empty), movies.dat (latin-1)
 RATINGS_DAT = ["1::10::5::978300760", "1::20::3::978302109", "2::10::4::", "2::30::2::978298709",
                "3::20::1::978297000", "3::30::5::"]
+USERS_DAT = ["1::F::1::10::48067", "2::M::56::16::70072", "3::M::25::15::55117"]
 MOVIES_DAT = ["10::Heat (1995)::Action|Crime|Thriller", "20::Sabrina (1995)::Comedy|Romance",
               "30::Caf\xe9 Society (1995)::Drama"]
 
@@ -55,6 +58,7 @@ def write_ml100k(folder: Path) -> Path:
     (folder / "u1.test").write_text("\n".join(lines[1::2]) + "\n")
     (folder / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)) + "\n")
     (folder / "u.item").write_bytes(("\n".join(UITEM) + "\n").encode("latin-1"))
+    (folder / "u.user").write_text("\n".join(UUSER) + "\n")
     return folder
 
 
@@ -62,6 +66,7 @@ def write_ml1m(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ratings.dat").write_text("\n".join(RATINGS_DAT) + "\n")
     (folder / "movies.dat").write_bytes(("\n".join(MOVIES_DAT) + "\n").encode("latin-1"))
+    (folder / "users.dat").write_text("\n".join(USERS_DAT) + "\n")
     return folder
 
 

@@ -37,7 +37,7 @@ def main(args, sub) -> int:
     for name in models.list():
         v = models.get(name)
         c = v.config
-        model = v.build(2, 2, c)
+        model = v.make(2, 2, c)
         per_user = c.per_user
         pu = "—" if per_user is None else f"{recipe(per_user)} loss/{per_user.loss}"
         kind = v.kind + (f" (plugin {v.plugin})" if v.plugin else "")

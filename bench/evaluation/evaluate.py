@@ -8,7 +8,8 @@ fitting ratings during model selection), and is scored on held-out ratings it ne
 - Full ranking (every model): per user, every item outside the user's input ratings is a
   candidate (at test time, outside a protocol's validation part too, as RecBole masks
   it); relevant = held-out items rated at least `relevance` (every one, where the protocol
-  says so).
+  says so). Under a protocol that holds out whole items (`cold-items`), the candidates are
+  the held-out items no input rating has: a cold film is ranked among the cold films.
 
 `evaluate` is the one entry the runner calls: every metric and the per-user values at once.
 """
@@ -139,14 +140,16 @@ def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
 def ranking_hits(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
                  heldout: sp.csr_matrix, device: torch.device, k: int,
                  relevance: float = 4.0, batch_users: int = BATCH_ROWS,
-                 exclude: sp.csr_matrix | None = None
+                 exclude: sp.csr_matrix | None = None, candidates: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full-ranking protocol: per user, every item outside the user's `inputs` ratings (and
     `exclude`'s: a protocol's validation part, at test time) is a candidate (the same set
     for every variant); relevant = `heldout` items rated >= `relevance`. Returns (user
     indices, hits[users, k], n_relevant) for users with at least one relevant held-out
-    item. Ties in score go to the lower item index."""
+    item. Ties in score go to the lower item index. `candidates` (a bool per item), where
+    given, are the only items ranked."""
     n_items = inputs.shape[1]
+    shut = None if candidates is None else torch.as_tensor(~candidates, device=device)
     users_out, hits_out, nrel_out = [], [], []
     for a, scores in user_scores(model, cfg, inputs, device, batch_users):
         b = a + scores.shape[0]
@@ -155,6 +158,8 @@ def ranking_hits(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
         scores = scores.float().index_put(
             (torch.as_tensor(seen.row, device=device), torch.as_tensor(seen.col, device=device)),
             torch.tensor(-torch.inf, device=device))
+        if shut is not None:
+            scores[:, shut] = -torch.inf
         held = heldout[a:b].tocoo()
         liked = held.data >= relevance
         rel = torch.zeros(b - a, n_items, dtype=torch.bool, device=device)
@@ -173,6 +178,17 @@ def ranking_hits(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
     return np.concatenate(users_out), np.concatenate(hits_out), np.concatenate(nrel_out)
 
 
+def cold_candidates(split: Split, inputs: sp.csr_matrix,
+                    heldout: sp.csr_matrix) -> np.ndarray | None:
+    """Under a protocol that holds out whole items (`Split.cold_items`), the items ranked:
+    those `heldout` rates and no rating of `inputs` has; None (every item) elsewhere."""
+    if not split.cold_items:
+        return None
+    n = inputs.shape[1]
+    return ((np.bincount(heldout.indices, minlength=n) > 0)
+            & (np.bincount(inputs.indices, minlength=n) == 0))
+
+
 def test_inputs(split: Split) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
     """What a model reads of each user at test time, and what else is no candidate: the
     training ratings with a protocol's validation part masked (RecBole's rule), or, where
@@ -189,13 +205,16 @@ def evaluate_ranking(model: Recommender, cfg: ModelConfig, split: Split, device:
                      ) -> tuple[dict, dict[str, np.ndarray]]:
     """Ranking metrics (means over users with a relevant test item) and per-user values."""
     inputs, exclude = test_inputs(split)
+    candidates = cold_candidates(split, inputs, split.test)
     users, hits, n_rel = ranking_hits(model, cfg, inputs, split.test, device, max(ks),
-                                      relevance, exclude=exclude)
+                                      relevance, exclude=exclude, candidates=candidates)
     per_user = metrics.ranking_per_user(hits, n_rel, ks)
     has_test = np.diff(split.test.indptr) > 0
     summary = {name: float(v.mean()) if len(v) else float("nan") for name, v in per_user.items()}
     summary["n_users_ranked"] = int(len(users))
     summary["n_users_no_relevant"] = int(has_test.sum() - len(users))
+    if candidates is not None:
+        summary["n_candidates"] = int(candidates.sum())
     per_user["user"] = users
     return summary, per_user
 
@@ -259,5 +278,6 @@ def validate(model: Recommender, cfg: ModelConfig, view: Split, device: torch.de
         pred = predict_at(model, cfg, view.train, view.test, device)
         return metrics.rmse(metrics.clamp(pred, *view.scale), view.test.data.astype(np.float64))
     _, hits, n_rel = ranking_hits(model, cfg, view.train, view.test, device, 10,
-                                  relevant_from(view, relevance))
+                                  relevant_from(view, relevance),
+                                  candidates=cold_candidates(view, view.train, view.test))
     return float(metrics.ndcg_at_k(hits, n_rel, 10).mean()) if len(hits) else float("nan")

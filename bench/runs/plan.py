@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aebench.bench.runs import records
-from aebench.bench.runs.runner import RunConfig, model_config, not_inductive, pending
+from aebench.bench.runs.runner import (
+    RunConfig,
+    missing_features,
+    model_config,
+    not_cold_items,
+    not_inductive,
+    pending,
+)
 
 from aebench import datasets, models
 
@@ -29,7 +36,9 @@ class Plan:
 def applicable(cells: list[RunConfig], cache) -> tuple[list[RunConfig], list[str]]:
     """The cells a variant can run, and why the others are skipped: a rating model on an
     implicit dataset or under a protocol that keeps interactions only (no ratings to learn),
-    and a model that is not inductive under a held-out-users protocol."""
+    a model that is not inductive under a held-out-users protocol, one that reads no item
+    features under a protocol that holds out whole items, and one that reads a kind of
+    features the dataset lacks."""
     keep, skipped = [], {}
     for c in cells:
         split, cfg = c.split_name, models.config(c.model)
@@ -41,6 +50,11 @@ def applicable(cells: list[RunConfig], cache) -> tuple[list[RunConfig], list[str
                                            f"interactions only")
         elif split in datasets.splits.HELDOUT_USERS and not cfg.inductive:
             skipped[c.model, c.dataset] = not_inductive(c.model, split)
+        elif split in datasets.splits.COLD_ITEMS and "item" not in cfg.features:
+            skipped[c.model, c.dataset] = not_cold_items(c.model, split)
+        elif missing_features(cfg, cache.dataset(c.dataset)):
+            skipped[c.model, c.dataset] = missing_features(cfg, cache.dataset(c.dataset),
+                                                           c.model)
         else:
             keep.append(c)
     return keep, list(dict(sorted(skipped.items())).values())
@@ -88,7 +102,8 @@ def parameters(cell: RunConfig, cache) -> int:
     rows, cols = (split.n_users, split.n_items) if mcfg.rows == "user" else (
         split.n_items, split.n_users)
     with torch.device("meta"):
-        module = models.get(cell.model).build(rows, cols, mcfg)
+        module = models.get(cell.model).make(
+            rows, cols, mcfg, mcfg.side(split.user_side, split.item_side))
     return sum(t.numel() for t in module.state_dict().values())
 
 

@@ -153,6 +153,8 @@ class SplitInfo:
     n_test: int
     n_valid: int | None = _f(omit=True)
     n_fit_users: int | None = _f(omit=True)
+    item_features: int | None = _f(omit=True)  # encoded widths of the side information
+    user_features: int | None = _f(omit=True)
 
 
 @dataclass(frozen=True)

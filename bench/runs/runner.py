@@ -248,8 +248,16 @@ def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=Non
         x = (sp.diags(view.fit_rows.astype(np.float32)) @ x).tocsr()
         x.eliminate_zeros()
         x.sort_indices()
+    if view.cold_items and "item" not in mcfg.features:
+        raise ValueError(not_cold_items(cfg.model, view.name))
+    if mcfg.features and (view.item_side is None and "item" in mcfg.features
+                          or view.user_side is None and "user" in mcfg.features):
+        raise ValueError(f"{cfg.model} reads {' and '.join(mcfg.features)} features; "
+                         f"{cfg.dataset} has no "
+                         f"{'item' if view.item_side is None else 'user'} features")
     torch.manual_seed(cfg.seed)
-    model = variant.build(x.shape[0], x.shape[1], mcfg).to(device)
+    model = variant.make(x.shape[0], x.shape[1], mcfg,
+                         mcfg.side(view.user_side, view.item_side)).to(device)
     metric, higher = validation_metric(mcfg)
     if model.trainer == "closed-form":
         on_valid = None  # one read, after the fit: nothing left to prune
@@ -350,6 +358,24 @@ def not_inductive(model: str, split: str) -> str:
            "biases and CDAE keep, cannot score a user it never saw")
     return (f"{model} is not inductive ({why}); {split.split('/')[0]} scores users no model "
             f"trained on, from their fold-in rows")
+
+
+def not_cold_items(model: str, split: str) -> str:
+    """Why `model` cannot run under a protocol that holds out whole items."""
+    return (f"{model} reads no item features; {split.split('/')[0]} scores films no one has "
+            f"rated, which such a model only knows as an empty row or an untrained vector")
+
+
+def missing_features(cfg, dataset, model: str | None = None) -> str:
+    """Why a variant cannot run on `dataset` (a `Dataset`): a kind of features it declares
+    that the dataset lacks ("" where none is missing)."""
+    lacking = [k for k in cfg.features
+               if getattr(dataset, f"{k}_features") is None]
+    if not lacking:
+        return ""
+    what = {"item": "item features (genres, year)", "user": "user features (demographics)"}
+    return (f"{model} reads {' and '.join(cfg.features)} features; {dataset.name} has no "
+            f"{' and no '.join(what[k] for k in lacking)}")
 
 
 def base_record(cfg: RunConfig) -> dict:

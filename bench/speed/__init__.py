@@ -82,7 +82,7 @@ def _time(fn, repeats: int, device: torch.device) -> list[float]:
 def paths_of(model_name: str) -> tuple[str, ...]:
     """The paths a variant can be timed on."""
     cfg = models.config(model_name)
-    model = models.get(model_name).build(2, 2, cfg)
+    model = models.get(model_name).make(2, 2, cfg)
     if model.trainer == "closed-form":
         return ("fit",)
     out = ("batched",) if cfg.batched is not None else ()
@@ -105,7 +105,7 @@ def measure(model_name: str, split: Split, device: torch.device, paths: tuple[st
     rows = []
     for path in (p for p in paths if p in paths_of(model_name)):
         torch.manual_seed(seed)
-        model = models.get(model_name).build(x.shape[0], x.shape[1], cfg).to(device)
+        model = models.get(model_name).make(x.shape[0], x.shape[1], cfg).to(device)
         model.setup(x)
         count = model.epoch_flops(x)
         if path == "classic":

@@ -25,7 +25,7 @@ def test_cuda_training_matches_cpu_closely(name, mode):
         torch.manual_seed(0)
         cfg = models.config(name)
         x = cfg.view(split.train)
-        model = models.get(name).build(x.shape[0], x.shape[1], cfg).to(dev)
+        model = models.get(name).make(x.shape[0], x.shape[1], cfg).to(dev)
         hist = fit(model, x, cfg, mode, torch.device(dev), 0, 2).history
         out[dev] = (hist[-1]["train_loss"], evaluate(model, cfg, split, torch.device(dev))[0])
     metric = "rmse" if models.config(name).rates else "ndcg@10"

@@ -38,7 +38,7 @@ def _train(name, split, mode, options, epochs=3):
     torch.manual_seed(0)
     cfg = models.config(name)
     x = cfg.view(split.train)
-    model = models.get(name).build(x.shape[0], x.shape[1], cfg)
+    model = models.get(name).make(x.shape[0], x.shape[1], cfg)
     result = fit(model, x, cfg, mode, CPU, 0, epochs, options=options)
     return [h["train_loss"] for h in result.history], model
 

@@ -61,7 +61,7 @@ def test_zero_grad_option_changes_the_trajectory():
     for zero in (False, True):
         torch.manual_seed(0)
         c = models.config("sae-20-10-20", **{"per_user.zero_grad": zero})
-        model = models.get("sae-20-10-20").build(split.n_users, split.n_items, c)
+        model = models.get("sae-20-10-20").make(split.n_users, split.n_items, c)
         runs.append(fit(model, split.train, c, "per-user", torch.device("cpu"), 0,
                         2).history[-1])
     assert cfg.per_user.zero_grad is False
@@ -96,7 +96,7 @@ def test_every_gradient_variant_trains_in_each_of_its_modes(name, mode):
     torch.manual_seed(0)
     cfg = models.config(name)
     x = cfg.view(split.train)
-    model = models.get(name).build(x.shape[0], x.shape[1], cfg)
+    model = models.get(name).make(x.shape[0], x.shape[1], cfg)
     hist = fit(model, x, cfg, mode, torch.device("cpu"), 0, 3).history
     assert all(math.isfinite(h["train_loss"]) and h["epoch_s"] > 0 for h in hist)
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
@@ -105,7 +105,7 @@ def test_every_gradient_variant_trains_in_each_of_its_modes(name, mode):
 def test_nonfinite_loss_raises():
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
     cfg = models.config("sae-20-10-20", **{"batched.lr": 1e30})
-    model = models.get("sae-20-10-20").build(split.n_users, split.n_items, cfg)
+    model = models.get("sae-20-10-20").make(split.n_users, split.n_items, cfg)
     with pytest.raises(FloatingPointError, match="training loss is nan"):
         fit(model, split.train, cfg, "batched", torch.device("cpu"), 0, 5)
 
@@ -139,7 +139,7 @@ def test_early_stopping_keeps_the_best_state_and_stops_after_patience():
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
     cfg = models.config("sae-20-10-20")
     torch.manual_seed(0)
-    model = models.get("sae-20-10-20").build(split.n_users, split.n_items, cfg)
+    model = models.get("sae-20-10-20").make(split.n_users, split.n_items, cfg)
     readings = iter([0.9, 0.8, 0.85, 0.82, 0.7])
     saved = {}
 
@@ -161,14 +161,14 @@ def test_higher_is_better_validation_and_closed_form_read_once():
 
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
     cfg = models.config("mult-dae")
-    model = models.get("mult-dae").build(split.n_users, split.n_items, cfg)
+    model = models.get("mult-dae").make(split.n_users, split.n_items, cfg)
     readings = iter([0.1, 0.3, 0.2, 0.25])
     result = fit(model, cfg.view(split.train), cfg, "batched", torch.device("cpu"), 0,
                  epochs=4, monitor=lambda e: next(readings),
                  stopping=Stopping(eval_every=1, patience=5, higher_is_better=True))
     assert (result.best_epoch, result.best_value, result.epochs_run) == (2, 0.3, 4)
     ease_cfg = models.config("ease")
-    ease = models.get("ease").build(split.n_users, split.n_items, ease_cfg)
+    ease = models.get("ease").make(split.n_users, split.n_items, ease_cfg)
     result = fit(ease, ease_cfg.view(split.train), ease_cfg, "batched", torch.device("cpu"), 0,
                  monitor=lambda e: 0.5)
     assert (result.epochs_run, result.best_epoch, result.best_value) == (1, 1, 0.5)
@@ -184,7 +184,7 @@ def test_validation_reads_are_timed_apart_from_the_epochs():
     split = datasets.make_split(datasets.load("synthetic"), "random-90-10")
     for name, epochs in (("sae-20-10-20", 4), ("ease", None)):
         cfg = models.config(name)
-        model = models.get(name).build(split.n_users, split.n_items, cfg)
+        model = models.get(name).make(split.n_users, split.n_items, cfg)
 
         def slow(epoch):
             time.sleep(0.2)

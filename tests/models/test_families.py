@@ -35,7 +35,7 @@ def test_every_variant_scores_full_width_rows(name, split):
     cfg = models.config(name)
     x = cfg.view(split.train)
     torch.manual_seed(0)
-    model = models.get(name).build(x.shape[0], x.shape[1], cfg)
+    model = models.get(name).make(x.shape[0], x.shape[1], cfg)
     fit(model, x, cfg, "batched", CPU, 0, epochs=2)
     model.eval()
     with torch.no_grad():
@@ -259,7 +259,7 @@ def test_ranking_only_models_have_no_rating_errors(name, split):
     tables), not a crash; its ranking metrics are there."""
     cfg = models.config(name)
     x = cfg.view(split.train)
-    model = models.get(name).build(x.shape[0], x.shape[1], cfg)
+    model = models.get(name).make(x.shape[0], x.shape[1], cfg)
     fit(model, x, cfg, "batched", CPU, 0, epochs=1)
     metrics, per_user = evaluate(model, cfg, split, CPU)
     assert not cfg.rates

@@ -1,0 +1,210 @@
+"""Side information as typed tables: what is known of an item or a user beside their ratings.
+
+A `FeatureTable` holds one row per original id and typed columns:
+- `categorical`: one value per row (gender, occupation, ML-1M's age group, a zip region);
+- `multi-hot`: a set of values per row (a film's genres);
+- `numeric`: a float per row, NaN where unknown (a film's year, ML-100K's age).
+
+`encode(ids)` turns a table into the float32 matrix a model reads, one row per id in the
+order given (a split's index; an id the table lacks reads all zeros). The encoding depends on
+the table alone (categories in sorted order, numbers standardised over the table's rows, a
+`?missing` indicator where any value is unknown), so every split of a dataset encodes alike.
+
+The MovieLens files behind them (GroupLens' READMEs):
+- ML-100K `u.user`: `user|age|gender|occupation|zip`; `u.item`: its 19 genre flags and the
+  title with its year;
+- ML-1M `users.dat`: `user::gender::age group::occupation code::zip`; `movies.dat`:
+  `item::title (year)::genre|genre`;
+- the CSV releases (ML-20M, ML-25M, ml-latest): `movies.csv`'s genres and titles (no user
+  file: demographics are absent from them).
+A zip code is kept as its first character (US zip regions; ML-100K holds a few Canadian
+codes, whose letter stands as its own region): a whole zip code is nearly an id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .fetch import DatasetError
+
+KINDS = ("categorical", "multi-hot", "numeric")
+NO_GENRE = {"", "(no genres listed)", "unknown"}
+YEAR = re.compile(r"\((\d{4})\)\s*$")
+
+
+@dataclass(frozen=True, eq=False)
+class Column:
+    """One typed column: `values[i]` belongs to the table's `ids[i]`. Categorical values are
+    strings, multi-hot values tuples of strings, numeric values floats (NaN: unknown)."""
+
+    name: str
+    kind: str
+    values: tuple
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"feature column {self.name!r}: kind {self.kind!r} unknown; "
+                             f"choose from {', '.join(KINDS)}")
+
+    def encode(self) -> tuple[list[str], np.ndarray]:
+        """(encoded column names, rows x width float32) in the table's own row order."""
+        n = len(self.values)
+        if self.kind == "numeric":
+            v = np.asarray(self.values, np.float64)
+            known = ~np.isnan(v)
+            mean = v[known].mean() if known.any() else 0.0
+            sd = v[known].std() if known.sum() > 1 else 0.0
+            z = np.where(known, (v - mean) / (sd if sd > 0 else 1.0), 0.0)
+            if known.all():
+                return [self.name], z[:, None].astype(np.float32)
+            return ([self.name, f"{self.name}?missing"],
+                    np.stack([z, ~known], axis=1).astype(np.float32))
+        sets = ([(x,) for x in self.values] if self.kind == "categorical"
+                else [tuple(x) for x in self.values])
+        cats = sorted({c for s in sets for c in s})
+        where = {c: j for j, c in enumerate(cats)}
+        out = np.zeros((n, len(cats)), np.float32)
+        for i, s in enumerate(sets):
+            for c in s:
+                out[i, where[c]] = 1.0
+        return [f"{self.name}={c}" for c in cats], out
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureTable:
+    """The side information of one kind of entity (`of`: item or user) of a dataset."""
+
+    of: str
+    ids: np.ndarray            # original ids, sorted, unique
+    columns: tuple[Column, ...]
+    source: str                # the file it was read from
+
+    def __post_init__(self):
+        ids = np.asarray(self.ids, np.int64)
+        if len(ids) and (np.diff(ids) <= 0).any():
+            raise ValueError(f"{self.source}: feature ids must be sorted and unique")
+        for c in self.columns:
+            if len(c.values) != len(ids):
+                raise ValueError(f"{self.source}: column {c.name!r} has {len(c.values)} "
+                                 f"values for {len(ids)} ids")
+
+    def names(self) -> list[str]:
+        return [n for c in self.columns for n in c.encode()[0]]
+
+    def encode(self, ids: np.ndarray) -> np.ndarray:
+        """float32 (len(ids), width): the encoded rows of `ids` (original ids, any order);
+        zeros for an id the table lacks."""
+        blocks = [c.encode()[1] for c in self.columns]
+        full = (np.concatenate(blocks, axis=1) if blocks
+                else np.zeros((len(self.ids), 0), np.float32))
+        ids = np.asarray(ids, np.int64)
+        pos = np.searchsorted(self.ids, ids)
+        pos = np.minimum(pos, max(len(self.ids) - 1, 0))
+        found = (self.ids[pos] == ids) if len(self.ids) else np.zeros(len(ids), bool)
+        out = np.zeros((len(ids), full.shape[1]), np.float32)
+        out[found] = full[pos[found]]
+        return out
+
+    def digest(self) -> bytes:
+        """sha256 of the ids and every column's name, kind and values: what a split's
+        fingerprint covers where its protocol reads features."""
+        h = hashlib.sha256(self.of.encode())
+        h.update(np.asarray(self.ids, "<i8").tobytes())
+        for c in self.columns:
+            h.update(f"{c.name}:{c.kind}:".encode())
+            h.update(repr(c.values).encode())
+        return h.digest()
+
+
+def year_of(title: str) -> float:
+    """The year in a MovieLens title, `Toy Story (1995)` -> 1995.0; NaN without one."""
+    m = YEAR.search(str(title))
+    return float(m.group(1)) if m else float("nan")
+
+
+def item_table(items: pd.DataFrame, source: str) -> FeatureTable | None:
+    """Genres (multi-hot) and year (numeric, from the title) of a MovieLens items frame
+    (`item, title, genres 'A|B'`); None where no item has a genre or a year (a synthetic
+    dataset, a user's file without an items file)."""
+    items = items.sort_values("item").drop_duplicates("item")
+    genres = tuple(tuple(g for g in str(s).split("|") if g not in NO_GENRE)
+                   for s in items["genres"].fillna(""))
+    years = tuple(year_of(t) for t in items["title"].fillna(""))
+    has_genre = any(genres)
+    has_year = not all(np.isnan(years))
+    if not has_genre and not has_year:
+        return None
+    cols = ((Column("genre", "multi-hot", genres),) if has_genre else ()) + (
+        (Column("year", "numeric", years),) if has_year else ())
+    return FeatureTable("item", items["item"].to_numpy(np.int64), cols, source)
+
+
+def zip_region(code: str) -> str:
+    """A zip code's first character (a US zip region; a Canadian code's letter)."""
+    code = code.strip()
+    return code[:1].upper() if code else "?"
+
+
+USER_LAYOUTS = {
+    # name: (separator, fields after the id, how each is typed)
+    "ml-100k": ("|", ("age", "gender", "occupation", "zip"),
+                {"age": "numeric", "gender": "categorical", "occupation": "categorical",
+                 "zip": "categorical"}),
+    "ml-1m": ("::", ("gender", "age", "occupation", "zip"),
+              {"gender": "categorical", "age": "categorical", "occupation": "categorical",
+               "zip": "categorical"}),
+}
+
+
+def read_users(path: str | Path, layout: str) -> FeatureTable:
+    """A MovieLens users file (`u.user`, `users.dat`) as a table; every malformed line stops
+    loading with file:line and what was wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    sep, fields, kinds = USER_LAYOUTS[layout]
+    ids, rows = [], []
+    with open(path, encoding="latin-1") as fh:
+        for line_no, line in enumerate(fh, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            parts = line.split(sep)
+            if len(parts) != 1 + len(fields):
+                raise DatasetError(f"{path}:{line_no}: expected {1 + len(fields)} fields "
+                                   f"(user{sep}{sep.join(fields)}) separated by {sep!r}, "
+                                   f"got {len(parts)}")
+            try:
+                ids.append(int(parts[0]))
+            except ValueError:
+                raise DatasetError(f"{path}:{line_no}: user {parts[0]!r} is not an "
+                                   f"integer") from None
+            row = {}
+            for name, text in zip(fields, parts[1:]):
+                if kinds[name] == "numeric":
+                    try:
+                        row[name] = float(text)
+                    except ValueError:
+                        raise DatasetError(f"{path}:{line_no}: {name} {text!r} is not a "
+                                           f"number") from None
+                elif name == "zip":
+                    row[name] = zip_region(text)
+                else:
+                    row[name] = text.strip()
+            rows.append(row)
+    if not ids:
+        raise DatasetError(f"{path}: no users")
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = np.asarray(ids, np.int64)[order]
+    dup = np.flatnonzero(np.diff(sorted_ids) == 0)
+    if len(dup):
+        raise DatasetError(f"{path}: user {sorted_ids[dup[0]]} is listed twice")
+    cols = tuple(Column(name, kinds[name], tuple(rows[i][name] for i in order))
+                 for name in fields)
+    return FeatureTable("user", sorted_ids, cols, str(path))

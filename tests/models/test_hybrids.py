@@ -1,0 +1,126 @@
+"""The families that read side information: a hybrid given all-zero features is its plain
+parent, and every such variant scores a cold item (or user) from its features."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from aebench.bench.engines.train import fit
+from aebench.models.base import Batch, ContractError, ModelConfig, Recommender, Side
+from aebench.models.sparse_ops import CSRBatch
+
+from aebench import models
+
+CPU = torch.device("cpu")
+READERS = [n for n in models.list() if models.config(n).features]
+
+
+def ratings(n_users=30, n_items=20, seed=0, cold_item=None, cold_user=None) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((n_users, n_items)) < 0.4) * rng.integers(1, 6, (n_users, n_items))
+    if cold_item is not None:
+        dense[:, cold_item] = 0
+    if cold_user is not None:
+        dense[cold_user] = 0
+    return sp.csr_matrix(dense.astype(np.float32))
+
+
+def batch_of(x: sp.csr_matrix) -> Batch:
+    return Batch(torch.arange(x.shape[0]),
+                 CSRBatch(torch.as_tensor(x.indptr.astype(np.int64)),
+                          torch.as_tensor(x.indices.astype(np.int64)), x.shape[1]),
+                 torch.as_tensor(x.data, dtype=torch.float32))
+
+
+def trained(name: str, x: sp.csr_matrix, user_f: np.ndarray, item_f: np.ndarray):
+    cfg = models.config(name)
+    view = cfg.view(x)
+    torch.manual_seed(0)
+    model = models.get(name).make(view.shape[0], view.shape[1], cfg, cfg.side(user_f, item_f))
+    fit(model, view, cfg, "batched", CPU, 0, epochs=3)
+    model.eval()
+    return model, cfg, view
+
+
+def user_scores(model, cfg, x):
+    view = cfg.view(x)
+    with torch.no_grad():
+        out = model.score(batch_of(view))
+    return out if cfg.rows == "user" else out.t()
+
+
+def test_the_registry_holds_hybrids_of_both_kinds():
+    kinds = {k for n in READERS for k in models.config(n).features}
+    assert kinds == {"item", "user"}
+    assert {"cfn-i-side", "cfn-u-side", "dropoutnet-i", "dropoutnet-u", "genre-pop",
+            "group-pop", "content-knn", "side-mf"} <= set(READERS)
+
+
+@pytest.mark.parametrize("hybrid,parent", [("cfn-i-side", "cfn-i"), ("cfn-u-side", "cfn-u"),
+                                           ("mult-vae-side", "mult-vae")])
+def test_a_hybrid_given_zero_features_is_its_parent(hybrid, parent):
+    """Side information all zero: the appended inputs add nothing (Strub et al.'s network;
+    the encoder input of the Mult-VAE hybrid), so from the same seed the hybrid scores
+    exactly as its plain parent."""
+    x = ratings()
+    cfg_h, cfg_p = models.config(hybrid), models.config(parent)
+    view = cfg_h.view(x)
+    zeros = Side(torch.zeros(view.shape[0], 7))
+    torch.manual_seed(0)
+    h = models.get(hybrid).make(view.shape[0], view.shape[1], cfg_h, zeros)
+    torch.manual_seed(0)
+    p = models.get(parent).make(view.shape[0], view.shape[1], cfg_p)
+    h.setup(view), p.setup(view)
+    h.eval(), p.eval()
+    with torch.no_grad():
+        assert torch.equal(h.score(batch_of(view)), p.score(batch_of(view)))
+        assert h.side_in is not None and getattr(p, "side_in", None) is None
+
+
+@pytest.mark.parametrize("name", [n for n in READERS if "item" in models.config(n).features])
+def test_a_cold_items_scores_depend_on_its_features(name):
+    cold = 5
+    x = ratings(cold_item=cold)
+    rng = np.random.default_rng(1)
+    item_f = (rng.random((20, 6)) < 0.4).astype(np.float32)
+    model, cfg, _ = trained(name, x, None, item_f)
+    before = user_scores(model, cfg, x)
+    item_f2 = item_f.copy()
+    item_f2[cold] = 1.0 - item_f2[cold]  # another film, as far as its features tell
+    model2, _, _ = trained(name, x, None, item_f2)  # the same seed, the same ratings
+    after = user_scores(model2, cfg, x)
+    assert not torch.allclose(before[:, cold], after[:, cold])
+
+
+@pytest.mark.parametrize("name", [n for n in READERS if "user" in models.config(n).features])
+def test_a_cold_users_scores_depend_on_their_features(name):
+    cold = 3
+    x = ratings(cold_user=cold)
+    rng = np.random.default_rng(2)
+    user_f = (rng.random((30, 6)) < 0.4).astype(np.float32)
+    model, cfg, _ = trained(name, x, user_f, None)
+    before = user_scores(model, cfg, x)
+    user_f2 = user_f.copy()
+    user_f2[cold] = 1.0 - user_f2[cold]
+    model2, _, _ = trained(name, x, user_f2, None)
+    after = user_scores(model2, cfg, x)
+    assert not torch.allclose(before[cold], after[cold])
+
+
+def test_a_family_that_declares_features_must_take_them():
+    class Plain(Recommender):
+        trainer = "closed-form"
+
+        def fit(self, x):
+            pass
+
+        def score(self, batch):
+            return torch.zeros(batch.size, 2)
+
+    variant = models.registry.Variant("plain", lambda r, c, cfg: Plain(), ModelConfig(
+        features=("item",)), "test")
+    with pytest.raises(ContractError, match="declares features but does not implement "
+                                            "attach"):
+        variant.make(2, 2, variant.config)
+    with pytest.raises(ValueError, match=r"features \['genre'\] unknown"):
+        ModelConfig(features=("genre",)).validate()
