@@ -13,8 +13,8 @@ from .features import FeatureTable, item_table, read_users
 from .fetch import DatasetError, locate
 from .parse import read_genre_names, read_items, read_items_csv, read_ratings
 from .specs import SPECS, DatasetSpec
-from .synthetic import ML1M_SHAPE, ml1m_shaped_ratings, parse_name, synthetic_ratings
-from .user import FileSpec, Labels, read_file
+from .synthetic import NAMED, parse_name, synthetic_ratings
+from .user import FileSpec, Labels, read_features, read_file
 
 FILES: dict[str, FileSpec] = {}  # users' own datasets, by name (`register_file`)
 FILE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
@@ -44,7 +44,7 @@ class Dataset:
 
 
 def names() -> list[str]:
-    return [*SPECS, "synthetic", "synthetic-ml1m", *FILES]
+    return [*SPECS, "synthetic", *NAMED, *FILES]
 
 
 def register_file(spec: FileSpec) -> FileSpec:
@@ -104,7 +104,10 @@ FILE_BYTES_PER_BYTE = 16          # a text line read into fields, then into the 
 def estimated_bytes(name: str, spec: FileSpec | None = None) -> int | None:
     """Memory that loading and splitting `name` takes, from its shape (synthetic) or its
     file's size (a user's file); None for the MovieLens releases, whose sizes are known."""
-    shape = parse_name(name) if name != "synthetic-ml1m" else ML1M_SHAPE
+    if name in NAMED:
+        return int(NAMED[name].ratings * SYNTHETIC_BYTES_PER_RATING
+                   + (NAMED[name].users + NAMED[name].items) * 80)
+    shape = parse_name(name)
     if shape is not None:
         users, items = shape
         per_user = max(2.0, items * 0.05)
@@ -130,19 +133,22 @@ def check_size(name: str, spec: FileSpec | None = None) -> None:
                            "free; choose a smaller shape")
 
 
-def _synthetic(name: str, ratings: pd.DataFrame, n_items: int) -> Dataset:
+def _synthetic(name: str, ratings: pd.DataFrame, n_items: int,
+               scale: tuple[float, float] = (1.0, 5.0)) -> Dataset:
     items = pd.DataFrame({"item": range(1, n_items + 1)})
     items["title"] = [f"Synthetic item {i}" for i in items["item"]]
     items["genres"] = ""
-    return Dataset(name, ratings, items)
+    return Dataset(name, ratings, items, scale=scale)
 
 
 def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> Dataset:
     """Load a MovieLens release (`ml-100k`, `ml-1m`, `ml-10m`, `ml-20m`, `ml-25m`,
     `ml-latest-small`), a user's file (registered, or a PATH.csv / .tsv), `synthetic`,
-    `synthetic-<users>x<items>` or `synthetic-ml1m` (ML-1M's shape and density, for timing)."""
-    if name == "synthetic-ml1m":
-        return _synthetic(name, ml1m_shaped_ratings(), ML1M_SHAPE[1])
+    `synthetic-<users>x<items>`, or a named synthetic dataset of a release's shape
+    (`synthetic.NAMED`: `synthetic-ml1m`, `synthetic-ml20m` and its `-half` and `-eighth`)."""
+    if name in NAMED:
+        named = NAMED[name]
+        return _synthetic(name, named.make(), named.items, named.scale)
     shape = parse_name(name)
     if shape is not None:
         return _synthetic(name, synthetic_ratings(*shape), shape[1])
@@ -155,8 +161,12 @@ def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = 
             items["title"] = [f"item {i}" if labels.item is None else
                               f"item {labels.item[i - 1]}" for i in items["item"]]
             items["genres"] = ""
+        # the columns the dataset declares; else what titles tell (a film's year)
+        declared = read_features(user, labels, "item")
         return Dataset(name, ratings, items, scale=user.rating_scale, labels=labels,
-                       item_features=item_table(items, user.items or user.path))
+                       item_features=(declared if declared is not None
+                                      else item_table(items, user.items or user.path)),
+                       user_features=read_features(user, labels, "user"))
     spec = SPECS[name]
     folder = locate(spec, data_dir, download=download)
     ratings = read_ratings(folder / spec.ratings_file, spec.ratings_sep, spec.ratings_header,

@@ -271,13 +271,17 @@ def _filtered(ds: Dataset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     return split_per_user(kept, (0.8, 0.1, 0.1), seed)
 
 
+HELDOUT_MAX = 10_000  # held-out users per part (Liang et al.'s n_heldout_users)
+
+
 @protocol("heldout-users", seeded=True, interactions=True, heldout_users=True)
 def _heldout_users(ds: Dataset, seed: int) -> Parts:
     """Strong generalisation (Liang et al., WWW 2018, Mult-VAE's protocol): ratings >= 4 as
-    interactions, users with >= 5 of them; 10% of users held out for validation and 10% for
-    test; each held-out user's interactions (items unseen among training users dropped)
-    split 80/20 into a fold-in part the model reads and a part it is scored on. No model
-    trains on a held-out user."""
+    interactions (Liang's `rating > 3.5` on ML-20M's half stars: the same ratings on either
+    scale), users with >= 5 of them; 10% of users held out for validation and 10% for test,
+    at most 10,000 each (Liang's ML-20M and Netflix figure); each held-out user's
+    interactions (items unseen among training users dropped) split 80/20 into a fold-in part
+    the model reads and a part it is scored on. No model trains on a held-out user."""
     if ds.scale is None:
         raise DatasetError(f"split 'heldout-users' keeps ratings >= 4; {ds.name} is implicit "
                            f"(use random-90-10)")
@@ -285,7 +289,7 @@ def _heldout_users(ds: Dataset, seed: int) -> Parts:
     counts = liked["user"].value_counts()
     liked = liked[liked["user"].map(counts) >= 5]
     users = np.unique(liked["user"].to_numpy(np.int64))
-    n_held = int(round(0.1 * len(users)))
+    n_held = min(HELDOUT_MAX, int(round(0.1 * len(users))))
     if len(users) < 3 or n_held < 1:
         raise DatasetError(f"split 'heldout-users': {ds.name} has {len(users)} users with 5 "
                            f"ratings >= 4, too few to hold out 10% twice")

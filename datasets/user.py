@@ -21,6 +21,11 @@ integer codes in sorted order; the map is kept with the dataset (`Dataset.user_l
 A header that does not name the columns gets an error that lists it and the experiment-file
 keys that would read it.
 
+`Side information (for the cold-start protocols and the families that read it): the items
+file's `items_genres` (`|`-separated tags), `items_categorical` and `items_numeric` columns,
+and a users file (`users`, `users_user`, `users_categorical`, `users_numeric`), read into
+typed feature tables with the same file:line errors.
+
 `scale = "implicit"` reads files without ratings: every line is an interaction of value 1;
 only implicit-feedback variants run on such a dataset (a rating model has nothing to learn).
 """
@@ -68,6 +73,16 @@ class FileSpec:
     items_title: Column = "title"
     encoding: str = "utf-8"
     ids: str = "auto"                    # auto | integer | string (how ids are read)
+    # side information (`datasets.features`): columns of the items file, and a users file
+    items_genres: Column | None = None   # `|`-separated tags per item (genres): multi-hot
+    items_categorical: tuple[Column, ...] = ()  # one category per item (a studio, a brand)
+    items_numeric: tuple[Column, ...] = ()      # a number per item (a year; empty: unknown)
+    users: str | None = None             # a users file of user features
+    users_delimiter: str = ","
+    users_header: bool = True
+    users_user: Column = "user"
+    users_categorical: tuple[Column, ...] = ()  # one category per user (gender, region)
+    users_numeric: tuple[Column, ...] = ()      # a number per user (an age)
 
     @property
     def implicit(self) -> bool:
@@ -96,6 +111,16 @@ class FileSpec:
                     float(self.scale[0]) < float(self.scale[1])):
                 raise DatasetError(f"dataset {self.name!r}: scale must be [low, high] with "
                                    f"low < high, or \"implicit\"; got {self.scale!r}")
+        if (self.items_genres is not None or self.items_categorical or self.items_numeric
+                ) and self.items is None:
+            raise DatasetError(f"dataset {self.name!r}: items_genres, items_categorical and "
+                               "items_numeric read the items file; give its path (items)")
+        if self.users is None and (self.users_categorical or self.users_numeric):
+            raise DatasetError(f"dataset {self.name!r}: users_categorical and users_numeric "
+                               "read the users file; give its path (users)")
+        if self.users is not None and not (self.users_categorical or self.users_numeric):
+            raise DatasetError(f"dataset {self.name!r}: a users file needs the columns to "
+                               "read (users_categorical, users_numeric)")
         if not self.header:
             for key in ("user", "item", "rating", "timestamp"):
                 if isinstance(getattr(self, key), str):
@@ -329,3 +354,70 @@ def _read_items(spec: FileSpec, labels: Labels) -> pd.DataFrame:
     items = pd.DataFrame(out, columns=["item", "title"])
     items["genres"] = ""
     return items
+
+
+def read_features(spec: FileSpec, labels: Labels, of: str):
+    """The side information a user's dataset declares for `of` (item: the items file's
+    genres, categorical and numeric columns; user: the users file's), as a
+    `features.FeatureTable`, or None where it declares none. Rows whose id no rating names
+    are left out; a malformed line stops loading with file:line."""
+    from .features import Column, FeatureTable
+
+    if of == "item":
+        file, delimiter, header, id_col = spec.items, spec.items_delimiter, spec.items_header, \
+            spec.items_item
+        multi = () if spec.items_genres is None else (spec.items_genres,)
+        cats, nums = spec.items_categorical, spec.items_numeric
+    else:
+        file, delimiter, header, id_col = spec.users, spec.users_delimiter, spec.users_header, \
+            spec.users_user
+        multi, cats, nums = (), spec.users_categorical, spec.users_numeric
+    if file is None or not (multi or cats or nums):
+        return None
+    path = Path(file).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"dataset {spec.name!r}: {of}s file {path}: file not found")
+    kinds = {**{c: "multi-hot" for c in multi}, **{c: "categorical" for c in cats},
+             **{c: "numeric" for c in nums}}
+    if not header and any(isinstance(c, str) for c in [id_col, *kinds]):
+        raise DatasetError(f"dataset {spec.name!r}: the {of}s file has no header; give its "
+                           "columns as 0-based positions")
+    wanted = {of: id_col, **{f"column {c!r}": c for c in kinds}}
+    rows, where = _columns(path, delimiter, header, wanted, spec.encoding)
+    ids, values = [], {c: [] for c in kinds}
+    need = max(where.values()) + 1
+    for line, fields in rows[1:] if header else rows:
+        if len(fields) < need:
+            raise DatasetError(f"{path}:{line}: {len(fields)} fields, {need} needed "
+                               f"(separated by {delimiter!r})")
+        text = fields[where[of]].strip()
+        try:
+            code = labels.code(of, text)
+        except KeyError:
+            if getattr(labels, of) is None:
+                raise DatasetError(f"{path}:{line}: {of} {text!r} is not an integer id"
+                                   ) from None
+            continue  # an id no rating names
+        ids.append(code)
+        for c, kind in kinds.items():
+            raw = fields[where[f"column {c!r}"]].strip()
+            if kind == "numeric":
+                try:
+                    values[c].append(float(raw) if raw else float("nan"))
+                except ValueError:
+                    raise DatasetError(f"{path}:{line}: {c} {raw!r} is not a number") from None
+            elif kind == "multi-hot":
+                values[c].append(tuple(t.strip() for t in raw.split("|") if t.strip()))
+            else:
+                values[c].append(raw)
+    if not ids:
+        return None
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = np.asarray(ids, np.int64)[order]
+    if (np.diff(sorted_ids) == 0).any():
+        dup = sorted_ids[np.flatnonzero(np.diff(sorted_ids) == 0)[0]]
+        raise DatasetError(f"{path}: {of} {dup} is listed twice")
+    name = {c: (c if isinstance(c, str) else f"column{c}") for c in kinds}
+    return FeatureTable(of, sorted_ids, tuple(
+        Column(name[c], kind, tuple(values[c][i] for i in order)) for c, kind in kinds.items()),
+        str(path))

@@ -188,6 +188,17 @@ class Side:
         return 0 if t is None else int(t.shape[1])
 
 
+def side_rows(features: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The features of `rows`; a row past the table (a user folded in, whom no split
+    indexes: `bench.recommend.Scorer.fold_in`) reads zeros, nothing being known of them."""
+    inside = rows < features.shape[0]
+    if bool(inside.all()):
+        return features.index_select(0, rows)
+    out = features.new_zeros(rows.shape[0], features.shape[1])
+    out[inside] = features.index_select(0, rows[inside])
+    return out
+
+
 @dataclass(frozen=True)
 class Batch:
     """Rows of the training matrix as a model sees them in one step (or one scoring pass)."""

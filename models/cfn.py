@@ -19,7 +19,8 @@ observed ratings weighs the hidden ones by `alpha` and the visible ones by `beta
 network learns to predict what it cannot see. Their ML-1M V-network: 700 tanh units, alpha
 1.11, beta 0.72, hide 0.14, weight decay 0.025 under SGD (lr 0.09, mini-batches of 35 rows);
 here the suite's batched Adam with the step and weight decay chosen on validation (SGD's
-decay does not carry over to Adam's steps).
+decay does not carry over to Adam's steps). The authors rescale stars to [-1, 1]; the output
+layer is linear, so here it reads raw stars with its bias started at the training mean.
 
 DropoutNet's idea (`row_dropout` > 0): in training, a row's whole preference input is
 dropped (all its ratings hidden, all weighed by `alpha`) with probability `row_dropout`, so the
@@ -46,6 +47,7 @@ from .base import (
     Side,
     Space,
     Uniform,
+    side_rows,
 )
 from .layers import ItemLinear
 from .registry import register
@@ -97,7 +99,7 @@ class CFN(Recommender):
             self.out.bias.fill_(float(x.data.mean()) if x.nnz else 0.0)
 
     def _hidden(self, batch: Batch, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s = self.features.index_select(0, batch.rows)
+        s = side_rows(self.features, batch.rows)
         z = self.first.sparse(batch.pattern, values)
         return torch.tanh(z if self.side_in is None else z + self.side_in(s)), s
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Batch, Side, Space, Uniform
+from .base import Batch, Side, Space, Uniform, side_rows
 from .mult import SOURCE, SPACE, Mult, MultConfig
 from .registry import register
 
@@ -55,7 +55,7 @@ class MultSide(Mult):
             values = values * keep.index_select(0, batch.entry_rows())
         z = self.first.sparse(batch.pattern, values)
         if self.side_in is not None:
-            z = z + self.side_in(self.features.index_select(0, batch.rows))
+            z = z + self.side_in(side_rows(self.features, batch.rows))
         h = torch.tanh(z)
         for k, layer in enumerate(self.encoder):
             h = layer(h)

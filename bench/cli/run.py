@@ -39,8 +39,9 @@ def add(sub, default) -> argparse.ArgumentParser:
     run.add_argument("-m", "--models", nargs="+", action="extend",
                      help="fnmatch patterns, e.g. 'sae-*' (repeatable)")
     run.add_argument("-d", "--datasets", nargs="+", action="extend",
-                     help="ml-100k, ml-1m, synthetic[-UxI], synthetic-ml1m, or a ratings file "
-                          "PATH.csv / PATH.tsv, named by its stem (repeatable)")
+                     help="ml-100k, ml-1m, synthetic[-UxI], synthetic-ml1m, "
+                          "synthetic-ml20m[-half|-eighth], or a ratings file PATH.csv / "
+                          "PATH.tsv, named by its stem (repeatable)")
     run.add_argument("--split", help="split protocol (default: u1 for ml-100k, "
                                      "random-90-10 otherwise)")
     run.add_argument("--devices", nargs="+", action="extend", choices=["cpu", "cuda"],

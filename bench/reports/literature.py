@@ -51,6 +51,21 @@ _RECBOLE = {  # model: (its RecBole name, NDCG@10, Recall@10)
     "mult-dae": ("MultiDAE", 0.2425, 0.1972), "cdae": ("CDAE", 0.2500, 0.1936),
     "itemknn": ("ItemKNN", 0.2389, 0.1723), "popularity": ("Pop", 0.1006, 0.0699)}
 
+LIANG = "Liang et al., Variational Autoencoders for Collaborative Filtering, WWW 2018, Table 2"
+LIANG_SELECTION = ("validation (the epoch and settings by NDCG@100 on the 10,000 validation "
+                   "users)")
+ML20M_SETTING = "needs the ML-20M files: results/reproduction/experiment-ml20m.toml fills it"
+_ML20M = (  # model, source, how chosen, NDCG@100, Recall@20, Recall@50 (Liang's normalisation)
+    ("mult-vae", LIANG + " (Mult-VAE^PR)", LIANG_SELECTION, 0.426, 0.395, 0.537),
+    ("mult-dae", LIANG, LIANG_SELECTION, 0.419, 0.387, 0.524),
+    ("ease", "Steck, Embarrassingly Shallow Autoencoders, WWW 2019, Table 1",
+     "validation (Liang's protocol and code; lambda on the validation users)", 0.420, 0.391,
+     0.521),
+    ("recvae", "Shenbin et al., RecVAE, WSDM 2020, Table 2",
+     "validation (the authors' code keeps the epoch of best validation NDCG@100)", 0.442,
+     0.414, 0.553),
+)
+
 INF_AE = ("Sachdeva et al., Infinite Recommendation Networks, NeurIPS 2022 (noveens/"
           "infinite_ae_cf README, nDCG@10 table: PopRec, MVAE, EASE, ∞-AE)")
 
@@ -85,6 +100,18 @@ FIGURES: tuple[Published, ...] = (
                 "not stated (the repository runs only its own model; the table is the "
                 "paper's)", tolerance=0.005)
       for m, value in (("ease", 0.2988), ("mult-vae", 0.2214), ("popularity", 0.1384))),
+    *(Published(m, "ml-20m", "heldout-users", False, metric, value, source, chosen,
+                ML20M_SETTING)
+      for m, source, chosen, ndcg, r20, r50 in _ML20M
+      for metric, value in (("ndcg@100", ndcg), ("nrecall@20", r20), ("nrecall@50", r50))),
+    Published("ease-higher", "ml-20m", "heldout-users", False, "ndcg@100", 0.4292,
+              "Steck and Liang, Negative Interactions for Improved Collaborative Filtering, "
+              "RecSys 2021, Table 1", "validation (Liang's protocol; its validation users)",
+              ML20M_SETTING),
+    *(Published("vasp", "ml-20m", "heldout-users", False, metric, value,
+                "Vančura and Kordík, VASP, ICANN 2021, Table 1",
+                "not stated", ML20M_SETTING)
+      for metric, value in (("ndcg@100", 0.448), ("nrecall@20", 0.414))),
 )
 
 START, END = "<!-- reproduction:start -->", "<!-- reproduction:end -->"  # README's block

@@ -148,6 +148,12 @@ def _file_spec(name: str, table: dict, text: str, path: Path):
             if not ok:
                 raise ExperimentError(f"{where}: give [low, high] or \"implicit\", got {value!r}")
             value = value if value == "implicit" else (float(value[0]), float(value[1]))
+        elif typing.get_origin(hint) is tuple:  # columns: a list of names or positions
+            if not isinstance(value, list) or not all(
+                    isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+                raise ExperimentError(f"{where}: give a list of column names or positions, "
+                                      f"got {value!r}")
+            value = tuple(value)
         elif hint is bool or hint is str or hint == (str | None):
             kind = bool if hint is bool else str
             if not isinstance(value, kind):
@@ -157,7 +163,7 @@ def _file_spec(name: str, table: dict, text: str, path: Path):
                     isinstance(value, int) and value < 0):
                 raise ExperimentError(f"{where}: give a column name or a position >= 0, "
                                       f"got {value!r}")
-        if field in ("path", "items") and not Path(value).is_absolute():
+        if field in ("path", "items", "users") and not Path(value).is_absolute():
             value = str((path.parent / value).resolve())
         values[field] = value
     if "path" not in values:

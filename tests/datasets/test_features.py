@@ -92,3 +92,59 @@ def test_real_movielens_features(ml100k, ml1m):
         assert len(ds.user_features.ids) == n_users
         assert ds.user_features.encode(ds.user_features.ids).shape[1] == user_width
         assert {c.name for c in ds.item_features.columns} == {"genre", "year"}
+
+
+def shop(tmp_path, users_text=None, items_text=None):
+    """A user's dataset with string ids, an items file with tags and a price, a users file
+    with a region and an age."""
+    (tmp_path / "r.csv").write_text(
+        "customer,product,stars\nu1,p1,5\nu1,p2,3\nu2,p2,4\nu2,p3,1\nu3,p1,2\n")
+    (tmp_path / "items.csv").write_text(items_text or (
+        "product,name,tags,brand,price\np1,One,a|b,x,9.5\np2,Two,b,y,\np3,Three,,x,20\n"
+        "p9,Unrated,a,z,1\n"))
+    (tmp_path / "users.tsv").write_text(users_text or (
+        "id\tregion\tage\nu1\tnorth\t30\nu2\tsouth\t41\nu3\tnorth\t\n"))
+    (tmp_path / "exp.toml").write_text(
+        'datasets = ["shop"]\n[dataset.shop]\npath = "r.csv"\nuser = "customer"\n'
+        'item = "product"\nrating = "stars"\nitems = "items.csv"\nitems_item = "product"\n'
+        'items_title = "name"\nitems_genres = "tags"\nitems_categorical = ["brand"]\n'
+        'items_numeric = ["price"]\nusers = "users.tsv"\nusers_delimiter = "\\t"\n'
+        'users_user = "id"\nusers_categorical = ["region"]\nusers_numeric = ["age"]\n')
+    from aebench.bench.cli import parser
+    from aebench.bench.runs import experiment
+
+    exp = experiment.load(tmp_path / "exp.toml", parser()[1]["run"])
+    (spec,) = exp.datasets
+    datasets.register_file(spec)
+    return datasets.load("shop")
+
+
+def test_a_users_dataset_declares_its_side_information(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets.dataset, "FILES", {})
+    ds = shop(tmp_path)
+    items, users = ds.item_features, ds.user_features
+    # string ids coded in sorted order: p1 -> 1, p2 -> 2, p3 -> 3 (p9 is rated by no one)
+    assert list(items.ids) == [1, 2, 3] and list(users.ids) == [1, 2, 3]
+    assert [(c.name, c.kind) for c in items.columns] == [
+        ("tags", "multi-hot"), ("brand", "categorical"), ("price", "numeric")]
+    assert items.columns[0].values == (("a", "b"), ("b",), ())
+    assert np.isnan(items.columns[2].values[1])
+    assert "price?missing" in items.names()
+    assert users.columns[0].values == ("north", "south", "north")
+    enc = items.encode(np.array([1, 3]))
+    assert enc[:, items.names().index("tags=a")].tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("users_text, items_text, message", [
+    ("id\tregion\tage\nu1\tnorth\tthirty\n", None, r"users\.tsv:2: age 'thirty' is not a "
+                                                   r"number"),
+    ("id\tregion\nu1\tnorth\n", None, r"users\.tsv:1: no column 'age'"),
+    (None, "product,name,tags,brand,price\np1,One,a,x,9\np1,Uno,b,x,9\n",
+     "items.csv: item 1 is listed twice"),
+])
+def test_a_bad_side_information_file_is_named_with_file_and_line(tmp_path, monkeypatch,
+                                                                 users_text, items_text,
+                                                                 message):
+    monkeypatch.setattr(datasets.dataset, "FILES", {})
+    with pytest.raises(datasets.DatasetError, match=message):
+        shop(tmp_path, users_text, items_text)

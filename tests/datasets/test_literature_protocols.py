@@ -289,3 +289,23 @@ def test_diffrec_temporal_on_ml1m_is_the_papers_data(ml1m):
     total = split.train.nnz + split.valid.nnz + split.test.nnz
     assert (split.n_users, split.n_items, total) == (5949, 2810, 571531)
     assert split.train.nnz == round(0.7 * total)
+
+
+def test_heldout_users_keeps_ratings_above_3_5_on_either_scale(monkeypatch):
+    """Liang et al. keep ML-20M's ratings > 3.5 (half stars); on whole stars that is >= 4:
+    3.5 and 3 are dropped, 4 and 4.5 kept. At most HELDOUT_MAX users are held out per part
+    (10,000: Liang's ML-20M figure)."""
+    from aebench.datasets import splits
+
+    rows = [(u, i, r, 0) for u in range(1, 41) for i, r in enumerate(
+        (3.5, 4.0, 4.5, 5.0, 3.0, 4.0, 4.5, 5.0, 4.0, 0.5), start=1)]
+    ratings = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
+    half = datasets.Dataset("half", ratings, pd.DataFrame(), scale=(0.5, 5.0))
+    split = datasets.make_split(half, "heldout-users", seed=0)
+    kept = split.train + split.test + split.valid
+    assert set(split.item_ids) == {2, 3, 4, 6, 7, 8, 9}  # 3.5, 3.0 and 0.5 dropped
+    assert kept.nnz == 40 * 7
+    assert (~split.fit_rows).sum() == 2 * 4  # 10% of 40 users, twice
+    monkeypatch.setattr(splits, "HELDOUT_MAX", 3)
+    capped = datasets.make_split(half, "heldout-users", seed=0)
+    assert (~capped.fit_rows).sum() == 2 * 3

@@ -2,6 +2,7 @@
 parent, and every such variant scores a cold item (or user) from its features."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
@@ -9,7 +10,7 @@ from aebench.bench.engines.train import fit
 from aebench.models.base import Batch, ContractError, ModelConfig, Recommender, Side
 from aebench.models.sparse_ops import CSRBatch
 
-from aebench import models
+from aebench import datasets, models
 
 CPU = torch.device("cpu")
 READERS = [n for n in models.list() if models.config(n).features]
@@ -124,3 +125,28 @@ def test_a_family_that_declares_features_must_take_them():
         variant.make(2, 2, variant.config)
     with pytest.raises(ValueError, match=r"features \['genre'\] unknown"):
         ModelConfig(features=("genre",)).validate()
+
+
+@pytest.mark.parametrize("name", [n for n in READERS if models.config(n).inductive
+                                  and "user" in models.config(n).features])
+def test_a_folded_in_user_reads_no_features(name):
+    """A user the split does not index (a new visitor of the service) has no features: the
+    row past the table reads zeros, as a user with none would."""
+    from aebench.bench.recommend import Scorer
+    from aebench.datasets.features import Column, FeatureTable
+
+    x = ratings()
+    n_users, n_items = x.shape
+    rows = [(u + 1, i + 1, float(v), 0) for u, i, v in zip(*x.nonzero(), x.data)]
+    ds = datasets.Dataset("hand", pd.DataFrame(rows, columns=["user", "item", "rating",
+                                                              "timestamp"]),
+                          pd.DataFrame({"item": range(1, n_items + 1), "title": "t",
+                                        "genres": ""}),
+                          user_features=FeatureTable("user", np.arange(1, n_users + 1), (
+                              Column("g", "categorical", tuple("ab"[u % 2]
+                                                               for u in range(n_users))),),
+                              "hand"))
+    split = datasets.make_split(ds, "random-90-10", seed=0)
+    model, cfg, _ = trained(name, split.train, split.user_side, None)
+    scores = Scorer(model, cfg, split).fold_in(np.array([0, 3]), np.array([5.0, 4.0]))
+    assert scores.shape == (split.n_items,) and np.isfinite(scores).all()
