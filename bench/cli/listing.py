@@ -41,12 +41,14 @@ def main(args, sub) -> int:
         per_user = c.per_user
         pu = "—" if per_user is None else f"{recipe(per_user)} loss/{per_user.loss}"
         kind = v.kind + (f" (plugin {v.plugin})" if v.plugin else "")
-        rows.append([name, kind, c.feedback, c.rows, model.trainer, pu,
+        rows.append([name, kind, c.feedback, c.rows, ", ".join(c.features) or "—",
+                     model.trainer, pu,
                      recipe(c.batched, model.stages()), ", ".join(v.space.params) or "—",
                      v.source])
         per_dataset += [f"  {name} on {d}: " + ", ".join(f"{k}={val}" for k, val in o.items())
                         for d, o in v.datasets.items()]
-    print(tabulate(rows, headers=["model", "kind", "feedback", "rows", "trains", "per-user",
+    print(tabulate(rows, headers=["model", "kind", "feedback", "rows", "features", "trains",
+                                  "per-user",
                                   "batched", "search space", "source"], tablefmt="github"))
     if per_dataset:
         print("\ndefaults that differ per dataset:\n" + "\n".join(per_dataset))

@@ -32,7 +32,10 @@ from aebench.bench.runs.records import Record
 from aebench import models
 
 PUBLISHED = ("results/published", "results/published-tuned", "results/heldout-users",
-             "results/reproduction", "results/precision", "results/tuning")
+             "results/reproduction", "results/precision", "results/tuning",
+             "results/cold-start/items", "results/cold-start/users-0",
+             "results/cold-start/users-1", "results/cold-start/users-5",
+             "results/cold-start/users-10")
 REPORTS = ("budget.md", "reproduction.md", "protocols.md", "versus.md", "parity.md",
            "tuning.md")
 # a colour per variant, the same on every page and plot (`colour`)

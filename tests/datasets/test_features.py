@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 from aebench.datasets.features import Column, FeatureTable, item_table, read_users, year_of
-from conftest import write_ml1m, write_ml100k
 
 from aebench import datasets
+from tests.conftest import write_ml1m, write_ml100k
 
 
 def test_ml100k_users_file_first_lines(tmp_path):
