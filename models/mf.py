@@ -53,7 +53,7 @@ class MF(Recommender):
         rows, pattern = batch.rows, batch.pattern
         p, bu = self.user.index_select(0, rows), self.user_bias.index_select(0, rows)
         n_u = pattern.crow.diff().to(p.dtype)
-        pred = sampled_linear(p, self.item, self.item_bias, pattern)
+        pred = sampled_linear(p, *self.items(), pattern)
         pred = pred + (self.mean + bu).repeat_interleave(pattern.crow.diff(),
                                                           output_size=pred.numel())
         sse = (pred - batch.values).square().sum()
@@ -61,11 +61,20 @@ class MF(Recommender):
         q, bi = self.item.index_select(0, items), self.item_bias.index_select(0, items)
         penalty = (n_u * (p.square().sum(1) + bu.square())).sum() + (
             n_i.to(p.dtype) * (q.square().sum(1) + bi.square())).sum()
-        return (sse + self.reg * penalty) / max(1, pred.numel())
+        return (sse + self.reg * penalty) / max(1, pred.numel()) + self.extra_penalty()
+
+    def items(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every item's factors and bias (a subclass may add to them: `side_mf`)."""
+        return self.item, self.item_bias
+
+    def extra_penalty(self) -> torch.Tensor | float:
+        """A penalty beyond the per-rating L2 (none here)."""
+        return 0.0
 
     def score(self, batch: Batch) -> torch.Tensor:
         users = batch.rows
-        return torch.addmm(self.item_bias + self.mean, self.user[users], self.item.t()) + \
+        q, b = self.items()
+        return torch.addmm(b + self.mean, self.user[users], q.t()) + \
             self.user_bias[users, None]
 
     def epoch_flops(self, x: sp.csr_matrix) -> Flops:

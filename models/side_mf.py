@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .base import Batch, IntRange, LogUniform, Recipe, Side, Space
+from .base import IntRange, LogUniform, Recipe, Side, Space
 from .mf import MF, MFConfig
 from .registry import register
-from .sparse_ops import sampled_linear
 
 
 @dataclass(frozen=True)
@@ -54,35 +53,19 @@ class SideMF(MF):
             self.map.weight.normal_(0.0, 0.01)
             self.map_bias.weight.zero_()
 
-    def _items(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def items(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every item's factors and bias: its own plus its features' maps."""
         if self.map is None:
             return self.item, self.item_bias
         return (self.item + self.map(self.features),
                 self.item_bias + self.map_bias(self.features).squeeze(1))
 
-    def loss(self, batch: Batch) -> torch.Tensor:
-        rows, pattern = batch.rows, batch.pattern
-        q_all, b_all = self._items()
-        p, bu = self.user.index_select(0, rows), self.user_bias.index_select(0, rows)
-        n_u = pattern.crow.diff().to(p.dtype)
-        pred = sampled_linear(p, q_all, b_all, pattern)
-        pred = pred + (self.mean + bu).repeat_interleave(pattern.crow.diff(),
-                                                          output_size=pred.numel())
-        sse = (pred - batch.values).square().sum()
-        items, n_i = torch.unique(pattern.cols, return_counts=True)
-        q, bi = self.item.index_select(0, items), self.item_bias.index_select(0, items)
-        penalty = (n_u * (p.square().sum(1) + bu.square())).sum() + (
-            n_i.to(p.dtype) * (q.square().sum(1) + bi.square())).sum()
-        maps = (0.0 if self.map is None
-                else self.map.weight.square().sum() + self.map_bias.weight.square().sum())
-        return (sse + self.reg * penalty) / max(1, pred.numel()) + self.feature_reg * maps
-
-    def score(self, batch: Batch) -> torch.Tensor:
-        q_all, b_all = self._items()
-        users = batch.rows
-        return torch.addmm(b_all + self.mean, self.user[users], q_all.t()) + \
-            self.user_bias[users, None]
+    def extra_penalty(self) -> torch.Tensor | float:
+        """L2 on the feature maps (`feature_reg`); mf's per-rating L2 covers the rest."""
+        if self.map is None:
+            return 0.0
+        return self.feature_reg * (self.map.weight.square().sum()
+                                   + self.map_bias.weight.square().sum())
 
 
 def _build(n_rows: int, n_cols: int, cfg: SideMFConfig) -> SideMF:
