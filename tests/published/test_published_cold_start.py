@@ -12,6 +12,9 @@ from tests.published.test_published import RESULTS, committed, dry_run_cells
 ROOT = RESULTS / "cold-start"
 FOLDERS = ["items", *(f"users-{b}" for b in cold_start.BUDGETS)]
 REGENERATE = "regenerate with `python -m aebench.bench.reports.cold_start`"
+# What is not published yet, named rather than skipped (the grids resume where they stopped):
+# per folder, the (dataset, seed) pairs some of whose cells have not run.
+COLD_OUTSTANDING: dict[str, set[tuple[str, int]]] = {}
 
 
 def _recs(folder):
@@ -25,7 +28,10 @@ def _recs(folder):
 def test_each_cold_start_grid_is_the_plan_of_its_experiment_file(folder, real_data_dir,
                                                                  capsys):
     planned = dry_run_cells(ROOT / folder / "experiment.toml", real_data_dir, capsys)
-    assert planned == {(r.model, r.dataset, r.seed) for r in _recs(folder) if r.ok}
+    done = {(r.model, r.dataset, r.seed) for r in _recs(folder) if r.ok}
+    assert done <= planned
+    assert {(d, s) for _, d, s in planned - done} == COLD_OUTSTANDING.get(folder, set()), \
+        "update COLD_OUTSTANDING"
     assert {s for _, _, s in planned} == set(range(5))
 
 
