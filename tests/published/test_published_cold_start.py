@@ -14,7 +14,8 @@ FOLDERS = ["items", *(f"users-{b}" for b in cold_start.BUDGETS)]
 REGENERATE = "regenerate with `python -m aebench.bench.reports.cold_start`"
 # What is not published yet, named rather than skipped (the grids resume where they stopped):
 # per folder, the (dataset, seed) pairs some of whose cells have not run.
-COLD_OUTSTANDING: dict[str, set[tuple[str, int]]] = {}
+COLD_OUTSTANDING: dict[str, set[tuple[str, int]]] = {
+    f"users-{b}": {("ml-1m", 3), ("ml-1m", 4)} for b in (1, 5, 10)}
 
 
 def _recs(folder):
