@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -94,15 +95,21 @@ class FeatureTable:
                 raise ValueError(f"{self.source}: column {c.name!r} has {len(c.values)} "
                                  f"values for {len(ids)} ids")
 
+    @cached_property
+    def _encoded(self) -> tuple[list[str], np.ndarray]:
+        """Every column encoded once (a table is encoded for every split made of it)."""
+        parts = [c.encode() for c in self.columns]
+        full = (np.concatenate([m for _, m in parts], axis=1) if parts
+                else np.zeros((len(self.ids), 0), np.float32))
+        return [n for names, _ in parts for n in names], full
+
     def names(self) -> list[str]:
-        return [n for c in self.columns for n in c.encode()[0]]
+        return list(self._encoded[0])
 
     def encode(self, ids: np.ndarray) -> np.ndarray:
         """float32 (len(ids), width): the encoded rows of `ids` (original ids, any order);
         zeros for an id the table lacks."""
-        blocks = [c.encode()[1] for c in self.columns]
-        full = (np.concatenate(blocks, axis=1) if blocks
-                else np.zeros((len(self.ids), 0), np.float32))
+        full = self._encoded[1]
         ids = np.asarray(ids, np.int64)
         pos = np.searchsorted(self.ids, ids)
         pos = np.minimum(pos, max(len(self.ids) - 1, 0))
@@ -200,11 +207,19 @@ def read_users(path: str | Path, layout: str) -> FeatureTable:
             rows.append(row)
     if not ids:
         raise DatasetError(f"{path}: no users")
+    return from_rows("user", ids, {name: (kinds[name], [row[name] for row in rows])
+                                   for name in fields}, path)
+
+
+def from_rows(of: str, ids: list[int], columns: dict[str, tuple[str, list]],
+              path: str | Path) -> FeatureTable:
+    """A table from a file's rows in file order (`columns`: name -> (kind, values)), sorted
+    by id; an id listed twice stops loading, naming the file."""
     order = np.argsort(ids, kind="stable")
     sorted_ids = np.asarray(ids, np.int64)[order]
     dup = np.flatnonzero(np.diff(sorted_ids) == 0)
     if len(dup):
-        raise DatasetError(f"{path}: user {sorted_ids[dup[0]]} is listed twice")
-    cols = tuple(Column(name, kinds[name], tuple(rows[i][name] for i in order))
-                 for name in fields)
-    return FeatureTable("user", sorted_ids, cols, str(path))
+        raise DatasetError(f"{path}: {of} {sorted_ids[dup[0]]} is listed twice")
+    return FeatureTable(of, sorted_ids, tuple(
+        Column(name, kind, tuple(values[i] for i in order))
+        for name, (kind, values) in columns.items()), str(path))

@@ -361,7 +361,7 @@ def read_features(spec: FileSpec, labels: Labels, of: str):
     genres, categorical and numeric columns; user: the users file's), as a
     `features.FeatureTable`, or None where it declares none. Rows whose id no rating names
     are left out; a malformed line stops loading with file:line."""
-    from .features import Column, FeatureTable
+    from .features import from_rows
 
     if of == "item":
         file, delimiter, header, id_col = spec.items, spec.items_delimiter, spec.items_header, \
@@ -412,12 +412,5 @@ def read_features(spec: FileSpec, labels: Labels, of: str):
                 values[c].append(raw)
     if not ids:
         return None
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = np.asarray(ids, np.int64)[order]
-    if (np.diff(sorted_ids) == 0).any():
-        dup = sorted_ids[np.flatnonzero(np.diff(sorted_ids) == 0)[0]]
-        raise DatasetError(f"{path}: {of} {dup} is listed twice")
-    name = {c: (c if isinstance(c, str) else f"column{c}") for c in kinds}
-    return FeatureTable(of, sorted_ids, tuple(
-        Column(name[c], kind, tuple(values[c][i] for i in order)) for c, kind in kinds.items()),
-        str(path))
+    return from_rows(of, ids, {(c if isinstance(c, str) else f"column{c}"): (kind, values[c])
+                               for c, kind in kinds.items()}, path)

@@ -183,10 +183,6 @@ class Side:
     rows: torch.Tensor | None = None
     cols: torch.Tensor | None = None
 
-    @staticmethod
-    def width(t: torch.Tensor | None) -> int:
-        return 0 if t is None else int(t.shape[1])
-
 
 def side_rows(features: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """The features of `rows`; a row past the table (a user folded in, whom no split

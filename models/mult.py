@@ -83,7 +83,7 @@ class Mult(Recommender):
         norm = batch.row_sums(values.square()).sqrt().clamp_min(1e-12)
         values = values / norm[batch.entry_rows()]
         values = F.dropout(values, self.cfg.dropout, self.training)
-        h = torch.tanh(self.first.sparse(batch.pattern, values))
+        h = torch.tanh(self._first(batch, values))
         for k, layer in enumerate(self.encoder):
             h = layer(h)
             if k < len(self.encoder) - 1 or not self.cfg.variational:
@@ -91,6 +91,11 @@ class Mult(Recommender):
         if not self.cfg.variational:
             return h, None
         return h[:, :self.latent], h[:, self.latent:]
+
+    def _first(self, batch: Batch, values: torch.Tensor) -> torch.Tensor:
+        """The first layer's pre-activation from the normalised, dropped-out row (a hybrid
+        adds what else it reads: `mult_side`)."""
+        return self.first.sparse(batch.pattern, values)
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
         for k, layer in enumerate(self.decoder):

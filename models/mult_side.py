@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import Batch, Side, Space, Uniform, side_rows
@@ -45,23 +44,16 @@ class MultSide(Mult):
         self.side_in = nn.Linear(side.rows.shape[1], self.first.weight.shape[1], bias=False)
         nn.init.xavier_uniform_(self.side_in.weight)
 
-    def _encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        values = batch.values
-        norm = batch.row_sums(values.square()).sqrt().clamp_min(1e-12)
-        values = values / norm[batch.entry_rows()]
-        values = F.dropout(values, self.cfg.dropout, self.training)
+    def _first(self, batch: Batch, values: torch.Tensor) -> torch.Tensor:
+        """Mult-VAE's first layer plus the demographics' map; in training a row's whole
+        interaction input is dropped with probability `row_dropout` first."""
         if self.training and self.cfg.row_dropout > 0:
             keep = torch.rand(batch.size, device=values.device) >= self.cfg.row_dropout
             values = values * keep.index_select(0, batch.entry_rows())
-        z = self.first.sparse(batch.pattern, values)
+        z = super()._first(batch, values)
         if self.side_in is not None:
             z = z + self.side_in(side_rows(self.features, batch.rows))
-        h = torch.tanh(z)
-        for k, layer in enumerate(self.encoder):
-            h = layer(h)
-            if k < len(self.encoder) - 1:
-                h = torch.tanh(h)
-        return h[:, :self.latent], h[:, self.latent:]
+        return z
 
 
 def _build(n_rows: int, n_cols: int, cfg: MultSideConfig) -> MultSide:

@@ -104,11 +104,16 @@ def claims(folders: list[tuple[str, Path, list[Record]]]) -> tuple[str, list[dic
     return table, rows
 
 
-def curves(root: Path) -> dict[str, dict[str, dict[int, list[Record]]]]:
+def users(root: Path) -> dict[int, list[Record]]:
+    """Each budget's records (`root/users-N`), read once for the page and the plot."""
+    return {b: _read(root / f"users-{b}") for b in BUDGETS}
+
+
+def curves(by_budget: dict[int, list[Record]]) -> dict[str, dict[str, dict[int, list[Record]]]]:
     """dataset -> variant -> budget -> its records."""
     out: dict[str, dict[str, dict[int, list[Record]]]] = {}
-    for b in BUDGETS:
-        for r in _read(root / f"users-{b}"):
+    for b, recs in by_budget.items():
+        for r in recs:
             out.setdefault(r.dataset, {}).setdefault(r.model, {}).setdefault(b, []).append(r)
     return out
 
@@ -197,8 +202,9 @@ def plot(data: dict[str, dict[str, dict[int, list[Record]]]], out: Path) -> Path
     return path
 
 
-def markdown(root: Path, warm: Path) -> str:
+def markdown(root: Path, warm: Path, by_budget: dict[int, list[Record]] | None = None) -> str:
     items = _read(root / "items")
+    by_budget = users(root) if by_budget is None else by_budget
     parts = [
         "# Cold start: films and people nobody has rated yet",
         "",
@@ -227,7 +233,7 @@ def markdown(root: Path, warm: Path) -> str:
             _, md = report.comparison(root / "items", cells, spec) if cells else (None, "")
             if md:
                 parts += [f"**{spec['title']}, {dataset} cold-items**", "", md, ""]
-    data = curves(root)
+    data = curves(by_budget)
     parts += [
         "## Cold users (`cold-users-0`, `-1`, `-5`, `-10`)",
         "",
@@ -241,7 +247,7 @@ def markdown(root: Path, warm: Path) -> str:
         "**At each budget: the best autoencoder against the best reference** (Wilcoxon over "
         "per-user values paired by seed and user, Holm over this table)",
         "",
-        claims([(f"cold-users-{b}", root / f"users-{b}", _read(root / f"users-{b}"))
+        claims([(f"cold-users-{b}", root / f"users-{b}", by_budget[b])
                 for b in BUDGETS])[0],
         "",
     ]
@@ -266,8 +272,9 @@ def markdown(root: Path, warm: Path) -> str:
 
 def write(root: Path, warm: Path) -> list[Path]:
     page = root / "README.md"
-    page.write_text(markdown(root, warm), encoding="utf-8")
-    png = plot(curves(root), root)
+    by_budget = users(root)
+    page.write_text(markdown(root, warm, by_budget), encoding="utf-8")
+    png = plot(curves(by_budget), root)
     return [page] + ([png] if png else [])
 
 

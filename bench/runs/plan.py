@@ -52,9 +52,10 @@ def applicable(cells: list[RunConfig], cache) -> tuple[list[RunConfig], list[str
             skipped[c.model, c.dataset] = not_inductive(c.model, split)
         elif split in datasets.splits.COLD_ITEMS and "item" not in cfg.features:
             skipped[c.model, c.dataset] = not_cold_items(c.model, split)
-        elif missing_features(cfg, cache.dataset(c.dataset)):
-            skipped[c.model, c.dataset] = missing_features(cfg, cache.dataset(c.dataset),
-                                                           c.model)
+        elif lacking := missing_features(cfg, c.dataset, {
+                k: getattr(cache.dataset(c.dataset), f"{k}_features") is not None
+                for k in cfg.features}, c.model):
+            skipped[c.model, c.dataset] = lacking
         else:
             keep.append(c)
     return keep, list(dict(sorted(skipped.items())).values())

@@ -250,11 +250,11 @@ def train_cell(cfg: RunConfig, view: datasets.Split, on_epoch=None, on_valid=Non
         x.sort_indices()
     if view.cold_items and "item" not in mcfg.features:
         raise ValueError(not_cold_items(cfg.model, view.name))
-    if mcfg.features and (view.item_side is None and "item" in mcfg.features
-                          or view.user_side is None and "user" in mcfg.features):
-        raise ValueError(f"{cfg.model} reads {' and '.join(mcfg.features)} features; "
-                         f"{cfg.dataset} has no "
-                         f"{'item' if view.item_side is None else 'user'} features")
+    lacking = missing_features(mcfg, cfg.dataset, {"item": view.item_side is not None,
+                                                   "user": view.user_side is not None},
+                               cfg.model)
+    if lacking:
+        raise ValueError(lacking)
     torch.manual_seed(cfg.seed)
     model = variant.make(x.shape[0], x.shape[1], mcfg,
                          mcfg.side(view.user_side, view.item_side)).to(device)
@@ -366,15 +366,15 @@ def not_cold_items(model: str, split: str) -> str:
             f"rated, which such a model only knows as an empty row or an untrained vector")
 
 
-def missing_features(cfg, dataset, model: str | None = None) -> str:
-    """Why a variant cannot run on `dataset` (a `Dataset`): a kind of features it declares
-    that the dataset lacks ("" where none is missing)."""
-    lacking = [k for k in cfg.features
-               if getattr(dataset, f"{k}_features") is None]
+def missing_features(cfg, dataset: str, has: dict[str, bool], model: str) -> str:
+    """Why a variant cannot run on `dataset`: a kind of features its config declares that
+    the dataset lacks (`has`: kind -> whether the dataset or split holds it); "" where none
+    is missing."""
+    lacking = [k for k in cfg.features if not has[k]]
     if not lacking:
         return ""
     what = {"item": "item features (genres, year)", "user": "user features (demographics)"}
-    return (f"{model} reads {' and '.join(cfg.features)} features; {dataset.name} has no "
+    return (f"{model} reads {' and '.join(cfg.features)} features; {dataset} has no "
             f"{' and no '.join(what[k] for k in lacking)}")
 
 
