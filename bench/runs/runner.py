@@ -474,10 +474,25 @@ def execute(cfg: RunConfig, cache: SplitCache,
         record["timings"]["cell_s"] = time.perf_counter() - started
         record["status"] = "ok"
     except (Exception, torch.OutOfMemoryError) as exc:  # a failed cell must not stop the grid
+        if _caused_by_interrupt(exc):  # Ctrl-C stops the grid, whatever wrapped it
+            raise KeyboardInterrupt from exc
         record["status"] = "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["traceback"] = traceback.format_exc(limit=5)
     return records.Record.from_json(records._clean(record)), artifacts
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether `exc` stands for a Ctrl-C: Python reports a KeyboardInterrupt raised inside
+    some machinery as another error caused by it (a lazy import's class body reports it as
+    "RuntimeError: Error calling __set_name__"), which must not pass for a failed cell."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _solver_totals(history: list[dict]) -> dict:

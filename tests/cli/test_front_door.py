@@ -179,6 +179,26 @@ def test_sigint_keeps_finished_cells_and_prints_the_resume_command(tmp_path):
     assert not list((out / "weights").glob("*.part"))
 
 
+def test_an_interrupt_that_surfaces_wrapped_stops_the_grid(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C raised inside a lazy import's class body reaches the cell as "RuntimeError:
+    Error calling __set_name__", caused by the KeyboardInterrupt: the grid stops and says how
+    to resume, rather than recording a failed cell and going on."""
+    from aebench.bench.runs import runner
+
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__") from exc
+
+    monkeypatch.setattr(runner, "train_cell", interrupted)
+    out = tmp_path / "run"
+    assert main(["run", "-m", "ease", *FAST, "--out", str(out)]) == 130
+    err = capsys.readouterr().err  # (the resume line quotes this process's argv: pytest's)
+    assert "interrupted: 0 of 1 cells finished" in err and "--resume" in err
+    assert not (out / "runs.jsonl").is_file() or not records.load(out)
+
+
 # ---- reports from records alone
 
 def test_report_and_compare_work_from_runs_jsonl_alone(tmp_path, capsys):
