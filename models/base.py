@@ -376,6 +376,10 @@ class Recommender(nn.Module):
 
     trainer: ClassVar[str] = "epochs"  # epochs | closed-form
     whole_matrix: ClassVar[bool] = False  # score() needs every row at once
+    # float32 copies of the saved state a fit holds at its peak (the dry run's memory
+    # estimate): weights, gradients and Adam's two moments for a trained family; a closed
+    # form that builds its weights through larger intermediates says so
+    working_copies: ClassVar[float] = 4.0
 
     def train_step(self, batch: Batch, optimizer: torch.optim.Optimizer, autocast,
                    counts: dict) -> torch.Tensor:

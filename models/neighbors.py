@@ -46,6 +46,8 @@ def cosine_weights(x: sp.csr_matrix, topk: int, shrink: float) -> torch.Tensor:
 
 
 class ItemKNN(ItemItem):
+    working_copies = 4.5  # the Gram, the similarities and their top-k (measured)
+
     def weights(self, x: sp.csr_matrix) -> torch.Tensor:
         return cosine_weights(x, self.cfg.topk, self.cfg.shrink)
 
@@ -81,6 +83,8 @@ def rp3beta_weights(x: sp.csr_matrix, alpha: float, beta: float, topk: int,
 
 
 class RP3beta(ItemItem):
+    working_copies = 4.5  # the transition products and their top-k, as ItemKNN's
+
     def weights(self, x: sp.csr_matrix) -> torch.Tensor:
         c = self.cfg
         return rp3beta_weights(x, c.alpha, c.beta, c.topk, c.normalize)

@@ -136,10 +136,14 @@ def check_precision(sub: argparse.ArgumentParser, option: str, precision: str,
         print(f"aebench: warning: {prec.warning(precision, device)}", file=sys.stderr)
 
 
-def check_executor(sub: argparse.ArgumentParser, name: str) -> None:
-    """The executor's extra is installed (before the dry run says all is well)."""
+def check_executor(sub: argparse.ArgumentParser, name: str, workers: int | None = None
+                   ) -> None:
+    """The executor's extra is installed (before the dry run says all is well), and
+    `--workers` goes with the executor that has workers."""
     import importlib.util
 
+    if workers is not None and name != "processes":
+        sub.error(f"argument --workers: it sizes --executor processes (this is {name})")
     if name == "ray" and importlib.util.find_spec("ray") is None:
         sub.error("argument --executor: ray is not installed; pip install -e .[ray] (or "
                   "pip install 'aebench[ray]')")
@@ -162,7 +166,8 @@ def executor(sub: argparse.ArgumentParser, args):
     from aebench.bench.runs import executors
 
     try:
-        return executors.make(args.executor, args.address, args.threads)
+        return executors.make(args.executor, args.address, args.threads,
+                              workers=getattr(args, "workers", None))
     except RuntimeError as exc:
         sub.error(f"argument --executor: {exc}")
 
@@ -225,3 +230,27 @@ def read_experiment(sub: argparse.ArgumentParser, args: argparse.Namespace,
         report.error(f"argument --config: {exc}")
     experiment.merge(exp, args, experiment.given(sub, argv))
     return exp
+
+
+def memory_for(args) -> float | None:
+    """The memory the cells of a run on this machine may hold at once (MB): what it has
+    available now; None for a Ray cluster joined at an address (Ray places the cells by
+    their memory requests) or with --ignore-memory."""
+    from aebench.bench.engines.device import available_mb
+
+    if getattr(args, "address", None) or getattr(args, "ignore_memory", False):
+        return None
+    return available_mb()
+
+
+def check_memory(sub: argparse.ArgumentParser, the_plan, args) -> None:
+    """Refuse, before any work, a plan with a cell whose estimated peak exceeds the memory
+    this machine has available (unless --ignore-memory)."""
+    from aebench.bench.runs.plan import too_big
+
+    lacking = too_big(the_plan, memory_for(args))
+    if lacking:
+        more = f" (and {len(lacking) - 3} more)" if len(lacking) > 3 else ""
+        sub.error("this plan does not fit this machine's memory: " + "; ".join(lacking[:3])
+                  + more + ". Run those cells on a larger machine (or a Ray cluster: "
+                  "--executor ray --address), or add --ignore-memory to try anyway")

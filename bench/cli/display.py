@@ -24,7 +24,8 @@ def summary(rec) -> str:
 class Display:
     """The `run_plan` display of one grid (a context manager that closes its bars)."""
 
-    def __init__(self, total: int, quiet: bool = False, local: bool = True, stream=None):
+    def __init__(self, total: int, quiet: bool = False, local: bool = True, stream=None,
+                 eta: Eta | None = None):
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.bars = not quiet and self.stream.isatty()
@@ -32,6 +33,7 @@ class Display:
         self.grid = self.epochs = None
         self.local = local
         self.current = None
+        self.eta = eta
 
     def __enter__(self):
         if self.bars:
@@ -72,6 +74,10 @@ class Display:
         self.done += 1
         text = (f"{label(cell)}: {summary(rec)}" if rec.ok
                 else f"{label(cell)}: FAILED {rec.error}")
+        if self.eta is not None:
+            self.eta.finished(cell, rec)
+            if self.done < self.total and (left := self.eta.left_s()) is not None:
+                text += f"  (about {minutes(left)} left)"
         if self.quiet:
             if not rec.ok:
                 print(text, file=sys.stderr, flush=True)
@@ -81,3 +87,41 @@ class Display:
             self.grid.update(1)
         else:
             print(f"[{self.done}/{self.total}] {text}", flush=True)
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+class Eta:
+    """The grid's time left, from the published run's cell times (`Cost.seconds`) shared
+    over the workers, scaled by how long the finished cells took against their estimates, so
+    the figure stays honest on a slower or busier machine. Cells the published run lacks
+    count at the median of those it has."""
+
+    def __init__(self, cells, costs, parallel: int):
+        known = sorted(c.seconds for c in costs if c.seconds is not None)
+        fill = known[len(known) // 2] if known else None
+        self.left = {id(cell): (c.seconds if c.seconds is not None else fill)
+                     for cell, c in zip(cells, costs)}
+        self.parallel = max(1, parallel)
+        self.took = self.expected = 0.0
+
+    def total_s(self) -> float | None:
+        """The whole grid's estimate, before any cell ran."""
+        if not self.left or None in self.left.values():
+            return None
+        return sum(self.left.values()) / self.parallel
+
+    def finished(self, cell, rec) -> None:
+        expected = self.left.pop(id(cell), None)
+        cell_s = rec.timings.cell_s if rec.ok and rec.timings else None
+        if expected and cell_s:
+            self.took += cell_s
+            self.expected += expected
+
+    def left_s(self) -> float | None:
+        if None in self.left.values():
+            return None
+        pace = self.took / self.expected if self.expected else 1.0
+        return pace * sum(self.left.values()) / self.parallel

@@ -80,14 +80,18 @@ RELEVANCE = float_in(1.0, 5.0, high_open=False)
 
 
 def executor_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--executor", default="local", choices=["local", "ray"],
-                        help="run cells (or trials) in this process, or as Ray tasks "
-                             "(pip install -e .[ray])")
+    parser.add_argument("--executor", default="local", choices=["local", "processes", "ray"],
+                        help="run cells (or trials) in this process, in worker processes on "
+                             "this machine (--workers, longest cells first, within the "
+                             "machine's memory), or as Ray tasks (pip install -e .[ray])")
+    parser.add_argument("--workers", type=POSITIVE,
+                        help="with --executor processes: worker processes (default: the "
+                             "cores divided by --threads)")
     parser.add_argument("--address", help="with --executor ray: join this Ray cluster "
                                            "(default: start a local one)")
     parser.add_argument("--threads", type=POSITIVE,
-                        help="torch and numba threads per cell or trial (Ray: CPUs asked "
-                             "per task, default 1; local: default torch's)")
+                        help="torch and numba threads per cell or trial (Ray and processes: "
+                             "CPUs per task, default 1; local: default torch's)")
 
 
 def config_options(parser: argparse.ArgumentParser) -> None:

@@ -98,6 +98,9 @@ def add(sub, default) -> argparse.ArgumentParser:
                      help="with --refit: take each cell's selection from the ok record of the "
                           "same cell, carving and config in this run folder where there is "
                           "one (it chose what a new selection fit would), else fit it")
+    run.add_argument("--ignore-memory", action="store_true",
+                     help="run cells whose estimated peak memory exceeds what this machine "
+                          "has available (refused by default, before any work)")
     run.add_argument("-q", "--quiet", action="store_true",
                      help="print no progress and no per-cell lines: errors and the final "
                           "summary only")
@@ -135,15 +138,16 @@ def _check_options(args, sub, chosen: list[str]) -> list[str]:
     if args.refit and args.mode == "per-user" and not args.valid_fraction:
         sub.error("argument --refit: per-user mode carves no validation by default; give "
                   "--valid-fraction")
-    checks.check_executor(sub, args.executor)
+    checks.check_executor(sub, args.executor, args.workers)
     return chosen
 
 
 def main(args, sub) -> int:
-    from aebench.bench.engines.device import available
+    from aebench.bench.engines.device import available, resident_mb
     from aebench.bench.runs import plan as planning
     from aebench.bench.runs.runner import grid, pending, shared_cache
 
+    base_mb = resident_mb() or 0.0  # this process before any data: a worker's floor
     if args.all:
         patterns, names = args.models or ["*"], args.datasets or ["ml-100k", "ml-1m"]
         devices = args.devices or available()
@@ -181,6 +185,8 @@ def main(args, sub) -> int:
     for fraction in fractions:
         checks.preload(cache, names, args.split, seeds, fraction)
     the_plan = planning.plan(cells, out, done if args.resume else [], cache)
+    the_plan = planning.with_costs(the_plan, cache, base_mb, planning.published_records())
+    checks.check_memory(sub, the_plan, args)
     checks.check_out(sub, out, planning.output_bytes(the_plan, cache))
     if args.resume:
         print(f"resuming {out}: {the_plan.done} of {len(cells)} cells already ok")
@@ -200,16 +206,22 @@ def execute(args, sub, the_plan) -> int:
     from aebench.bench.runs import records
     from aebench.bench.runs.grid import Interrupted, run_plan
 
-    from .display import Display
+    from .display import Display, Eta, minutes
 
     executor = checks.executor(sub, args)
     out = the_plan.out
     out.mkdir(parents=True, exist_ok=True)
     grid_started = time.perf_counter()
-    display = Display(len(the_plan.cells), quiet=args.quiet, local=executor.name == "local")
+    eta = Eta(the_plan.cells, the_plan.costs, executor.parallel)
+    if not args.quiet and (total := eta.total_s()) is not None:
+        print(f"{len(the_plan.cells)} cells on {executor.parallel} {executor.name} worker(s): "
+              f"about {minutes(total)} at the published run's pace")
+    display = Display(len(the_plan.cells), quiet=args.quiet, local=executor.name == "local",
+                      eta=eta)
     try:
         with display:
-            finished = run_plan(the_plan, executor, display)
+            finished = run_plan(the_plan, executor, display,
+                                memory_mb=checks.memory_for(args))
     except Interrupted as stop:
         ok = sum(r.ok for r in stop.finished)
         print(f"\ninterrupted: {ok} of {len(the_plan.cells)} cells finished and are kept in "
@@ -271,25 +283,27 @@ def summary_table(finished: list) -> str:
 def dry_run(the_plan, cache) -> int:
     """Print the cells a run would train, what they read and their estimated cost; train
     nothing, write nothing."""
-    from aebench.bench.runs import plan as planning
     from aebench.bench.runs.runner import model_config
     from tabulate import tabulate
 
-    published = planning.published_records()
     rows, total, unknown = [], 0.0, 0
-    for c in the_plan.cells:
+    for c, cost in zip(the_plan.cells, the_plan.costs):
         cfg = model_config(c)  # the recipe and overrides resolve
         split = cache.split(c.dataset, c.split_name, c.seed)
-        est = planning.published_seconds(c, published)
+        est = cost.seconds
         total += est or 0.0
         unknown += est is None
         rows.append([c.model, c.dataset, split.name, c.seed, c.device, c.mode, c.recipe_name,
                      f"{split.n_users:,} x {split.n_items:,}, {split.train.nnz:,} train",
-                     cfg.feedback, "—" if est is None else f"{est:.1f}"])
+                     cfg.feedback, "—" if est is None else f"{est:.1f}",
+                     f"{cost.peak_mb:,.0f}"])
     print(tabulate(rows, headers=["model", "dataset", "split", "seed", "device", "mode",
-                                  "recipe", "data", "feedback", "est. s (published run)"],
+                                  "recipe", "data", "feedback", "est. s (published run)",
+                                  "est. peak MB"],
                    tablefmt="github", disable_numparse=True))
+    peak = max((c.peak_mb for c in the_plan.costs), default=0.0)
     print(f"dry run: {len(the_plan.cells)} cells, about {total / 60:.1f} min of the published "
           f"run's cost" + (f" plus {unknown} cells it did not run" if unknown else "")
-          + f"; nothing trained, nothing written (would write {the_plan.out})")
+          + f", the largest peak about {peak:,.0f} MB; nothing trained, nothing written "
+          f"(would write {the_plan.out})")
     return 0

@@ -30,10 +30,30 @@ _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
-def _vm_hwm_mb() -> float | None:
+def _vm_mb(field: str) -> float | None:
     try:
         for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _vm_hwm_mb() -> float | None:
+    return _vm_mb("VmHWM")
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory now (None where /proc cannot tell)."""
+    return _vm_mb("VmRSS")
+
+
+def available_mb() -> float | None:
+    """The memory this machine can still give (MemAvailable; None where /proc cannot tell)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass

@@ -24,6 +24,16 @@ RECORD_BYTES = 64 * 1024  # one runs.jsonl line, its history included, at most a
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What a cell is expected to cost: the published run's seconds for it (None where that
+    run has no such cell) and the estimated peak resident memory of the process that runs it
+    (`peak_mb`)."""
+
+    seconds: float | None
+    peak_mb: float
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a `run` will do."""
 
@@ -31,6 +41,7 @@ class Plan:
     skipped: tuple[str, ...]      # why a variant cannot run a cell it was asked for
     done: int                     # cells of the grid already ok in `out` (a resume)
     out: Path
+    costs: tuple[Cost, ...] = ()  # one per cell, where `with_costs` set them
 
 
 def applicable(cells: list[RunConfig], cache) -> tuple[list[RunConfig], list[str]]:
@@ -93,9 +104,9 @@ def plan(cells: list[RunConfig], out: Path, done: list[records.Record], cache) -
     return Plan(tuple(todo), tuple(skipped), already, Path(out))
 
 
-def parameters(cell: RunConfig, cache) -> int:
-    """The number of values in the cell's saved weights, from the variant built on torch's
-    meta device (no memory is allocated)."""
+def _on_meta(cell: RunConfig, cache):
+    """The cell's variant built on torch's meta device (no memory is allocated), its config
+    and its (rows, columns)."""
     import torch
 
     split = cache.split(cell.dataset, cell.split_name, cell.seed)
@@ -105,7 +116,59 @@ def parameters(cell: RunConfig, cache) -> int:
     with torch.device("meta"):
         module = models.get(cell.model).make(
             rows, cols, mcfg, mcfg.side(split.user_side, split.item_side))
+    return module, mcfg, (rows, cols)
+
+
+def parameters(cell: RunConfig, cache) -> int:
+    """The number of values in the cell's saved weights."""
+    module, _, _ = _on_meta(cell, cache)
     return sum(t.numel() for t in module.state_dict().values())
+
+
+SCORE_COPIES = 3  # a batch's scores, their masked copy and top-k's workspace (float32)
+# What a fresh process grew by beyond the terms `peak_mb` names, measured on synthetic
+# 3000 x 6000 and 6000 x 12000 for 13 families (`tests/runs/test_memory_estimate.py` checks
+# two): the engines' own working memory (autograd, dense batches, compiled kernels) by kind
+# of trainer, and a share of the data again (evaluation's and validation's index arrays)
+ENGINE_MB = {"epochs": 300.0, "closed-form": 50.0}
+DATA_AGAIN = 0.35
+
+
+def peak_mb(cell: RunConfig, cache, base_mb: float) -> float:
+    """The estimated peak resident memory of a process running `cell`: `base_mb` (the
+    process with its libraries imported, measured by the caller), what loading the cell's
+    dataset and splits grew this process by (measured: `SplitCache.resident_mb`), the fit's
+    state (`working_copies` float32 copies of the saved weights, the family's own figure) and
+    the scores evaluation holds at once (a batch of rows; every row for a family that scores
+    the whole matrix, and for one whose rows are items, whose scores are turned into users'
+    rows whole), and the engines' measured overheads (`ENGINE_MB`, `DATA_AGAIN`); or, where
+    more, the most that loading the data held at once (measured too)."""
+    from aebench.bench.evaluation.evaluate import BATCH_ROWS
+
+    module, mcfg, (rows, cols) = _on_meta(cell, cache)
+    state = 4 * sum(t.numel() for t in module.state_dict().values()) * module.working_copies
+    whole = module.whole_matrix or mcfg.rows == "item"
+    scores = 4 * SCORE_COPIES * (rows if whole else min(rows, BATCH_ROWS)) * cols
+    data = cache.resident_mb.get(cell.dataset, 0.0)
+    running = (base_mb + (1 + DATA_AGAIN) * data + ENGINE_MB.get(module.trainer, 300.0)
+               + (state + scores) / 2**20)
+    return max(running, base_mb + cache.loading_mb.get(cell.dataset, 0.0))
+
+
+def with_costs(p: Plan, cache, base_mb: float, published: list[records.Record]) -> Plan:
+    """`p` with each cell's `Cost`."""
+    return dataclasses.replace(p, costs=tuple(
+        Cost(published_seconds(c, published), peak_mb(c, cache, base_mb)) for c in p.cells))
+
+
+def too_big(p: Plan, available_mb: float | None) -> list[str]:
+    """Why cells of `p` cannot fit this machine's memory (each alone: the executors never
+    start a cell beside others that it does not fit with)."""
+    if available_mb is None:
+        return []
+    return [f"{c.model} on {c.dataset} (seed {c.seed}) needs about {cost.peak_mb:,.0f} MB; "
+            f"this machine has {available_mb:,.0f} MB available"
+            for c, cost in zip(p.cells, p.costs) if cost.peak_mb > available_mb]
 
 
 def output_bytes(p: Plan, cache) -> int:

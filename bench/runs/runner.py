@@ -151,11 +151,32 @@ class SplitCache:
         self.data_dir = data_dir
         self._data: dict[str, datasets.Dataset | Exception] = {}
         self._splits: dict[tuple, datasets.Split] = {}
+        # what loading each dataset and its splits grew this process's resident memory by,
+        # and the most it held above that while loading (the dry run's memory estimate)
+        self.resident_mb: dict[str, float] = {}
+        self.loading_mb: dict[str, float] = {}
+
+    def _measured(self, name: str, make):
+        from aebench.bench.engines.device import MemoryProbe, resident_mb
+
+        before, probe = resident_mb(), MemoryProbe(torch.device("cpu"))
+        probe.reset()
+        try:
+            return make()
+        finally:
+            after, peak = resident_mb(), probe.peak_mb()
+            if before is not None and after is not None:
+                held = self.resident_mb.get(name, 0.0)
+                self.resident_mb[name] = held + max(0.0, after - before)
+                if peak is not None and probe.kind == "cpu-rss":
+                    self.loading_mb[name] = max(self.loading_mb.get(name, 0.0),
+                                                held + peak - before)
 
     def dataset(self, name: str) -> datasets.Dataset:
         if name not in self._data:
             try:
-                self._data[name] = datasets.load(name, self.data_dir)
+                self._data[name] = self._measured(
+                    name, lambda: datasets.load(name, self.data_dir))
             except datasets.DatasetError as exc:
                 self._data[name] = exc
         found = self._data[name]
@@ -166,7 +187,9 @@ class SplitCache:
     def split(self, name: str, split: str, seed: int) -> datasets.Split:
         key = (name, split, seed)
         if key not in self._splits:
-            self._splits[key] = datasets.make_split(self.dataset(name), split, seed)
+            data = self.dataset(name)
+            self._splits[key] = self._measured(
+                name, lambda: datasets.make_split(data, split, seed))
         return self._splits[key]
 
     def fitting_view(self, name: str, split: str, seed: int, fraction: float) -> datasets.Split:

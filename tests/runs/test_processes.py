@@ -1,0 +1,161 @@
+"""Grids on worker processes of this machine (`--executor processes`): the driver alone
+writes the records, the metrics equal the local executor's, cells start longest first and
+never beside cells whose estimated peaks they would not fit with, and a worker that dies
+fails its cell alone."""
+
+import os
+from pathlib import Path
+
+from aebench.bench.cli import main
+from aebench.bench.runs import executors, grid, records
+from aebench.bench.runs.plan import Cost, Plan
+from aebench.bench.runs.runner import RunConfig
+
+from tests.models.test_plugins import clean_registry, module_source  # noqa: F401 (an autouse fixture)
+
+GRID = ["run", "-m", "sae-20-10-20", "mf", "ease", "-d", "synthetic", "--seeds", "2",
+        "--epochs", "6", "--threads", "1"]
+
+
+def test_grid_on_processes_matches_the_local_executor(tmp_path):
+    assert main(GRID + ["--out", str(tmp_path / "local")]) == 0
+    assert main(GRID + ["--executor", "processes", "--workers", "2",
+                        "--out", str(tmp_path / "procs")]) == 0
+    local, procs = records.load(tmp_path / "local"), records.load(tmp_path / "procs")
+    assert len(procs) == 6 and all(r["status"] == "ok" for r in procs)
+    by_cell = {(r["model"], r["seed"]): r for r in local}
+    for r in procs:
+        assert r["metrics"] == by_cell[(r["model"], r["seed"])]["metrics"]
+        assert r["env"]["torch_threads"] == 1
+        assert r["env"]["workers"] == 2 and r["env"]["executor"] == "processes"
+        assert (tmp_path / "procs" / r["per_user"]).is_file()
+        assert (tmp_path / "procs" / r["weights"]).is_file()
+    assert "workers" not in local[0]["env"]
+    assert (tmp_path / "procs" / "tables.md").is_file()
+
+
+def _square(x):
+    return x * x
+
+
+def _fail(x):
+    raise ValueError(f"bad {x}")
+
+
+def _die(code):
+    os._exit(code)
+
+
+def test_workers_run_tasks_and_pass_back_errors():
+    ex = executors.ProcessExecutor(workers=2, threads=1)
+    try:
+        assert ex.parallel == 2
+        tasks = [ex.submit(_square, (i,)) for i in range(5)]  # more tasks than workers
+        got, pending = {}, list(tasks)
+        while pending:
+            (task, result), pending = ex.wait_one(pending)
+            got[tasks.index(task)] = result
+        assert got == {i: i * i for i in range(5)}
+        failing = ex.submit(_fail, (7,))
+        try:
+            ex.wait_one([failing])
+            raise AssertionError("the task's error was not raised")
+        except ValueError as exc:
+            assert str(exc) == "bad 7"
+    finally:
+        ex.close()
+
+
+def test_a_dead_worker_fails_its_task_alone_and_is_replaced():
+    ex = executors.ProcessExecutor(workers=2, threads=1)
+    try:
+        dying, fine = ex.submit(_die, (3,)), ex.submit(_square, (4,))
+        results = {}
+        pending = [dying, fine]
+        while pending:
+            (task, result), pending = ex.wait_one(pending)
+            results[task is dying] = result
+        assert isinstance(results[True], executors.TaskLost)
+        assert "exit code 3" in str(results[True])
+        assert results[False] == 16
+        again = ex.submit(_square, (5,))  # two workers still serve
+        assert ex.wait_one([again])[0][1] == 25 and len(ex.workers) == 2
+    finally:
+        ex.close()
+    assert not ex.workers
+
+
+def test_a_worker_that_dies_fails_its_cell_and_the_grid_goes_on(tmp_path):
+    path = tmp_path / "dying_plugin.py"
+    path.write_text(module_source("proc-dies", score="import os; os._exit(3)"))
+    out = tmp_path / "run"
+    assert main(["run", "--plugin", str(path), "-m", "proc-dies", "ease", "-d", "synthetic",
+                 "--executor", "processes", "--workers", "2", "--out", str(out)]) == 1
+    recs = {r["model"]: r for r in records.load(out)}
+    assert recs["ease"]["status"] == "ok"
+    assert recs["proc-dies"]["status"] == "failed"
+    assert recs["proc-dies"]["error"].startswith("worker lost: ")
+
+
+class _Recording:
+    """An executor that runs nothing: it records what was started beside what."""
+
+    name = "fake"
+
+    def __init__(self, parallel):
+        self.parallel, self.started, self.running = parallel, [], []
+
+    def submit(self, fn, args, gpus=0, memory_mb=None):
+        cell = args[0]
+        self.started.append((cell.model, tuple(sorted(c.model for c in self.running))))
+        self.running.append(cell)
+        return cell
+
+    def wait_one(self, pending):
+        cell = pending[0]
+        self.running.remove(cell)
+        return (cell, (_record(cell), {})), pending[1:]
+
+    def close(self):
+        pass
+
+
+def _record(cell):
+    return records.Record(model=cell.model, dataset=cell.dataset, mode="batched",
+                          device="cpu", seed=0, status="failed", started="", error="x")
+
+
+def _plan(tmp_path, costs):
+    cells = tuple(RunConfig(model=m, dataset="synthetic") for m in costs)
+    return Plan(cells, (), 0, Path(tmp_path), tuple(Cost(*c) for c in costs.values()))
+
+
+def test_cells_start_longest_first_and_within_memory(tmp_path):
+    p = _plan(tmp_path, {"short": (1.0, 100.0), "unknown": (None, 100.0),
+                         "long": (50.0, 900.0), "mid": (10.0, 900.0)})
+    assert [p.cells[i].model for i in grid.order(p, 2)] == ["unknown", "long", "mid", "short"]
+    assert grid.order(p, 1) == [0, 1, 2, 3]  # one worker: as planned
+    ex = _Recording(parallel=2)
+    grid.run_plan(p, ex, memory_mb=1000.0)
+    # "long" (900 MB) and "mid" (900 MB) never run together in 1,000 MB; "short" fills in
+    assert ("mid", ("long",)) not in ex.started and ("long", ("mid",)) not in ex.started
+    assert [m for m, _ in ex.started] == ["unknown", "long", "short", "mid"]
+    assert ex.started[1] == ("long", ("unknown",))  # 100 + 900 fits
+
+
+def test_a_cell_larger_than_memory_still_runs_alone(tmp_path):
+    """The plan was refused before any work unless --ignore-memory said to try: then the
+    cell runs, alone."""
+    p = _plan(tmp_path, {"huge": (5.0, 5000.0), "small": (1.0, 10.0)})
+    ex = _Recording(parallel=2)
+    grid.run_plan(p, ex, memory_mb=1000.0)
+    assert ex.started == [("huge", ()), ("small", ())]
+
+
+def test_workers_option_goes_with_processes(capsys):
+    try:
+        main(["run", "-m", "ease", "-d", "synthetic", "--workers", "2", "--dry-run"])
+        raise AssertionError("--workers without --executor processes was accepted")
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "argument --workers: it sizes --executor processes" in capsys.readouterr().err
