@@ -97,13 +97,14 @@ class Eta:
     """The grid's time left, from the published run's cell times (`Cost.seconds`) shared
     over the workers, scaled by how long the finished cells took against their estimates, so
     the figure stays honest on a slower or busier machine. Cells the published run lacks
-    count at the median of those it has."""
+    count at the median of those it has, and set no pace."""
 
     def __init__(self, cells, costs, parallel: int):
         known = sorted(c.seconds for c in costs if c.seconds is not None)
         fill = known[len(known) // 2] if known else None
         self.left = {id(cell): (c.seconds if c.seconds is not None else fill)
                      for cell, c in zip(cells, costs)}
+        self.measured = {id(cell) for cell, c in zip(cells, costs) if c.seconds is not None}
         self.parallel = max(1, parallel)
         self.took = self.expected = 0.0
 
@@ -116,7 +117,7 @@ class Eta:
     def finished(self, cell, rec) -> None:
         expected = self.left.pop(id(cell), None)
         cell_s = rec.timings.cell_s if rec.ok and rec.timings else None
-        if expected and cell_s:
+        if expected and cell_s and id(cell) in self.measured:  # a guess sets no pace
             self.took += cell_s
             self.expected += expected
 

@@ -214,7 +214,7 @@ def execute(args, sub, the_plan) -> int:
     grid_started = time.perf_counter()
     eta = Eta(the_plan.cells, the_plan.costs, executor.parallel)
     if not args.quiet and (total := eta.total_s()) is not None:
-        print(f"{len(the_plan.cells)} cells on {executor.parallel} {executor.name} worker(s): "
+        print(f"{len(the_plan.cells)} cells, {executor.parallel} at a time ({executor.name}): "
               f"about {minutes(total)} at the published run's pace")
     display = Display(len(the_plan.cells), quiet=args.quiet, local=executor.name == "local",
                       eta=eta)

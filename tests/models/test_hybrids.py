@@ -141,3 +141,42 @@ def test_a_folded_in_user_reads_no_features(name):
     model, cfg, _ = trained(name, split.train, split.user_side, None)
     scores = Scorer(model, cfg, split).fold_in(np.array([0, 3]), np.array([5.0, 4.0]))
     assert scores.shape == (split.n_items,) and np.isfinite(scores).all()
+
+
+def test_group_bias_without_features_is_bias():
+    """No demographic column: the alternation is `bias`'s (item biases, then user biases),
+    so with the same shrinkage a warm user's predictions are `bias`'s."""
+    x = ratings()
+    cfg_g = models.config("group-bias", reg_user=2.0, reg_item=2.0)
+    cfg_b = models.config("bias", reg_user=2.0, reg_item=2.0)
+    g = models.get("group-bias").make(*x.shape, cfg_g, Side(torch.zeros(x.shape[0], 0)))
+    b = models.get("bias").make(*x.shape, cfg_b)
+    g.fit(x), b.fit(x)
+    with torch.no_grad():
+        assert torch.allclose(g.score(batch_of(x)), b.score(batch_of(x)), atol=1e-5)
+
+
+def test_group_bias_folds_a_new_user_in_by_hand():
+    """A user with features f and ratings (item 0: 5, item 1: 3) scores
+    mu + b_i + f.w + sum(r - mu - b_i - f.w) / (reg_user + 2), worked from the fitted
+    parameters; with no rating, mu + b_i + f.w."""
+    x = ratings()
+    rng = np.random.default_rng(2)
+    feats = torch.as_tensor((rng.random((x.shape[0], 3)) < 0.5).astype(np.float32))
+    cfg = models.config("group-bias")
+    m = models.get("group-bias").make(*x.shape, cfg, Side(feats))
+    m.fit(x)
+    mu, bi, w = float(m.mean), m.item_bias.double(), m.weights.double()
+    f = feats[4].double()
+    group = mu + float(f @ w)
+    new = sp.csr_matrix((np.array([5.0, 3.0], np.float32), ([0, 0], [0, 1])), (1, x.shape[1]))
+    batch = batch_of(new)
+    batch = Batch(torch.tensor([4]), batch.pattern, batch.values)
+    left = (5 - group - bi[0]) + (3 - group - bi[1])
+    want = group + left / (cfg.reg_user + 2) + bi
+    with torch.no_grad():
+        assert torch.allclose(m.score(batch)[0].double(), want, atol=1e-5)
+        empty = sp.csr_matrix((1, x.shape[1]), dtype=np.float32)
+        e = batch_of(empty)
+        got = m.score(Batch(torch.tensor([4]), e.pattern, e.values))[0].double()
+        assert torch.allclose(got, group + bi, atol=1e-5)

@@ -37,7 +37,7 @@ _FRONTIER = {(m, d) for m in FRONTIER for d in ("ml-100k", "ml-1m")}
 # published grid (and their cold cells in results/cold-start); their studies and tuned cells,
 # the budget grid and strong generalisation are still to run.
 COLD_START = ("cfn-i", "cfn-i-side", "cfn-u", "cfn-u-side", "content-knn", "dropoutnet-i",
-              "dropoutnet-u", "genre-pop", "group-pop", "mult-vae-side", "side-mf")
+              "dropoutnet-u", "genre-pop", "group-bias", "group-pop", "mult-vae-side", "side-mf")
 _COLD = {(m, d) for m in COLD_START for d in ("ml-100k", "ml-1m")}
 OUTSTANDING = {
     "published": set(),
