@@ -99,7 +99,8 @@ def test_a_dataset_table_defines_a_users_file(tmp_path):
     ("models = ['ease']\nepohcs = 3\n", ":2: epohcs: unknown key; valid: "),
     ("models = ['ease']\n\nepochs = 'ten'\n", ":3: epochs: 'ten' is not an integer"),
     ("epochs = 0\nmodels = ['ease']\n", ":1: epochs: 0 is out of range (give an integer >= 1)"),
-    ("models = ['ease']\nexecutor = 'dask'\n", ":2: executor: 'dask' is not one of local, processes, ray"),
+    ("models = ['ease']\nexecutor = 'dask'\n",
+     ":2: executor: 'dask' is not one of local, processes, ray"),
     ("models = ['ease']\nresume = 'yes'\n", ":2: resume: must be true or false"),
     ("models = ['ease']\nsplit = ['u1', 'u2']\n", ":2: split: takes one value, got a list"),
     ("models = ['ease'\n", "exp.toml: "),  # TOML syntax: tomllib's own line and column
