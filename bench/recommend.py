@@ -83,15 +83,18 @@ class Scorer:
         """Whether a user's scores come from their row alone (else from the whole matrix)."""
         return self.cfg.rows == "user" and not self.model.whole_matrix
 
-    def _row(self, cols: np.ndarray, values: np.ndarray, index: int) -> np.ndarray:
-        """The model's scores of one row (in its view) that has row index `index`."""
+    def _row(self, cols: np.ndarray, values: np.ndarray, index: int,
+             side: np.ndarray | None = None) -> np.ndarray:
+        """The model's scores of one row (in its view) that has row index `index` (and, where
+        given, its own features `side`, 1 x width)."""
         def put(a, dtype):
             return torch.as_tensor(np.asarray(a), dtype=dtype).to(self.device)
 
         n = self.split.n_items
         batch = Batch(put([index], torch.int64),
                       CSRBatch(put([0, len(cols)], torch.int64), put(cols, torch.int64), n),
-                      put(values, torch.float32))
+                      put(values, torch.float32),
+                      side=None if side is None else put(side, torch.float32))
         with torch.no_grad():
             out = check_scores(self.model, self.model.score(batch), 1, n)
         return out[0].float().cpu().numpy()
@@ -111,9 +114,17 @@ class Scorer:
                 self._full = full
         return self._full[u].numpy().copy()
 
-    def fold_in(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
+    @property
+    def reads_profile(self) -> bool:
+        """Whether the model reads a new user's demographics (`fold_in`'s `profile`)."""
+        return "user" in self.cfg.features and self.cfg.rows == "user"
+
+    def fold_in(self, cols: np.ndarray, values: np.ndarray,
+                profile: np.ndarray | None = None) -> np.ndarray:
         """Scores of a user the model never saw, from their ratings of item indices `cols`
-        (an implicit variant reads every rating as 1, as in training)."""
+        (an implicit variant reads every rating as 1, as in training) and, for a variant that
+        reads user features, their encoded demographics `profile` (1 x width,
+        `FeatureTable.encode_values`; none: nothing known of them, zeros)."""
         if not self.cfg.inductive:
             raise ValueError(fold_in_refusal(self.cfg))
         order = np.argsort(cols, kind="stable")
@@ -121,7 +132,9 @@ class Scorer:
         if self.cfg.feedback == "implicit":  # as `ModelConfig.view` reads a training row
             values = np.ones_like(values)
         # the row index of a user no one trained: past the end, never a training row's
-        return self._row(np.asarray(cols)[order], values, self.split.n_users).copy()
+        side = profile if profile is not None and self.reads_profile else None
+        return self._row(np.asarray(cols, dtype=np.int64)[order], values, self.split.n_users,
+                         side).copy()
 
     def rated(self, u: int) -> np.ndarray:
         """Item indices the user at index `u` rated anywhere in the split (never recommended)."""

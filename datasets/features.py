@@ -76,6 +76,44 @@ class Column:
                 out[i, where[c]] = 1.0
         return [f"{self.name}={c}" for c in cats], out
 
+    def choices(self) -> list[str] | None:
+        """The values a categorical or multi-hot column knows, sorted (None: numeric)."""
+        if self.kind == "numeric":
+            return None
+        sets = [(x,) for x in self.values] if self.kind == "categorical" else self.values
+        return sorted({c for s in sets for c in s})
+
+    def encode_one(self, value) -> np.ndarray:
+        """A new entity's value (None: unknown) encoded as the table encodes its rows: the
+        table's categories, mean and spread. ValueError names the column and, for a value it
+        does not know, the values it does."""
+        names, _ = self.encode()
+        out = np.zeros(len(names), np.float32)
+        if value is None:
+            if f"{self.name}?missing" in names:
+                out[-1] = 1.0
+            return out
+        if self.kind == "numeric":
+            try:
+                x = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{self.name}: {value!r} is not a number") from None
+            if not np.isfinite(x):
+                raise ValueError(f"{self.name}: {value!r} is not a finite number")
+            v = np.asarray(self.values, np.float64)
+            known = v[~np.isnan(v)]
+            sd = known.std() if len(known) > 1 else 0.0
+            out[0] = (x - (known.mean() if len(known) else 0.0)) / (sd if sd > 0 else 1.0)
+            return out
+        given = ([value] if self.kind == "categorical" or isinstance(value, str)
+                 else list(value))
+        cats = self.choices()
+        for g in given:
+            if str(g) not in cats:
+                raise ValueError(f"{self.name}: {g!r} is not one of {', '.join(cats)}")
+            out[cats.index(str(g))] = 1.0
+        return out
+
 
 @dataclass(frozen=True, eq=False)
 class FeatureTable:
@@ -117,6 +155,18 @@ class FeatureTable:
         out = np.zeros((len(ids), full.shape[1]), np.float32)
         out[found] = full[pos[found]]
         return out
+
+    def encode_values(self, values: dict) -> np.ndarray:
+        """float32 (1, width): an entity the table lacks (a new visitor), from its values by
+        column name; a column not given is unknown (its `?missing` indicator where it has
+        one, else zeros). ValueError names an unknown column or value."""
+        known = {c.name for c in self.columns}
+        for name in values:
+            if name not in known:
+                raise ValueError(f"{name}: not a {self.of} feature of {self.source}; it has "
+                                 f"{', '.join(sorted(known)) or 'none'}")
+        parts = [c.encode_one(values.get(c.name)) for c in self.columns]
+        return (np.concatenate(parts) if parts else np.zeros(0, np.float32))[None, :]
 
     def digest(self) -> bytes:
         """sha256 of the ids and every column's name, kind and values: what a split's

@@ -184,9 +184,14 @@ class Side:
     cols: torch.Tensor | None = None
 
 
-def side_rows(features: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """The features of `rows`; a row past the table (a user folded in, whom no split
-    indexes: `bench.recommend.Scorer.fold_in`) reads zeros, nothing being known of them."""
+def side_rows(features: torch.Tensor, rows: torch.Tensor,
+              given: torch.Tensor | None = None) -> torch.Tensor:
+    """The features of `rows`: `given` where the batch brings its rows' own (`Batch.side`:
+    a new visitor who told the service their demographics); else the table's, where a row
+    past the table (a user folded in, whom no split indexes: `bench.recommend.Scorer.
+    fold_in`) reads zeros, nothing being known of them."""
+    if given is not None:
+        return given.to(features.dtype)
     inside = rows < features.shape[0]
     if bool(inside.all()):
         return features.index_select(0, rows)
@@ -206,6 +211,7 @@ class Batch:
     progress: float = 0.0       # epochs completed before this batch, fractional (annealing)
     dense_output: bool = False  # outputs at full width, then gathered (the CUDA path)
     phase: str = ""             # the `Phase` this step serves ("" without phases)
+    side: torch.Tensor | None = None  # (B, width) the rows' own features, where given
 
     @property
     def size(self) -> int:

@@ -99,7 +99,7 @@ class CFN(Recommender):
             self.out.bias.fill_(float(x.data.mean()) if x.nnz else 0.0)
 
     def _hidden(self, batch: Batch, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s = side_rows(self.features, batch.rows)
+        s = side_rows(self.features, batch.rows, batch.side)
         z = self.first.sparse(batch.pattern, values)
         return torch.tanh(z if self.side_in is None else z + self.side_in(s)), s
 

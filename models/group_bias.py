@@ -80,7 +80,7 @@ class GroupBias(Recommender):
         self.weights.copy_(torch.from_numpy(w))
 
     def score(self, batch: Batch) -> torch.Tensor:
-        group = (side_rows(self.features, batch.rows) @ self.weights
+        group = (side_rows(self.features, batch.rows, batch.side) @ self.weights
                  if self.weights.numel() else torch.zeros(batch.size))
         base = self.mean + group  # (B,)
         left = batch.row_sums(batch.values.float() - base[batch.entry_rows()]

@@ -52,7 +52,7 @@ class MultSide(Mult):
             values = values * keep.index_select(0, batch.entry_rows())
         z = super()._first(batch, values)
         if self.side_in is not None:
-            z = z + self.side_in(side_rows(self.features, batch.rows))
+            z = z + self.side_in(side_rows(self.features, batch.rows, batch.side))
         return z
 
 

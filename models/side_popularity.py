@@ -101,7 +101,7 @@ class GroupPop(Recommender):
         self.rates.copy_(torch.from_numpy(np.vstack([rates, overall]).astype(np.float32)))
 
     def score(self, batch: Batch) -> torch.Tensor:
-        member = (side_rows(self.features, batch.rows) > 0).float()
+        member = (side_rows(self.features, batch.rows, batch.side) > 0).float()
         n = member.sum(1, keepdim=True)
         groups = member @ self.rates[:-1] / n.clamp_min(1.0)
         # a user in no group (no demographics) gets the overall shares

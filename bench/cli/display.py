@@ -95,7 +95,7 @@ def minutes(seconds: float) -> str:
 
 class Eta:
     """The grid's time left, from the published run's cell times (`Cost.seconds`) shared
-    over the workers, scaled by how long the finished cells took against their estimates, so
+    over the workers (never less than the longest cell left), scaled by how long the finished cells took against their estimates, so
     the figure stays honest on a slower or busier machine. Cells the published run lacks
     count at the median of those it has, and set no pace."""
 
@@ -112,7 +112,13 @@ class Eta:
         """The whole grid's estimate, before any cell ran."""
         if not self.left or None in self.left.values():
             return None
-        return sum(self.left.values()) / self.parallel
+        return self._span(self.left.values())
+
+    def _span(self, seconds) -> float:
+        """The time `seconds` of cells take on the workers: their sum shared out, or the
+        longest cell where it alone is longer (a cell runs on one worker)."""
+        seconds = list(seconds)
+        return max(sum(seconds) / self.parallel, max(seconds, default=0.0))
 
     def finished(self, cell, rec) -> None:
         expected = self.left.pop(id(cell), None)
@@ -125,4 +131,4 @@ class Eta:
         if None in self.left.values():
             return None
         pace = self.took / self.expected if self.expected else 1.0
-        return pace * sum(self.left.values()) / self.parallel
+        return pace * self._span(self.left.values())

@@ -65,6 +65,13 @@ class NewUser(BaseModel):
     exclude: list[int | str] = Field([], max_length=MAX_RATINGS,
                                      description="items not to recommend that the models "
                                                  "do not read (seen, but not rated)")
+    profile: dict[str, str | float | list[str]] | None = Field(
+        None, max_length=64,
+        description="what the person says of themselves, by user feature (`GET "
+                    "/api/v1/profile` lists them: ML-1M's gender, age group, occupation "
+                    "and zip region): read by the models that read user features; with a "
+                    "profile, ratings and items may both be left out (a visitor who has "
+                    "rated nothing)")
 
 
 class BodyLimit:
@@ -217,13 +224,27 @@ def create_app(cat: Catalogue, max_body: int = MAX_BODY) -> FastAPI:
         one that keeps parameters per training user)."""
         s = served(body.model, new_user=True)
         folding(s)
-        if (body.ratings is None) == (body.items is None):
+        if body.ratings is not None and body.items is not None:
             raise ClientError(422, "ratings", "give either ratings or items (interactions), "
-                                              "not both and not neither")
+                                              "not both")
+        if body.ratings is None and body.items is None and body.profile is None:
+            raise ClientError(422, "ratings", "give ratings, items (interactions) or a "
+                                              "profile")
+        profile = None
+        if body.profile is not None:
+            table = cat.data.user_features
+            if table is None:
+                raise ClientError(422, "profile", f"profile: {cat.split.dataset} has no user "
+                                                  f"features")
+            try:
+                profile = table.encode_values(body.profile)
+            except ValueError as exc:
+                key = str(exc).split(":", 1)[0]
+                raise ClientError(422, f"profile.{key}", f"profile.{exc}") from None
         if body.ratings is not None:
             pairs = [(f"ratings[{j}]", r.item, r.rating) for j, r in enumerate(body.ratings)]
         else:
-            pairs = [(f"items[{j}]", i, top) for j, i in enumerate(body.items)]
+            pairs = [(f"items[{j}]", i, top) for j, i in enumerate(body.items or [])]
         cols, values, where = [], [], {}
         for field, value, rating in pairs:
             at = field + (".item" if body.ratings is not None else "")
@@ -240,9 +261,21 @@ def create_app(cat: Catalogue, max_body: int = MAX_BODY) -> FastAPI:
             cols.append(i)
             values.append(rating)
         seen = [item(value, f"exclude[{j}]") for j, value in enumerate(body.exclude)]
-        scores = s.scorer.fold_in(np.array(cols), np.array(values))
+        scores = s.scorer.fold_in(np.array(cols, dtype=np.int64), np.array(values), profile)
         order, best = recommend.top_k(scores, np.array(cols + seen, dtype=np.int64), body.k)
-        return answer(s, order, best, read=len(cols))
+        return answer(s, order, best, read=len(cols),
+                      profile_read=profile is not None and s.scorer.reads_profile)
+
+    @app.get(f"{API}/profile", tags=["recommendations"])
+    async def profile_fields():
+        """The user features a new user's `profile` may give, with the values each knows
+        (a number for a numeric one), and the models that read them."""
+        table = cat.data.user_features
+        fields = [] if table is None else [
+            {"name": c.name, "kind": c.kind, "values": c.choices()} for c in table.columns]
+        return {"dataset": cat.split.dataset, "fields": fields,
+                "read_by": [n for n, m in cat.models.items()
+                            if m.folds_in and m.scorer.reads_profile]}
 
     @app.get(f"{API}/items/{{item_id}}/similar", tags=["items"])
     async def similar(item_id: str, model: str | None = None,

@@ -148,3 +148,24 @@ def test_a_bad_side_information_file_is_named_with_file_and_line(tmp_path, monke
     monkeypatch.setattr(datasets.dataset, "FILES", {})
     with pytest.raises(datasets.DatasetError, match=message):
         shop(tmp_path, users_text, items_text)
+
+
+def test_a_new_entity_encodes_as_the_table_encodes_its_rows():
+    """A visitor with the values of the table's row 2 encodes as row 2 does; a column left
+    out is unknown (its ?missing indicator, or zeros); unknown names and values are named."""
+    table = FeatureTable("user", np.array([1, 2, 3]), (
+        Column("g", "categorical", ("a", "b", "a")),
+        Column("age", "numeric", (20.0, 40.0, float("nan"))),
+        Column("tags", "multi-hot", (("x",), ("x", "y"), ()))), "hand")
+    row = table.encode(np.array([2]))
+    got = table.encode_values({"g": "b", "age": 40, "tags": ["x", "y"]})
+    assert np.allclose(got, row)
+    # by hand: g=a g=b | age z-score over 20, 40 (mean 30, sd 10), age?missing | x y
+    assert np.allclose(got, [[0, 1, 1, 0, 1, 1]])
+    assert np.allclose(table.encode_values({}), [[0, 0, 0, 1, 0, 0]])
+    with pytest.raises(ValueError, match="g: 'c' is not one of a, b"):
+        table.encode_values({"g": "c"})
+    with pytest.raises(ValueError, match="height: not a user feature of hand"):
+        table.encode_values({"height": 1})
+    with pytest.raises(ValueError, match="age: 'old' is not a number"):
+        table.encode_values({"age": "old"})

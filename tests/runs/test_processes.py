@@ -159,3 +159,35 @@ def test_workers_option_goes_with_processes(capsys):
     except SystemExit as exc:
         assert exc.code == 2
     assert "argument --workers: it sizes --executor processes" in capsys.readouterr().err
+
+
+def test_the_eta_shares_cells_over_workers_and_keeps_pace():
+    """Published seconds 60, 30, 30 and 20 on two workers: 70 s; after the 60 s cell took
+    120 s (half the pace), the 80 s left read 160 s; a cell the published run lacks counts at
+    the median and sets no pace; one long cell bounds the grid from below."""
+    from aebench.bench.cli.display import Eta
+
+    cells = [RunConfig(model=m, dataset="synthetic") for m in "abcde"]
+    costs = [Cost(60.0, 1), Cost(30.0, 1), Cost(30.0, 1), Cost(20.0, 1), Cost(None, 1)]
+    eta = Eta(cells[:4], costs[:4], parallel=2)
+    assert eta.total_s() == 70.0
+
+    def done(cell, seconds):
+        rec = records.Record.from_json({
+            "model": cell.model, "dataset": "synthetic", "device": "cpu", "seed": 0,
+            "timings": {"epoch_s_median": 1.0, "fit_s": 1.0, "eval_s": 0.0,
+                        "cell_s": seconds}})
+        eta.finished(cell, rec)
+
+    done(cells[0], 120.0)
+    assert eta.left_s() == 2 * 40.0
+    unknown = Eta(cells, costs, parallel=2)
+    assert unknown.total_s() == (60 + 30 + 30 + 20 + 30) / 2
+    done_unknown = unknown.finished
+    rec = records.Record.from_json({"model": "e", "dataset": "synthetic", "device": "cpu",
+                                    "seed": 0, "timings": {"epoch_s_median": 1.0,
+                                                           "fit_s": 1.0, "eval_s": 0.0,
+                                                           "cell_s": 999.0}})
+    done_unknown(cells[4], rec)
+    assert unknown.left_s() == 70.0  # the guessed cell set no pace
+    assert Eta(cells[:2], [Cost(100.0, 1), Cost(10.0, 1)], parallel=2).total_s() == 100.0
