@@ -95,9 +95,10 @@ def minutes(seconds: float) -> str:
 
 class Eta:
     """The grid's time left, from the published run's cell times (`Cost.seconds`) shared
-    over the workers (never less than the longest cell left), scaled by how long the finished cells took against their estimates, so
-    the figure stays honest on a slower or busier machine. Cells the published run lacks
-    count at the median of those it has, and set no pace."""
+    over the workers (never less than the longest cell left), scaled by how long the
+    finished cells took against their estimates, so the figure stays honest on a slower or
+    busier machine. Cells the published run lacks count at the median of those it has, and
+    set no pace."""
 
     def __init__(self, cells, costs, parallel: int):
         known = sorted(c.seconds for c in costs if c.seconds is not None)
