@@ -17,6 +17,7 @@ if not hand_over(__name__, __file__):  # see aebench/_shadow.py
         ease,
         ease_higher,
         edlae,
+        edlae_lowrank,
         group_bias,
         ials,
         inf_ae,

@@ -12,9 +12,9 @@ items are regularised more:
   which is EASE with Lambda in place of lambda I (p = 0 gives EASE exactly).
 
 Both fit in closed form from the Gram matrix with one Cholesky inverse, like EASE; a user's
-scores are x_u B. The low-rank variants (the paper's ADMM and alternating updates) are not
-here. Steck's full-rank settings are p = 0.33, lambda = 300 on ML-20M; the defaults here were
-chosen on the suite's validation carving (see the registrations)."""
+scores are x_u B. The low-rank variant (the authors' alternating updates) is
+`edlae_lowrank.py`. Steck's full-rank settings are p = 0.33, lambda = 300 on ML-20M; the
+defaults here were chosen on the suite's validation carving (see the registrations)."""
 
 from __future__ import annotations
 
