@@ -82,3 +82,28 @@ def test_a_bad_profile_is_a_422_naming_the_key(client, profile, field, says):
     assert got.status_code == 422, got.text
     problem = got.json()["error"]
     assert problem["field"] == field and says in problem["message"]
+
+
+def test_the_page_asks_a_visitor_about_themselves(browser, client):
+    """A visitor who rates nothing but gives a gender, an age and an occupation gets ten
+    films from group-pop and group-bias in a real Chromium."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.select import Select
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(str(client.base_url).rstrip("/") + "/")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "about"), "can answer a new user"))
+    assert "read by group-bias, group-pop" in browser.find_element(By.ID, "profile-note").text
+    Select(browser.find_element(By.ID, "profile-gender")).select_by_value("F")
+    Select(browser.find_element(By.ID, "profile-occupation")).select_by_value("writer")
+    browser.find_element(By.ID, "profile-age").send_keys("30")
+    Select(browser.find_element(By.ID, "left")).select_by_value("group-pop")
+    Select(browser.find_element(By.ID, "right")).select_by_value("group-bias")
+    browser.find_element(By.ID, "go").click()
+    for side in ("left", "right"):
+        wait.until(lambda d, side=side: len(d.find_elements(
+            By.CSS_SELECTOR, f"#{side}-list li")) == 10)
+    assert browser.find_element(By.ID, "problem").text == ""
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
