@@ -25,25 +25,26 @@ from dataclasses import dataclass
 import scipy.sparse as sp
 import torch
 
-from .base import Batch, Choice, IntRange, LogUniform, ModelConfig, Recommender, Space, Uniform
+from .base import Batch, Choice, IntRange, LogUniform, Recommender, Space, Uniform
+from .edlae import DLAEConfig, dlae_weights, edlae_weights
 from .item_item import gram
 from .registry import register
 
 
 @dataclass(frozen=True)
-class LowRankConfig(ModelConfig):
-    feedback: str = "implicit"
-    inductive: bool = True
-    lam: float = 300.0          # lambda: the constant part of the L2 penalty
-    p: float = 0.5              # dropout probability behind the popularity-weighted part
+class LowRankConfig(DLAEConfig):  # lambda and p as EDLAE's
     rank: int = 1000            # k
     iterations: int = 10
     zero_diag: bool = True      # EDLAE's zero-diagonal approximation (False: low-rank DLAE)
 
 
-def lowrank_factors(x: sp.csr_matrix, cfg: LowRankConfig, seed: int = 0
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(U, V), items x k each, by the authors' alternating updates (float64)."""
+def lowrank_factors(x: sp.csr_matrix, cfg: LowRankConfig, seed: int = 0,
+                    iterate_at_full_rank: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(U, V), items x k each, by the authors' alternating updates (float64). Where k is at
+    least the number of items the rank constrains nothing, and the fit is the closed form
+    itself (U = B of `edlae` or `dlae`, V = I): the updates land there too on
+    well-conditioned data (tested with `iterate_at_full_rank`), but their k x k systems are
+    near singular where B is (a large lambda on tiny data)."""
     if not 0.0 <= cfg.p < 1.0:
         raise ValueError(f"p must lie in [0, 1) (a dropout probability), got {cfg.p}")
     full = gram(x, torch.float64)
@@ -53,6 +54,9 @@ def lowrank_factors(x: sp.csr_matrix, cfg: LowRankConfig, seed: int = 0
     g = full[active][:, active]
     n = g.shape[0]
     k = min(cfg.rank, n)
+    if cfg.rank >= full.shape[0] and not iterate_at_full_rank:
+        b = (edlae_weights if cfg.zero_diag else dlae_weights)(x, cfg.lam, cfg.p).double()
+        return b, torch.eye(full.shape[0], dtype=torch.float64)
     penalty = cfg.lam + cfg.p / (1.0 - cfg.p) * g.diagonal()
     a = g.clone()
     a.diagonal().add_(penalty)                       # X^T X + Lambda
