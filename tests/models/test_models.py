@@ -14,9 +14,9 @@ def test_list_patterns_and_natural_names():
     assert models.list("sae-2*") == ["sae-20-10-20", "sae-20-10-20-sgd", "sae-200-100-200"]
     assert models.list(["sae-*drop*", "*noising"]) == ["sae-denoising", "sae-dropout"]
     assert models.list("nothing*") == []
-    assert models.list(kind="reference") == ["bias", "content-knn", "genre-pop", "group-pop",
-                                            "ials", "itemknn", "mf", "popularity", "puresvd",
-                                            "rp3beta", "side-mf", "slim"]
+    assert models.list(kind="reference") == ["bias", "content-knn", "genre-pop", "group-bias",
+                                            "group-pop", "ials", "itemknn", "mf", "popularity",
+                                            "puresvd", "rp3beta", "side-mf", "slim"]
 
 
 def test_every_variant_documents_its_source():
