@@ -31,6 +31,7 @@ class Cost:
 
     seconds: float | None
     peak_mb: float
+    values: int = 0  # numbers in the cell's saved weights
 
 
 @dataclass(frozen=True)
@@ -119,12 +120,6 @@ def _on_meta(cell: RunConfig, cache):
     return module, mcfg, (rows, cols)
 
 
-def parameters(cell: RunConfig, cache) -> int:
-    """The number of values in the cell's saved weights."""
-    module, _, _ = _on_meta(cell, cache)
-    return sum(t.numel() for t in module.state_dict().values())
-
-
 SCORE_COPIES = 3  # a batch's scores, their masked copy and top-k's workspace (float32)
 # What a fresh process grew by beyond the terms `peak_mb` names, measured on synthetic
 # 3000 x 6000 and 6000 x 12000 for 13 families (`tests/runs/test_memory_estimate.py` checks
@@ -135,7 +130,13 @@ DATA_AGAIN = 0.35
 
 
 def peak_mb(cell: RunConfig, cache, base_mb: float) -> float:
-    """The estimated peak resident memory of a process running `cell`: `base_mb` (the
+    """The estimated peak resident memory of a process running `cell` (see `_footprint`)."""
+    return _footprint(cell, cache, base_mb)[1]
+
+
+def _footprint(cell: RunConfig, cache, base_mb: float) -> tuple[int, float]:
+    """(The numbers in the cell's saved weights, the estimated peak resident memory of a
+    process running it), from one build on the meta device. The peak: `base_mb` (the
     process with its libraries imported, measured by the caller), what loading the cell's
     dataset and splits grew this process by (measured: `SplitCache.resident_mb`), the fit's
     state (`working_copies` float32 copies of the saved weights, the family's own figure) and
@@ -146,19 +147,23 @@ def peak_mb(cell: RunConfig, cache, base_mb: float) -> float:
     from aebench.bench.evaluation.evaluate import BATCH_ROWS
 
     module, mcfg, (rows, cols) = _on_meta(cell, cache)
-    state = 4 * sum(t.numel() for t in module.state_dict().values()) * module.working_copies
+    values = sum(t.numel() for t in module.state_dict().values())
+    state = 4 * values * module.working_copies
     whole = module.whole_matrix or mcfg.rows == "item"
     scores = 4 * SCORE_COPIES * (rows if whole else min(rows, BATCH_ROWS)) * cols
     data = cache.resident_mb.get(cell.dataset, 0.0)
     running = (base_mb + (1 + DATA_AGAIN) * data + ENGINE_MB.get(module.trainer, 300.0)
                + (state + scores) / 2**20)
-    return max(running, base_mb + cache.loading_mb.get(cell.dataset, 0.0))
+    return values, max(running, base_mb + cache.loading_mb.get(cell.dataset, 0.0))
 
 
 def with_costs(p: Plan, cache, base_mb: float, published: list[records.Record]) -> Plan:
     """`p` with each cell's `Cost`."""
-    return dataclasses.replace(p, costs=tuple(
-        Cost(published_seconds(c, published), peak_mb(c, cache, base_mb)) for c in p.cells))
+    costs = []
+    for c in p.cells:
+        values, peak = _footprint(c, cache, base_mb)
+        costs.append(Cost(published_seconds(c, published), peak, values))
+    return dataclasses.replace(p, costs=tuple(costs))
 
 
 def too_big(p: Plan, available_mb: float | None) -> list[str]:
@@ -172,12 +177,12 @@ def too_big(p: Plan, available_mb: float | None) -> list[str]:
 
 
 def output_bytes(p: Plan, cache) -> int:
-    """What the plan writes, by estimate: per cell its record, its float32 weights and its
-    per-user values (a few float64 metrics per user)."""
+    """What a plan `with_costs` writes, by estimate: per cell its record, its float32
+    weights (`Cost.values`) and its per-user values (a few float64 metrics per user)."""
     total = 0
-    for c in p.cells:
+    for c, cost in zip(p.cells, p.costs, strict=True):
         split = cache.split(c.dataset, c.split_name, c.seed)
-        total += RECORD_BYTES + 4 * parameters(c, cache) + 8 * 24 * split.n_users
+        total += RECORD_BYTES + 4 * cost.values + 8 * 24 * split.n_users
     return total
 
 
