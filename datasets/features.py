@@ -53,66 +53,84 @@ class Column:
             raise ValueError(f"feature column {self.name!r}: kind {self.kind!r} unknown; "
                              f"choose from {', '.join(KINDS)}")
 
-    def encode(self) -> tuple[list[str], np.ndarray]:
-        """(encoded column names, rows x width float32) in the table's own row order."""
-        n = len(self.values)
+    def _sets(self) -> list[tuple]:
+        """Each row's values as a tuple (categorical and multi-hot columns)."""
+        return ([(x,) for x in self.values] if self.kind == "categorical"
+                else [tuple(x) for x in self.values])
+
+    @cached_property
+    def _fitted(self) -> tuple:
+        """What the encoding is fixed by, computed once: a numeric column's (mean, spread,
+        whether any value is unknown), another's sorted categories."""
         if self.kind == "numeric":
             v = np.asarray(self.values, np.float64)
+            known = v[~np.isnan(v)]
+            sd = known.std() if len(known) > 1 else 0.0
+            return (known.mean() if len(known) else 0.0, sd if sd > 0 else 1.0,
+                    len(known) < len(v))
+        return tuple(sorted({c for s in self._sets() for c in s}))
+
+    def names(self) -> list[str]:
+        """The encoded columns' names."""
+        if self.kind == "numeric":
+            return [self.name] + ([f"{self.name}?missing"] if self._fitted[2] else [])
+        return [f"{self.name}={c}" for c in self._fitted]
+
+    def encode(self) -> tuple[list[str], np.ndarray]:
+        """(encoded column names, rows x width float32) in the table's own row order."""
+        if self.kind == "numeric":
+            mean, sd, missing = self._fitted
+            v = np.asarray(self.values, np.float64)
             known = ~np.isnan(v)
-            mean = v[known].mean() if known.any() else 0.0
-            sd = v[known].std() if known.sum() > 1 else 0.0
-            z = np.where(known, (v - mean) / (sd if sd > 0 else 1.0), 0.0)
-            if known.all():
-                return [self.name], z[:, None].astype(np.float32)
-            return ([self.name, f"{self.name}?missing"],
-                    np.stack([z, ~known], axis=1).astype(np.float32))
-        sets = ([(x,) for x in self.values] if self.kind == "categorical"
-                else [tuple(x) for x in self.values])
-        cats = sorted({c for s in sets for c in s})
-        where = {c: j for j, c in enumerate(cats)}
-        out = np.zeros((n, len(cats)), np.float32)
-        for i, s in enumerate(sets):
+            z = np.where(known, (v - mean) / sd, 0.0)
+            out = np.stack([z, ~known], axis=1) if missing else z[:, None]
+            return self.names(), out.astype(np.float32)
+        where = {c: j for j, c in enumerate(self._fitted)}
+        out = np.zeros((len(self.values), len(where)), np.float32)
+        for i, s in enumerate(self._sets()):
             for c in s:
                 out[i, where[c]] = 1.0
-        return [f"{self.name}={c}" for c in cats], out
+        return self.names(), out
 
     def choices(self) -> list[str] | None:
         """The values a categorical or multi-hot column knows, sorted (None: numeric)."""
-        if self.kind == "numeric":
-            return None
-        sets = [(x,) for x in self.values] if self.kind == "categorical" else self.values
-        return sorted({c for s in sets for c in s})
+        return None if self.kind == "numeric" else list(self._fitted)
 
     def encode_one(self, value) -> np.ndarray:
         """A new entity's value (None: unknown) encoded as the table encodes its rows: the
-        table's categories, mean and spread. ValueError names the column and, for a value it
-        does not know, the values it does."""
-        names, _ = self.encode()
-        out = np.zeros(len(names), np.float32)
+        table's categories, mean and spread. `FeatureValueError` names the column and, for a
+        value it does not know, the values it does."""
+        out = np.zeros(len(self.names()), np.float32)
         if value is None:
-            if f"{self.name}?missing" in names:
-                out[-1] = 1.0
+            if self.kind == "numeric" and self._fitted[2]:
+                out[-1] = 1.0  # its ?missing indicator
             return out
         if self.kind == "numeric":
             try:
                 x = float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"{self.name}: {value!r} is not a number") from None
+                raise FeatureValueError(self.name, f"{value!r} is not a number") from None
             if not np.isfinite(x):
-                raise ValueError(f"{self.name}: {value!r} is not a finite number")
-            v = np.asarray(self.values, np.float64)
-            known = v[~np.isnan(v)]
-            sd = known.std() if len(known) > 1 else 0.0
-            out[0] = (x - (known.mean() if len(known) else 0.0)) / (sd if sd > 0 else 1.0)
+                raise FeatureValueError(self.name, f"{value!r} is not a finite number")
+            mean, sd, _ = self._fitted
+            out[0] = (x - mean) / sd
             return out
         given = ([value] if self.kind == "categorical" or isinstance(value, str)
                  else list(value))
-        cats = self.choices()
+        cats = self._fitted
         for g in given:
             if str(g) not in cats:
-                raise ValueError(f"{self.name}: {g!r} is not one of {', '.join(cats)}")
+                raise FeatureValueError(self.name, f"{g!r} is not one of {', '.join(cats)}")
             out[cats.index(str(g))] = 1.0
         return out
+
+
+class FeatureValueError(ValueError):
+    """A new entity's feature value (or column) the table cannot encode; `column` names it."""
+
+    def __init__(self, column: str, message: str):
+        super().__init__(f"{column}: {message}")
+        self.column = column
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,12 +177,12 @@ class FeatureTable:
     def encode_values(self, values: dict) -> np.ndarray:
         """float32 (1, width): an entity the table lacks (a new visitor), from its values by
         column name; a column not given is unknown (its `?missing` indicator where it has
-        one, else zeros). ValueError names an unknown column or value."""
+        one, else zeros). `FeatureValueError` names an unknown column or value."""
         known = {c.name for c in self.columns}
         for name in values:
             if name not in known:
-                raise ValueError(f"{name}: not a {self.of} feature of {self.source}; it has "
-                                 f"{', '.join(sorted(known)) or 'none'}")
+                raise FeatureValueError(name, f"not a {self.of} feature of {self.source}; it "
+                                              f"has {', '.join(sorted(known)) or 'none'}")
         parts = [c.encode_one(values.get(c.name)) for c in self.columns]
         return (np.concatenate(parts) if parts else np.zeros(0, np.float32))[None, :]
 

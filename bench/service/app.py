@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Annotated
 
 import numpy as np
+from aebench.datasets.features import FeatureValueError
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -238,9 +239,8 @@ def create_app(cat: Catalogue, max_body: int = MAX_BODY) -> FastAPI:
                                                   f"features")
             try:
                 profile = table.encode_values(body.profile)
-            except ValueError as exc:
-                key = str(exc).split(":", 1)[0]
-                raise ClientError(422, f"profile.{key}", f"profile.{exc}") from None
+            except FeatureValueError as exc:
+                raise ClientError(422, f"profile.{exc.column}", f"profile.{exc}") from None
         if body.ratings is not None:
             pairs = [(f"ratings[{j}]", r.item, r.rating) for j, r in enumerate(body.ratings)]
         else:
