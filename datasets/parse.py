@@ -2,7 +2,7 @@
 
 Ratings are read by pandas' C parser; `::`-separated files are first rewritten to tabs in
 memory, since pandas treats a multi-character separator as a regex and falls back to its
-python engine (about 20x slower on ml-1m).
+python engine, many times slower.
 """
 
 from __future__ import annotations

@@ -75,9 +75,7 @@ def ml20m_shaped_ratings(n_users: int = ML20M_SHAPE[0], seed: int = 2026) -> pd.
     of the most popular items may keep somewhat fewer);
     half-star ratings from a rank-10 model plus noise. Users come in seeded blocks of 4,096,
     so the first `n_users` of the whole are the same whatever `n_users` is (the slices of
-    the scaling study are prefixes). The whole: 138,493 users, 26,744 items, 18.46 M ratings
-    (133 a user on average: a heavy user keeps fewer distinct items than drawn), made in
-    about 14 s here."""
+    the scaling study are prefixes; results/scaling gives the whole's size)."""
     n_items = ML20M_SHAPE[1]
     base = np.random.default_rng([seed, 0])
     v = base.normal(size=(n_items, 10))

@@ -92,10 +92,9 @@ def _kernel_forward(w, u, vt, k, eff, sums):  # pragma: no cover - compiled
 
 class _KernelWeight(torch.autograd.Function):
     """(W * w_hat, lambda_s / 2 ||w_hat||^2 + lambda_2 / 2 ||W||^2) with a hand-written
-    backward: autograd through `cdist` and the element-wise products made about ten passes
-    over the n_in x n_out matrices and took 60 of a 68 ms forward and backward on ML-1M's
-    6,040 x 500 layer (one thread); here the squared distances come from one product of
-    rank d and the gradients of u and v from two more."""
+    backward, since autograd through `cdist` and the element-wise products makes about ten
+    passes over the n_in x n_out matrices and dominates a layer's step; here the squared
+    distances come from one product of rank d and the gradients of u and v from two more."""
 
     @staticmethod
     def forward(ctx, weight, u, v, lambda_s: float, lambda_2: float):
@@ -230,8 +229,8 @@ class KernelAE(Recommender):
         """1/2 the squared error of the output layer at the batch's observed entries (from
         the last hidden layer `h`), plus every layer's penalty."""
         out = self.layers[-1]
-        # the transposed kernel weight made contiguous: embedding_bag's gathers from a
-        # strided table in the backward pass ran 10x slower
+        # the transposed kernel weight made contiguous: embedding_bag's backward gathers
+        # from a strided table are far slower
         pred = sampled_linear(h, eff[-1][0].t().contiguous(), out.bias, batch.pattern)
         err = pred - batch.values
         return 0.5 * err.square().sum() + sum(penalty for _, penalty in eff)
@@ -316,13 +315,13 @@ def global_conv(cells: ConvCells, values: torch.Tensor, kernel: torch.Tensor,
     observed `values`, zeros elsewhere) with `kernel` (TensorFlow's conv2d, which the
     authors call), so a cell mixes its neighbours in item and user id order; `cells` from
     `conv_cells`. Each entry adds kernel[a, b] times its rating to the cell (a, b) away: one
-    scatter of size^2 x nnz values instead of a dense one-channel conv2d (oneDNN's forward
-    and backward of the 3 x 3 kernel took 3.3 s of a 7.5 s fine-tuning evaluation on ML-1M at
-    one thread), and the kernel's gradient is a gather at the same cells."""
+    scatter of size^2 x nnz values instead of a dense one-channel conv2d over the whole
+    items x users grid (most of which is empty), and the kernel's gradient is a gather at the
+    same cells."""
     contrib = (values[None, :] * cells.valid) * kernel.reshape(-1, 1)
     n = out_shape[0] * out_shape[1]
-    # in place on fresh zeros, and no slice of a larger buffer: the matrix has 22 M cells on
-    # ML-1M, and each copy of it (a slice's backward made two) cost 30-50 ms an evaluation
+    # in place on fresh zeros, and no slice of a larger buffer: the output is the whole
+    # items x users grid, and a slice's backward would copy it twice
     out = torch.zeros(n, dtype=contrib.dtype, device=contrib.device)
     out.index_add_(0, cells.index.reshape(-1), contrib.reshape(-1))
     return out.relu_().view(out_shape)

@@ -1,8 +1,8 @@
 """Where a grid's time goes (`budget.md` of a run folder): per cell, the training epochs, the
 validation reads (and keeping the best state), the one test evaluation and the rest (reading
 the data and carving, building the model and its engine, copying the weights out), and outside
-the cells the start-up and the report that `grids.jsonl` holds. This is what #23's budget
-(`run --all` in 10 minutes) is measured against: the parts say what to remove.
+the cells the start-up and the report that `grids.jsonl` holds: the parts say where a grid's
+time goes and what to remove to meet a budget.
 
 Records written before these timings existed have only `fit_s` and `eval_s`: their other
 parts read "—" and their cell time is the sum of those two (marked "≥").

@@ -27,8 +27,8 @@ from aebench.bench.runs import records
 from tabulate import tabulate
 
 TOLERANCE = 0.002                     # the issue's |difference| bound
-# An epoch this much faster is a gain beyond noise: two `bench speed` runs of the same code
-# on the parity machine read autorec-i's fp32 / bf16 ratio 1.14x and 0.99x.
+# An epoch this much faster is a gain beyond noise: the same code's fp32 / bf16 epoch ratio
+# varies by more than a tenth between two `bench speed` runs (docs/speed.md)
 MIN_SPEEDUP = 1.25
 START, END = "<!-- parity:start -->", "<!-- parity:end -->"
 # (model, dataset, split) -> seed -> record

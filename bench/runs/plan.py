@@ -195,8 +195,8 @@ def published_seconds(cell: RunConfig, published: list[records.Record]) -> float
             and r.ok and r.mode == cell.mode]
     if not same:
         return None
-    # the code that ran last: a family sped up since its first published seeds (GLocal-K's
-    # kernels: 568 s an ml-100k cell then, 66 s now) is timed by its newest records
+    # the code that ran last: a family sped up since its first published seeds is timed by
+    # its newest records
     newest = max(same, key=lambda r: r.started).env.get("git_commit")
     times = sorted(cell_parts(r)["cell_s"] for r in same if r.env.get("git_commit") == newest)
     return times[len(times) // 2]

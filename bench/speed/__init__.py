@@ -145,11 +145,9 @@ def measure(model_name: str, split: Split, device: torch.device, paths: tuple[st
 
 
 # Same-run gate: minimum speedups over the classic loop, measured in one process on the
-# ML-1M-shaped synthetic matrix. On the 2-core CI machine (AMD EPYC, torch 2.13 CPU) two runs
-# of `python -m bench perf-check` measured: 20-10-20 batched 56x and 48x, per-user 4.5x and
-# 3.8x; 200-100-200 batched 237x and 289x, per-user 5.9x and 5.3x. Each floor is about 55% of
-# the lower figure, so a change that halves a speedup fails, while the run-to-run noise of
-# these shared machines (well under 40%) does not.
+# ML-1M-shaped synthetic matrix. Each floor is about 55% of the lower of two CI runs' figures
+# (docs/speed.md quotes them), so a change that halves a speedup fails while the run-to-run
+# noise of shared machines does not.
 FLOORS = {
     ("sae-20-10-20", "batched"): 26.0,
     ("sae-200-100-200", "batched"): 130.0,
