@@ -362,6 +362,14 @@ def check_trainer(model: Recommender) -> None:
         raise ContractError(f"contract: {name} does not implement score()")
 
 
+def _finite(scores: torch.Tensor) -> bool:
+    """Every entry finite. A NaN or an infinity makes the sum non-finite, so a finite
+    sum settles it in one pass without a boolean copy; only a sum that overflowed (or a
+    non-finite entry) is checked entry by entry."""
+    return bool(torch.isfinite(scores.sum())) or bool(
+        torch.isfinite(scores).all())
+
+
 def check_scores(model: Recommender, scores: Any, rows: int, cols: int) -> torch.Tensor:
     """score(batch) returned a finite float tensor of (batch rows, n_cols)."""
     name = type(model).__name__
@@ -371,7 +379,7 @@ def check_scores(model: Recommender, scores: Any, rows: int, cols: int) -> torch
     if tuple(scores.shape) != (rows, cols):
         raise ContractError(f"contract: {name}.score() must return (batch rows, n_cols) = "
                             f"({rows}, {cols}), got {tuple(scores.shape)}")
-    if not scores.is_floating_point() or not bool(torch.isfinite(scores).all()):
+    if not scores.is_floating_point() or not _finite(scores):
         raise ContractError(f"contract: {name}.score() returned non-finite or non-float "
                             "scores")
     return scores

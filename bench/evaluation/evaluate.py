@@ -28,6 +28,7 @@ from aebench.models.base import Batch, ModelConfig, Recommender, check_scores
 from aebench.models.sparse_ops import CSRBatch
 
 BATCH_ROWS = 1024
+ITEM_ROWS_BYTES = 1 << 30  # an item-based model's items x users scores held at once
 
 
 @torch.no_grad()
@@ -52,22 +53,42 @@ def score_rows(model: Recommender, x: sp.csr_matrix, device: torch.device,
         yield a, check_scores(model, model.score(batch), b - a, x.shape[1]).float()
 
 
+def writable(model: Recommender, scores: torch.Tensor) -> torch.Tensor:
+    """`scores` where they are a tensor of their own, else a copy: a model may return a view
+    of its state (popularity's one row, expanded) or a parameter itself, which masking must
+    not overwrite; a fresh output is masked in place, without a batch-sized copy."""
+    if scores._base is None:
+        ptr = scores.untyped_storage().data_ptr()
+        if all(t.untyped_storage().data_ptr() != ptr
+               for t in (*model.parameters(), *model.buffers())):
+            return scores
+    return scores.clone()
+
+
 def user_scores(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
                 device: torch.device, batch_users: int = BATCH_ROWS
                 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield (first_user, scores[users, items]): the model's full-width scores of each user,
     reading `inputs` (users x items ratings) in its own view. The one place that knows about
-    item-based models: their scores are the reconstructed items x users matrix, transposed."""
+    item-based models: their scores are the reconstructed items x users matrix, transposed.
+    That matrix is held a span of users at a time, at most `ITEM_ROWS_BYTES` of float32: a
+    larger one is scored again for each span and sliced, trading passes for memory (a family
+    whose `score` needs every row at once holds it whole)."""
     x = cfg.view(inputs)
     if cfg.rows == "user":
         yield from score_rows(model, x, device, batch_users)
         return
-    full = torch.empty(x.shape[0], x.shape[1], device=device)
-    for a, block in score_rows(model, x, device, batch_users):
-        full[a:a + block.shape[0]] = block
-    full = full.t()
-    for a in range(0, full.shape[0], batch_users):
-        yield a, full[a:a + batch_users].contiguous()
+    n_items, n_users = x.shape
+    span = n_users if model.whole_matrix else max(
+        batch_users, ITEM_ROWS_BYTES // (4 * max(1, n_items)))
+    for lo in range(0, n_users, span):
+        hi = min(lo + span, n_users)
+        part = torch.empty(n_items, hi - lo, device=device)
+        for a, block in score_rows(model, x, device, batch_users):
+            part[a:a + block.shape[0]] = block[:, lo:hi]
+        part = part.t()
+        for a in range(0, hi - lo, batch_users):
+            yield lo + a, part[a:a + batch_users].contiguous()
 
 
 def predict_at(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
@@ -122,18 +143,35 @@ def per_user_errors(split: Split, test_pred: np.ndarray) -> dict[str, np.ndarray
 
 def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Column indices of each row's k highest scores, highest first, equal scores in column
-    order: exactly the first k of a stable descending sort, without sorting whole rows. The
-    k-th value sets a threshold; everything above it is taken, and of the entries equal to it
-    the lowest-indexed fill the rest."""
-    k = min(k, scores.shape[1])
-    kth = torch.topk(scores, k, dim=1, sorted=True).values[:, -1:]
+    order: exactly the first k of a stable descending sort, without sorting whole rows.
+
+    One `topk` of k + 1 decides most rows: where the (k+1)-th value is below the k-th, the k
+    columns are the only ones at or above it, and sorting them by column and then stably by
+    value orders their ties. A row whose k-th value recurs beyond them (ties across the cut,
+    a row with fewer than k finite scores) takes the exact path: the k-th value is a
+    threshold, everything above it is taken, and of the entries equal to it the
+    lowest-indexed fill the rest."""
+    n = scores.shape[1]
+    k = min(k, n)
+    if k == 0:
+        return torch.zeros(scores.shape[0], 0, dtype=torch.long, device=scores.device)
+    vals, cols = torch.topk(scores, min(k + 1, n), dim=1, sorted=True)
+    cut = vals[:, k] == vals[:, k - 1] if k < n else torch.zeros_like(vals[:, 0], dtype=bool)
+    cols = cols[:, :k].sort(dim=1).values
+    if cut.any():
+        cols[cut] = _tied_top_k(scores[cut], vals[cut, k - 1:k], k)
+    order = torch.sort(scores.gather(1, cols), dim=1, descending=True, stable=True).indices
+    return cols.gather(1, order)
+
+
+def _tied_top_k(scores: torch.Tensor, kth: torch.Tensor, k: int) -> torch.Tensor:
+    """The k columns of each row that a stable descending sort puts first, in column order,
+    given each row's k-th value `kth` (rows x 1)."""
     above = scores > kth
     equal = scores == kth
     room = k - above.sum(1, keepdim=True)
     take = above | (equal & (equal.cumsum(1) <= room))
-    cols = take.nonzero()[:, 1].view(scores.shape[0], k)  # row-major: columns ascending
-    order = torch.sort(scores.gather(1, cols), dim=1, descending=True, stable=True).indices
-    return cols.gather(1, order)
+    return take.nonzero()[:, 1].view(scores.shape[0], k)  # row-major: columns ascending
 
 
 @torch.no_grad()
@@ -154,25 +192,26 @@ def ranking_hits(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
     for a, scores in user_scores(model, cfg, inputs, device, batch_users):
         b = a + scores.shape[0]
         seen = (inputs[a:b] if exclude is None else inputs[a:b] + exclude[a:b]).tocoo()
-        # index_put out of place: a model may return a view of its state
-        scores = scores.float().index_put(
+        scores = writable(model, scores).index_put_(
             (torch.as_tensor(seen.row, device=device), torch.as_tensor(seen.col, device=device)),
             torch.tensor(-torch.inf, device=device))
         if shut is not None:
             scores[:, shut] = -torch.inf
         held = heldout[a:b].tocoo()
         liked = held.data >= relevance
-        rel = torch.zeros(b - a, n_items, dtype=torch.bool, device=device)
-        rel[torch.as_tensor(held.row[liked], device=device),
-            torch.as_tensor(held.col[liked], device=device)] = True
-        n_rel = rel.sum(1)
-        keep = n_rel > 0
-        if not keep.any():
+        n_rel = np.bincount(held.row[liked], minlength=b - a)
+        keep = np.flatnonzero(n_rel)
+        if not len(keep):
             continue
-        top = top_k(scores[keep], k)
-        hits_out.append(rel[keep].gather(1, top).cpu().numpy())
-        nrel_out.append(n_rel[keep].cpu().numpy())
-        users_out.append(a + np.flatnonzero(keep.cpu().numpy()))
+        top = top_k(scores[torch.as_tensor(keep, device=device)], k)
+        # a hit: (user, item) among the user's relevant pairs, looked up as sorted keys
+        # (user * items + item), so no dense users x items relevance matrix is made
+        wanted = np.sort(held.row[liked].astype(np.int64) * n_items + held.col[liked])
+        keys = keep[:, None] * n_items + top.cpu().numpy()
+        found = np.minimum(np.searchsorted(wanted, keys), len(wanted) - 1)
+        hits_out.append(wanted[found] == keys)
+        nrel_out.append(n_rel[keep])
+        users_out.append(a + keep)
     if not users_out:
         return np.zeros(0, np.int64), np.zeros((0, k), bool), np.zeros(0, np.int64)
     return np.concatenate(users_out), np.concatenate(hits_out), np.concatenate(nrel_out)

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 from aebench.bench.evaluation import metrics
-from aebench.bench.evaluation.evaluate import evaluate_ranking, legacy_topk, ranking_hits
+from aebench.bench.evaluation.evaluate import (
+    evaluate_ranking,
+    legacy_topk,
+    ranking_hits,
+    top_k,
+    user_scores,
+)
 
 from aebench import datasets, models
 
@@ -93,3 +99,70 @@ def test_legacy_topk_follows_the_notebook_code(setup):
             rec_id = np.argsort(-outputs, kind="stable")[:k]
             accuracy += sum(test[u, i] in (4, 5) for i in rec_id) / len(rec_id)
         assert out[f"legacy_topk_acc@{k}"] == pytest.approx(accuracy / split.n_users)
+
+
+def test_top_k_is_the_head_of_a_stable_descending_sort():
+    """By hand: ties go to the lower column, across the cut and inside the top k; a row with
+    fewer than k finite scores takes its -inf columns in column order."""
+    inf = float("-inf")
+    s = torch.tensor([[1.0, 3.0, 3.0, 2.0, 3.0],    # three tied at the top, k = 2 cuts them
+                      [5.0, 4.0, 4.0, 0.0, 4.0],    # ties below the head, cut at k = 2
+                      [inf, 1.0, inf, inf, 2.0],    # two finite scores, k = 3
+                      [0.0, 1.0, 2.0, 3.0, 4.0]])   # no ties
+    assert top_k(s, 2).tolist() == [[1, 2], [0, 1], [4, 1], [4, 3]]
+    assert top_k(s, 3).tolist() == [[1, 2, 4], [0, 1, 2], [4, 1, 0], [4, 3, 2]]
+    assert top_k(s, 9).tolist() == torch.sort(s, dim=1, descending=True, stable=True)[1].tolist()
+    assert top_k(s, 0).shape == (4, 0)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        r, c = torch.randint(1, 30, (2,), generator=g).tolist()
+        x = torch.randint(0, 4, (r, c), generator=g).float()
+        x[torch.rand(r, c, generator=g) < 0.3] = inf
+        for k in (1, 3, c):
+            want = torch.sort(x, dim=1, descending=True, stable=True).indices[:, :k]
+            assert torch.equal(top_k(x, k), want)
+
+
+def test_a_model_of_tied_scores_ranks_as_brute_force_and_keeps_its_state():
+    """Popularity scores every user with one expanded row of few distinct values: most rows
+    are tied across the cut, and masking a user's rated items must not write into the row."""
+    split = datasets.make_split(datasets.load("synthetic-120x80"), "random-75-25", seed=4)
+    model, cfg = models.create("popularity", split.n_users, split.n_items)
+    model.fit(split.train)
+    with torch.no_grad():
+        model.counts.copy_((model.counts / 3).round())  # coarse: ties everywhere
+    before = model.counts.clone()
+    users, hits, n_rel = ranking_hits(model, cfg, split.train, split.test, torch.device("cpu"),
+                                      10, 4.0, batch_users=17)
+    assert torch.equal(model.counts, before)
+    scores = before.expand(split.n_users, -1).numpy()
+    want = []
+    for u in range(split.n_users):
+        test_items, test_r = row(split.test, u)
+        relevant = set(test_items[test_r >= 4.0])
+        if relevant:
+            rated = set(row(split.train, u)[0])
+            ranked = sorted((i for i in range(split.n_items) if i not in rated),
+                            key=lambda i: (-scores[u, i], i))[:10]
+            want.append((u, [i in relevant for i in ranked], len(relevant)))
+    assert list(users) == [u for u, _, _ in want]
+    assert hits.tolist() == [h for _, h, _ in want]
+    assert list(n_rel) == [n for _, _, n in want]
+
+
+def test_item_based_scores_held_a_span_of_users_at_a_time_are_the_same(monkeypatch):
+    """An item-row model's items x users scores, held a few users at a time (a memory cap
+    far below the matrix), equal the scores held whole."""
+    from aebench.bench.evaluation import evaluate
+
+    split = datasets.make_split(datasets.load("synthetic-120x80"), "random-75-25", seed=4)
+    torch.manual_seed(0)
+    cfg = models.config("autorec-i")
+    assert cfg.rows == "item"
+    model, cfg = models.create("autorec-i", *cfg.view(split.train).shape)
+    whole = torch.cat([s for _, s in user_scores(model, cfg, split.train, torch.device("cpu"),
+                                                 batch_users=16)])
+    monkeypatch.setattr(evaluate, "ITEM_ROWS_BYTES", 4 * split.n_items * 20)  # 20 users
+    spans = list(user_scores(model, cfg, split.train, torch.device("cpu"), batch_users=16))
+    assert [a for a, _ in spans] == [0, 16, 20, 36, 40, 56, 60, 76, 80, 96, 100, 116]
+    torch.testing.assert_close(torch.cat([s for _, s in spans]), whole, rtol=0, atol=0)
