@@ -31,17 +31,20 @@ class EASEConfig(ModelConfig):
 
 
 def penalised_inverse(g: torch.Tensor, penalty) -> torch.Tensor:
-    """(G + diag(penalty))^-1 of a Gram matrix `g` by its Cholesky factor (`g` is changed in
-    place): EASE's P with penalty lambda, EDLAE's with its dropout-weighted Lambda."""
+    """(G + diag(penalty))^-1 of a Gram matrix `g` by its Cholesky factor, computed in `g`'s
+    own memory and returned (the factor and the inverse overwrite it, so an items x items fit
+    holds one such matrix): EASE's P with penalty lambda, EDLAE's with its dropout-weighted
+    Lambda."""
     g.diagonal().add_(penalty)
-    return torch.cholesky_inverse(torch.linalg.cholesky(g))
+    torch.linalg.cholesky(g, out=g)
+    return torch.cholesky_inverse(g, out=g)
 
 
 def zero_diagonal(p: torch.Tensor) -> torch.Tensor:
-    """B = I - P diag(1 / diag P), i.e. B_ij = -P_ij / P_jj and B_jj = 0."""
-    b = p / (-p.diagonal())
-    b.diagonal().zero_()
-    return b
+    """B = I - P diag(1 / diag P), i.e. B_ij = -P_ij / P_jj and B_jj = 0, in `p`'s memory."""
+    p.div_(p.diagonal().neg())  # a copy of -diag P, broadcast over rows: column j by -P_jj
+    p.diagonal().zero_()
+    return p
 
 
 def ease_weights(x: sp.csr_matrix, lam: float, dtype: torch.dtype = torch.float32

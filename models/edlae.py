@@ -50,7 +50,7 @@ def dropout_inverse(x: sp.csr_matrix, lam: float, p: float,
 def dlae_weights(x: sp.csr_matrix, lam: float, p: float) -> torch.Tensor:
     """DLAE's B = I - P Lambda."""
     inv, penalty = dropout_inverse(x, lam, p)
-    b = -inv * penalty  # P Lambda: column j of P times Lambda_jj
+    b = inv.mul_(-penalty)  # P Lambda: column j of P times Lambda_jj, in P's memory
     b.diagonal().add_(1.0)
     return b.float()
 

@@ -63,17 +63,25 @@ class ItemItem(Recommender):
     """A closed-form item-item model: `fit` sets `weight` (items x items), scores are x_u W."""
 
     trainer = "closed-form"
+    # the Gram matrix, factored and inverted in its own memory, and the factorisation's copy
+    working_copies = 2.0
 
     def __init__(self, n_users: int, n_items: int, cfg):
         super().__init__()
         self.cfg = cfg
-        self.register_buffer("weight", torch.zeros(n_items, n_items))
+        # set by fit or by loading saved weights; empty until then, so that its untouched
+        # pages hold no memory while the fit builds the matrix that replaces it
+        self.register_buffer("weight", torch.empty(n_items, n_items))
 
     def weights(self, x: sp.csr_matrix) -> torch.Tensor:
         raise NotImplementedError
 
     def fit(self, x: sp.csr_matrix) -> None:
-        self.weight.copy_(self.weights(x))
+        w = self.weights(x)
+        if w.shape != self.weight.shape:
+            raise ValueError(f"{type(self).__name__}: weights {tuple(w.shape)}, expected "
+                             f"{tuple(self.weight.shape)}")
+        self.weight = w.to(self.weight.device, torch.float32).contiguous()
 
     def score(self, batch: Batch) -> torch.Tensor:
         return batch.pattern.rows_times(self.weight, batch.values)

@@ -46,7 +46,7 @@ def cosine_weights(x: sp.csr_matrix, topk: int, shrink: float) -> torch.Tensor:
 
 
 class ItemKNN(ItemItem):
-    working_copies = 4.5  # the Gram, the similarities and their top-k (measured)
+    working_copies = 3.5  # the Gram, the similarities and their top-k
 
     def weights(self, x: sp.csr_matrix) -> torch.Tensor:
         return cosine_weights(x, self.cfg.topk, self.cfg.shrink)
@@ -83,7 +83,7 @@ def rp3beta_weights(x: sp.csr_matrix, alpha: float, beta: float, topk: int,
 
 
 class RP3beta(ItemItem):
-    working_copies = 4.5  # the transition products and their top-k, as ItemKNN's
+    working_copies = 3.5  # the transition products and their top-k, as ItemKNN's
 
     def weights(self, x: sp.csr_matrix) -> torch.Tensor:
         c = self.cfg

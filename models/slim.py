@@ -155,7 +155,7 @@ def slim_weights(x: sp.csr_matrix, alpha: float, l1_ratio: float, topk: int,
 
 
 class SLIM(ItemItem):
-    working_copies = 8.0  # the float64 Gram, its residual workspace and the pruned weights
+    working_copies = 7.0  # the float64 Gram, its residual workspace and the pruned weights
 
     def weights(self, x: sp.csr_matrix) -> torch.Tensor:
         c = self.cfg
