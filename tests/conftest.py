@@ -146,7 +146,8 @@ def ml1m(real_data_dir):
 
 
 # folders and files whose tests form a set one can select or leave out (`-m "not ray"`)
-MARKED = {"published": "published", "test_ray.py": "ray", "test_cuda.py": "cuda",
+MARKED = {"published": "published", "test_ray.py": "ray", "test_ray_cluster.py": "ray",
+          "test_cuda.py": "cuda",
           "test_realdata.py": "realdata"}
 
 

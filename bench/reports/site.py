@@ -33,9 +33,10 @@ from aebench import models
 
 PUBLISHED = ("results/published", "results/published-tuned", "results/heldout-users",
              "results/reproduction", "results/precision", "results/tuning",
-             "results/cold-start/items", "results/cold-start/users-0",
-             "results/cold-start/users-1", "results/cold-start/users-5",
-             "results/cold-start/users-10")
+             *(f"results/cold-start/{grid}{tuned}"
+               for tuned in ("", "-tuned")
+               for grid in ("items", "users-0", "users-1", "users-5", "users-10")),
+             "results/cold-start/tuning-items", "results/cold-start/tuning-users")
 REPORTS = ("budget.md", "reproduction.md", "protocols.md", "versus.md", "parity.md",
            "tuning.md")
 # a colour per variant, the same on every page and plot (`colour`)

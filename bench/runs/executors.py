@@ -241,6 +241,12 @@ class RayExecutor:
         peak) the task asks Ray for that much memory, so that Ray places it on a node that
         has it and runs no more tasks on a node than its memory holds."""
         extra = {"memory": int(memory_mb * 2**20)} if memory_mb else {}
+        largest = self.largest_node_mb()
+        if memory_mb and largest is not None and memory_mb > largest:
+            # Ray would hold an infeasible task forever: the cell fails now, saying why
+            return self.ray.put(TaskLost(
+                f"no node of the Ray cluster has the memory this cell needs (about "
+                f"{memory_mb:,.0f} MB estimated; the largest node offers {largest:,.0f} MB)"))
         return self.remote.options(num_cpus=self.threads, num_gpus=gpus, max_retries=0,
                                    **extra).remote(fn, self.threads, args)
 
@@ -253,6 +259,13 @@ class RayExecutor:
         except self.ray.exceptions.RayError as exc:
             result = TaskLost(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
         return (done[0], result), rest
+
+    def largest_node_mb(self) -> float | None:
+        """The most memory one live node of the cluster offers its tasks (Ray's `memory`
+        resource, MB); None where no node says."""
+        offers = [n["Resources"].get("memory") for n in self.ray.nodes() if n.get("Alive")]
+        offers = [m for m in offers if m]
+        return max(offers) / 2**20 if offers else None
 
     @property
     def parallel(self) -> int:
