@@ -199,14 +199,15 @@ def ranking_hits(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
             scores[:, shut] = -torch.inf
         held = heldout[a:b].tocoo()
         liked = held.data >= relevance
-        n_rel = np.bincount(held.row[liked], minlength=b - a)
+        rows, cols = held.row[liked].astype(np.int64), held.col[liked]
+        n_rel = np.bincount(rows, minlength=b - a)
         keep = np.flatnonzero(n_rel)
         if not len(keep):
             continue
         top = top_k(scores[torch.as_tensor(keep, device=device)], k)
         # a hit: (user, item) among the user's relevant pairs, looked up as sorted keys
         # (user * items + item), so no dense users x items relevance matrix is made
-        wanted = np.sort(held.row[liked].astype(np.int64) * n_items + held.col[liked])
+        wanted = np.sort(rows * n_items + cols)
         keys = keep[:, None] * n_items + top.cpu().numpy()
         found = np.minimum(np.searchsorted(wanted, keys), len(wanted) - 1)
         hits_out.append(wanted[found] == keys)

@@ -234,20 +234,33 @@ def tuned_part(root: Path, by_budget: dict[int, list[Record]]) -> list[str]:
                   for b in BUDGETS if by_budget[b]])[0],
         "",
     ]
-    for dataset in DATASETS:
-        cells = _cells(items, dataset)
-        for spec in (report.RATING, report.RANKING):
-            _, md = report.comparison(root / f"items{TUNED}", cells, spec) if cells else (None, "")
-            if md:
-                parts += [f"**{spec['title']}, {dataset} cold-items, tuned**", "", md, ""]
+    parts += items_tables(root / f"items{TUNED}", items, ", tuned")
     data = curves(by_budget)
     if data:
         parts += ["![NDCG@10 against ratings given, tuned](cold_users_tuned.png)", ""]
+    return parts + curve_tables(data, ", cold users, tuned")
+
+
+def items_tables(run_dir: Path, items: list[Record], tag: str = "") -> list[str]:
+    """The cold-items grid's rating and ranking comparisons, per dataset."""
+    parts = []
+    for dataset in DATASETS:
+        cells = _cells(items, dataset)
+        for spec in (report.RATING, report.RANKING):
+            _, md = report.comparison(run_dir, cells, spec) if cells else (None, "")
+            if md:
+                parts += [f"**{spec['title']}, {dataset} cold-items{tag}**", "", md, ""]
+    return parts
+
+
+def curve_tables(data: dict[str, dict[str, dict[int, list[Record]]]], tag: str = "",
+                 rmse_note: str = "") -> list[str]:
+    """The cold-users curves as tables, NDCG@10 and RMSE per dataset."""
+    parts = []
     for dataset in DATASETS:
         if dataset in data:
-            parts += [f"**NDCG@10, {dataset}, cold users, tuned**", "",
-                      curve_table(data[dataset], "ndcg@10"), "",
-                      f"**RMSE, {dataset}, cold users, tuned**", "",
+            parts += [f"**NDCG@10, {dataset}{tag}**", "", curve_table(data[dataset], "ndcg@10"),
+                      "", f"**RMSE, {dataset}{tag}**{rmse_note}", "",
                       curve_table(data[dataset], "rmse"), ""]
     return parts
 
@@ -284,12 +297,7 @@ def markdown(root: Path, warm: Path, by_budget: dict[int, list[Record]] | None =
         claims([("cold-items", root / "items", items)])[0] if items else "not run yet",
         "",
     ]
-    for dataset in DATASETS:
-        cells = _cells(items, dataset)
-        for spec in (report.RATING, report.RANKING):
-            _, md = report.comparison(root / "items", cells, spec) if cells else (None, "")
-            if md:
-                parts += [f"**{spec['title']}, {dataset} cold-items**", "", md, ""]
+    parts += items_tables(root / "items", items)
     data = curves(by_budget)
     parts += [
         "### Cold users (`cold-users-0`, `-1`, `-5`, `-10`)",
@@ -308,12 +316,7 @@ def markdown(root: Path, warm: Path, by_budget: dict[int, list[Record]] | None =
                 for b in BUDGETS])[0],
         "",
     ]
-    for dataset in DATASETS:
-        if dataset not in data:
-            continue
-        parts += [f"**NDCG@10, {dataset}**", "", curve_table(data[dataset], "ndcg@10"), "",
-                  f"**RMSE, {dataset}** (variants that predict ratings)", "",
-                  curve_table(data[dataset], "rmse"), ""]
+    parts += curve_tables(data, rmse_note=" (variants that predict ratings)")
     parts += [
         "## Warm cost (`results/published`: ml-100k u1, ml-1m random-90-10)",
         "",

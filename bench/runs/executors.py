@@ -241,8 +241,8 @@ class RayExecutor:
         peak) the task asks Ray for that much memory, so that Ray places it on a node that
         has it and runs no more tasks on a node than its memory holds."""
         extra = {"memory": int(memory_mb * 2**20)} if memory_mb else {}
-        largest = self.largest_node_mb()
-        if memory_mb and largest is not None and memory_mb > largest:
+        largest = self.largest_node_mb() if memory_mb else None
+        if largest is not None and memory_mb > largest:
             # Ray would hold an infeasible task forever: the cell fails now, saying why
             return self.ray.put(TaskLost(
                 f"no node of the Ray cluster has the memory this cell needs (about "

@@ -38,7 +38,12 @@ def dense_scores(model, m):
 
 
 def brute_force(model, split, k, relevance):
-    scores = dense_scores(model, split.train)
+    return ranked_by(dense_scores(model, split.train), split, k, relevance)
+
+
+def ranked_by(scores, split, k, relevance):
+    """Per user with a relevant test item: (user, hits of the top k among the items the user
+    did not rate in training, number relevant), from dense scores[users, items]."""
     rows = []
     for u in range(split.n_users):
         test_items, test_r = row(split.test, u)
@@ -135,16 +140,7 @@ def test_a_model_of_tied_scores_ranks_as_brute_force_and_keeps_its_state():
     users, hits, n_rel = ranking_hits(model, cfg, split.train, split.test, torch.device("cpu"),
                                       10, 4.0, batch_users=17)
     assert torch.equal(model.counts, before)
-    scores = before.expand(split.n_users, -1).numpy()
-    want = []
-    for u in range(split.n_users):
-        test_items, test_r = row(split.test, u)
-        relevant = set(test_items[test_r >= 4.0])
-        if relevant:
-            rated = set(row(split.train, u)[0])
-            ranked = sorted((i for i in range(split.n_items) if i not in rated),
-                            key=lambda i: (-scores[u, i], i))[:10]
-            want.append((u, [i in relevant for i in ranked], len(relevant)))
+    want = ranked_by(before.expand(split.n_users, -1).numpy(), split, 10, 4.0)
     assert list(users) == [u for u, _, _ in want]
     assert hits.tolist() == [h for _, h, _ in want]
     assert list(n_rel) == [n for _, _, n in want]
