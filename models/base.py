@@ -394,6 +394,10 @@ class Recommender(nn.Module):
     # estimate): weights, gradients and Adam's two moments for a trained family; a closed
     # form that builds its weights through larger intermediates says so
     working_copies: ClassVar[float] = 4.0
+    # scores an evaluation batch may hold (bytes of float32; 0: the evaluation's rows per
+    # batch): a family whose scoring gains from larger batches and whose scores do not
+    # depend on the batch's other rows says so
+    score_batch_bytes: ClassVar[int] = 0
 
     def train_step(self, batch: Batch, optimizer: torch.optim.Optimizer, autocast,
                    counts: dict) -> torch.Tensor:

@@ -23,6 +23,7 @@ import torch
 from .base import Batch, IntRange, LogUniform, ModelConfig, Recommender, Side, Space
 from .item_item import keep_top_k
 from .registry import register
+from .sparse_ops import held_blocks
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ class ContentKNN(Recommender):
         n = batch.row_sums(torch.ones_like(batch.values))
         mu = (batch.row_sums() + self.cfg.user_shrink * self.mean) / (n + self.cfg.user_shrink)
         dev = batch.values - mu.index_select(0, batch.entry_rows())
-        num = batch.pattern.rows_times(self.weight, dev)
-        den = batch.pattern.rows_times(self.weight, torch.ones_like(batch.values))
+        blocks = held_blocks(self, self.weight)
+        num = batch.pattern.rows_times(self.weight, dev, blocks)
+        den = batch.pattern.rows_times(self.weight, torch.ones_like(batch.values), blocks)
         return mu[:, None] + num / (den + self.cfg.shrink)
 
 

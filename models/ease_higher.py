@@ -26,6 +26,7 @@ from .base import Batch, IntRange, LogUniform, ModelConfig, Recommender, Space
 from .ease import penalised_inverse
 from .item_item import gram
 from .registry import register
+from .sparse_ops import held_blocks
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class HigherEASE(Recommender):
     def score(self, batch: Batch) -> torch.Tensor:
         dense = (batch.dense() != 0).to(self.weight.dtype)
         z = dense[:, self.pair_items[:, 0]] * dense[:, self.pair_items[:, 1]]
-        return batch.pattern.rows_times(self.weight, batch.values) + z @ self.pair_weight
+        return (batch.pattern.rows_times(self.weight, batch.values, held_blocks(self, self.weight))
+                + z @ self.pair_weight)
 
 
 register("ease-higher", lambda n_rows, n_cols, cfg: HigherEASE(n_rows, n_cols, cfg),

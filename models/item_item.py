@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Batch, Recommender
+from .sparse_ops import held_blocks
 
 GRAM_BLOCK_BYTES = 1 << 30  # the dense users x items block `gram` holds at once
 
@@ -65,6 +66,9 @@ class ItemItem(Recommender):
     trainer = "closed-form"
     # the Gram matrix, factored and inverted in its own memory, and the factorisation's copy
     working_copies = 2.0
+    # each pass over the held column blocks of W serves more users (a user's scores are the
+    # same whatever batch holds them)
+    score_batch_bytes = 512 << 20
 
     def __init__(self, n_users: int, n_items: int, cfg):
         super().__init__()
@@ -84,4 +88,5 @@ class ItemItem(Recommender):
         self.weight = w.to(self.weight.device, torch.float32).contiguous()
 
     def score(self, batch: Batch) -> torch.Tensor:
-        return batch.pattern.rows_times(self.weight, batch.values)
+        return batch.pattern.rows_times(self.weight, batch.values,
+                                        held_blocks(self, self.weight))

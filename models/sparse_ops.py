@@ -44,14 +44,17 @@ BLOCKED_BYTES = 4 << 20
 BLOCKED_REUSE = 16
 
 
-def _blocks(table: torch.Tensor, n_gathers: int) -> list[torch.Tensor] | None:
-    """The column blocks of `table` (rows x width) to gather from one at a time, contiguous;
-    None where the whole table is better (not on CPU, small, or too little reuse)."""
+def _blockable(table: torch.Tensor) -> bool:
+    """A table worth gathering from by column blocks: on CPU, wider than a block and larger
+    than the cache budget."""
     rows, width = table.shape
-    if (table.device.type != "cpu" or width <= BLOCK
-            or table.numel() * table.element_size() <= BLOCKED_BYTES
-            or n_gathers < BLOCKED_REUSE * rows):
-        return None
+    return (table.device.type == "cpu" and width > BLOCK
+            and table.numel() * table.element_size() > BLOCKED_BYTES)
+
+
+def column_blocks(table: torch.Tensor) -> list[torch.Tensor]:
+    """`table` (rows x width) as contiguous blocks of `BLOCK` columns (the last narrower)."""
+    rows, width = table.shape
     # the whole blocks in one copy (a copy per block took three times as long)
     full = width // BLOCK * BLOCK
     blocks = list(table[:, :full].reshape(rows, full // BLOCK, BLOCK).transpose(0, 1)
@@ -59,11 +62,38 @@ def _blocks(table: torch.Tensor, n_gathers: int) -> list[torch.Tensor] | None:
     return blocks + ([table[:, full:].contiguous()] if full < width else [])
 
 
+def _blocks(table: torch.Tensor, n_gathers: int) -> list[torch.Tensor] | None:
+    """The column blocks of `table` (rows x width) to gather from one at a time, contiguous;
+    None where the whole table is better (not on CPU, small, or too little reuse to pay for
+    the copy)."""
+    if not _blockable(table) or n_gathers < BLOCKED_REUSE * table.shape[0]:
+        return None
+    return column_blocks(table)
+
+
+def held_blocks(owner: torch.nn.Module, table: torch.Tensor) -> list[torch.Tensor] | None:
+    """`table`'s column blocks, copied once and kept on `owner` while `table` is the same
+    tensor at the same version, for `bag_sum(..., blocks=)`. Every batch of an evaluation
+    gathers from an item-item model's weight: copied per batch, the blocks would not pay
+    (`_blocks` declines them), copied once they do. The copy costs one more table's memory
+    while it is held. None while `owner` trains, or where the table is not worth blocking."""
+    if owner.training or not _blockable(table):
+        return None
+    held = owner.__dict__.get("_held_blocks")
+    if held is None or held[0] is not table or held[1] != table._version:
+        owner.__dict__["_held_blocks"] = None  # the stale copy goes before the new one is made
+        held = owner.__dict__["_held_blocks"] = (table, table._version, column_blocks(table))
+    return held[2]
+
+
 def bag_sum(indices: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor,
-            weights: torch.Tensor, include_last_offset: bool = False) -> torch.Tensor:
+            weights: torch.Tensor, include_last_offset: bool = False,
+            blocks: list[torch.Tensor] | None = None) -> torch.Tensor:
     """`embedding_bag` (weighted sums of `table`'s rows), column block by block where that
-    keeps the table in cache (`_blocks`)."""
-    blocks = _blocks(table, indices.numel())
+    keeps the table in cache: `blocks` given (`held_blocks`) where the batch gathers at least
+    as many rows as the table has, else copied here where the reuse pays for it (`_blocks`)."""
+    if blocks is None or indices.numel() < table.shape[0]:
+        blocks = _blocks(table, indices.numel())
     if blocks is None:
         return F.embedding_bag(indices, table, offsets, mode="sum", per_sample_weights=weights,
                                include_last_offset=include_last_offset)
@@ -126,9 +156,11 @@ class CSRBatch:
         return torch.sparse_csr_tensor(self.crow, self.cols, values, (self.n_rows, self.n_cols),
                                        check_invariants=False)
 
-    def rows_times(self, dense: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """X @ dense for X = this pattern with `weights`: (n_rows, width)."""
-        return bag_sum(self.cols, dense, self.crow[:-1], weights)
+    def rows_times(self, dense: torch.Tensor, weights: torch.Tensor,
+                   blocks: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """X @ dense for X = this pattern with `weights`: (n_rows, width); `blocks`: `dense`'s
+        column blocks where held (`held_blocks`)."""
+        return bag_sum(self.cols, dense, self.crow[:-1], weights, blocks=blocks)
 
     def cols_times(self, dense: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """X.T @ dense for X = this pattern with `weights`: (n_cols, width)."""

@@ -31,14 +31,32 @@ BATCH_ROWS = 1024
 ITEM_ROWS_BYTES = 1 << 30  # an item-based model's items x users scores held at once
 
 
+def rows_per_batch(model: Recommender, shape: tuple[int, int], batch_rows: int = BATCH_ROWS
+                   ) -> int:
+    """Rows `score_rows` scores at once of a (rows, columns) matrix: every row for a family
+    that reads them all at once, as many as `score_batch_bytes` allows where the family
+    declares it, else `batch_rows`."""
+    rows, cols = shape
+    if model.whole_matrix:
+        return max(1, rows)
+    if model.score_batch_bytes:
+        return max(batch_rows, model.score_batch_bytes // (4 * max(1, cols)))
+    return batch_rows
+
+
 @torch.no_grad()
 def score_rows(model: Recommender, x: sp.csr_matrix, device: torch.device,
-               batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, torch.Tensor]]:
+               batch_rows: int = BATCH_ROWS, rows: np.ndarray | None = None
+               ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield (first_row, scores) with the model's full-width outputs for the rows of `x`,
-    a matrix in the model's own view, in batches."""
+    a matrix in the model's own view, in batches; with `rows`, for those rows only, each
+    batch's first position in `rows` yielded (the batch still names its rows by their index
+    in `x`, which a model with per-row state reads)."""
     model.eval()
-    if model.whole_matrix:
-        batch_rows = max(1, x.shape[0])
+    ids = None
+    if rows is not None:
+        x, ids = x[rows], torch.as_tensor(np.asarray(rows, np.int64), device=device)
+    batch_rows = rows_per_batch(model, x.shape, batch_rows)
     indptr = x.indptr.astype(np.int64)
     cols = torch.as_tensor(x.indices.astype(np.int64), device=device)
     values = torch.as_tensor(x.data, dtype=torch.float32, device=device)
@@ -47,8 +65,8 @@ def score_rows(model: Recommender, x: sp.csr_matrix, device: torch.device,
         b = min(a + batch_rows, n)
         lo, hi = int(indptr[a]), int(indptr[b])
         crow = torch.as_tensor(indptr[a:b + 1] - lo, device=device)
-        batch = Batch(torch.arange(a, b, device=device), CSRBatch(crow, cols[lo:hi], x.shape[1]),
-                      values[lo:hi])
+        batch = Batch(torch.arange(a, b, device=device) if ids is None else ids[a:b],
+                      CSRBatch(crow, cols[lo:hi], x.shape[1]), values[lo:hi])
         # float32 for the metric arithmetic, whatever precision the model scored in
         yield a, check_scores(model, model.score(batch), b - a, x.shape[1]).float()
 
@@ -66,18 +84,36 @@ def writable(model: Recommender, scores: torch.Tensor) -> torch.Tensor:
 
 
 def user_scores(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
-                device: torch.device, batch_users: int = BATCH_ROWS
-                ) -> Iterator[tuple[int, torch.Tensor]]:
+                device: torch.device, batch_users: int = BATCH_ROWS,
+                users: np.ndarray | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield (first_user, scores[users, items]): the model's full-width scores of each user,
-    reading `inputs` (users x items ratings) in its own view. The one place that knows about
-    item-based models: their scores are the reconstructed items x users matrix, transposed.
-    That matrix is held a span of users at a time, at most `ITEM_ROWS_BYTES` of float32: a
-    larger one is scored again for each span and sliced, trading passes for memory (a family
-    whose `score` needs every row at once holds it whole)."""
+    reading `inputs` (users x items ratings) in its own view; with `users` (sorted), of those
+    users only, each batch's first position in `users` yielded. A user-row model scores only
+    them; one that reads every row at once (`whole_matrix`), or an item-based one, scores all
+    and the rows are selected. The one place that knows about item-based models: their
+    scores are the reconstructed items x users matrix, transposed. That matrix is held a span
+    of users at a time, at most `ITEM_ROWS_BYTES` of float32: a larger one is scored again for
+    each span and sliced, trading passes for memory (a family whose `score` needs every row
+    at once holds it whole)."""
     x = cfg.view(inputs)
-    if cfg.rows == "user":
-        yield from score_rows(model, x, device, batch_users)
+    if cfg.rows == "user" and (users is None or not model.whole_matrix):
+        yield from score_rows(model, x, device, batch_users, users)
         return
+    every = (score_rows(model, x, device, batch_users) if cfg.rows == "user"
+             else _item_based_scores(model, x, device, batch_users))
+    if users is None:
+        yield from every
+        return
+    for a, scores in every:
+        lo, hi = np.searchsorted(users, (a, a + scores.shape[0]))
+        if hi > lo:
+            yield int(lo), scores[torch.as_tensor(users[lo:hi] - a, device=device)]
+
+
+def _item_based_scores(model: Recommender, x: sp.csr_matrix, device: torch.device,
+                       batch_users: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """An item-based model's scores of every user (`user_scores`), `x` its items x users
+    view."""
     n_items, n_users = x.shape
     span = n_users if model.whole_matrix else max(
         batch_users, ITEM_ROWS_BYTES // (4 * max(1, n_items)))
@@ -188,34 +224,42 @@ def ranking_hits(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
     given, are the only items ranked."""
     n_items = inputs.shape[1]
     shut = None if candidates is None else torch.as_tensor(~candidates, device=device)
-    users_out, hits_out, nrel_out = [], [], []
-    for a, scores in user_scores(model, cfg, inputs, device, batch_users):
-        b = a + scores.shape[0]
-        seen = (inputs[a:b] if exclude is None else inputs[a:b] + exclude[a:b]).tocoo()
+    liked = heldout.data >= relevance
+    n_rel = np.bincount(np.repeat(np.arange(heldout.shape[0]), np.diff(heldout.indptr))[liked],
+                        minlength=heldout.shape[0])
+    ranked = np.flatnonzero(n_rel)
+    # where few users hold out a relevant item (strong generalisation's test users), only they
+    # are scored; elsewhere every user is, in the same batches whoever holds out what
+    whole = 2 * len(ranked) > heldout.shape[0]
+    ranked = np.arange(heldout.shape[0]) if whole else ranked
+    users_out, hits_out = [], []
+    for a, scores in user_scores(model, cfg, inputs, device, batch_users,
+                                 None if whole else ranked):
+        ids = ranked[a:a + scores.shape[0]]
+        seen = (inputs[ids] if exclude is None else inputs[ids] + exclude[ids]).tocoo()
         scores = writable(model, scores).index_put_(
             (torch.as_tensor(seen.row, device=device), torch.as_tensor(seen.col, device=device)),
             torch.tensor(-torch.inf, device=device))
         if shut is not None:
             scores[:, shut] = -torch.inf
-        held = heldout[a:b].tocoo()
-        liked = held.data >= relevance
-        rows, cols = held.row[liked].astype(np.int64), held.col[liked]
-        n_rel = np.bincount(rows, minlength=b - a)
-        keep = np.flatnonzero(n_rel)
+        keep = np.flatnonzero(n_rel[ids])
         if not len(keep):
             continue
-        top = top_k(scores[torch.as_tensor(keep, device=device)], k)
+        top = top_k(scores, k)[torch.as_tensor(keep, device=device)].cpu().numpy()
+        ids = ids[keep]
+        held = heldout[ids].tocoo()
+        good = held.data >= relevance
         # a hit: (user, item) among the user's relevant pairs, looked up as sorted keys
-        # (user * items + item), so no dense users x items relevance matrix is made
-        wanted = np.sort(rows * n_items + cols)
-        keys = keep[:, None] * n_items + top.cpu().numpy()
+        # (row * items + item), so no dense users x items relevance matrix is made
+        wanted = np.sort(held.row[good].astype(np.int64) * n_items + held.col[good])
+        keys = np.arange(len(ids))[:, None] * n_items + top
         found = np.minimum(np.searchsorted(wanted, keys), len(wanted) - 1)
         hits_out.append(wanted[found] == keys)
-        nrel_out.append(n_rel[keep])
-        users_out.append(a + keep)
+        users_out.append(ids)
     if not users_out:
         return np.zeros(0, np.int64), np.zeros((0, k), bool), np.zeros(0, np.int64)
-    return np.concatenate(users_out), np.concatenate(hits_out), np.concatenate(nrel_out)
+    users = np.concatenate(users_out)
+    return users, np.concatenate(hits_out), n_rel[users]
 
 
 def cold_candidates(split: Split, inputs: sp.csr_matrix,

@@ -120,13 +120,15 @@ def _on_meta(cell: RunConfig, cache):
     return module, mcfg, (rows, cols)
 
 
-SCORE_COPIES = 3  # a batch's scores, their masked copy and top-k's workspace (float32)
+# a batch's scores (masked in place) and what was made on the way (the column blocks' parts
+# of an item-item model's scores) or is made after (top-k's workspace), float32
+SCORE_COPIES = 2
 # What a fresh process grew by beyond the terms `peak_mb` names, measured on synthetic
 # 3000 x 6000 and 6000 x 12000 for 13 families (`tests/runs/test_memory_estimate.py` checks
 # two): the engines' own working memory (autograd, dense batches, compiled kernels) by kind
 # of trainer, and a share of the data again (evaluation's and validation's index arrays)
 ENGINE_MB = {"epochs": 300.0, "closed-form": 50.0}
-DATA_AGAIN = 0.35
+DATA_AGAIN = 0.25
 
 
 def peak_mb(cell: RunConfig, cache, base_mb: float) -> float:
@@ -144,13 +146,13 @@ def _footprint(cell: RunConfig, cache, base_mb: float) -> tuple[int, float]:
     the whole matrix, and for one whose rows are items, whose scores are turned into users'
     rows whole), and the engines' measured overheads (`ENGINE_MB`, `DATA_AGAIN`); or, where
     more, the most that loading the data held at once (measured too)."""
-    from aebench.bench.evaluation.evaluate import BATCH_ROWS
+    from aebench.bench.evaluation.evaluate import rows_per_batch
 
     module, mcfg, (rows, cols) = _on_meta(cell, cache)
     values = sum(t.numel() for t in module.state_dict().values())
     state = 4 * values * module.working_copies
-    whole = module.whole_matrix or mcfg.rows == "item"
-    scores = 4 * SCORE_COPIES * (rows if whole else min(rows, BATCH_ROWS)) * cols
+    held = rows if mcfg.rows == "item" else min(rows, rows_per_batch(module, (rows, cols)))
+    scores = 4 * SCORE_COPIES * held * cols
     data = cache.resident_mb.get(cell.dataset, 0.0)
     running = (base_mb + (1 + DATA_AGAIN) * data + ENGINE_MB.get(module.trainer, 300.0)
                + (state + scores) / 2**20)

@@ -1,5 +1,7 @@
 """The full-ranking protocol against a brute-force per-user computation."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -162,3 +164,49 @@ def test_item_based_scores_held_a_span_of_users_at_a_time_are_the_same(monkeypat
     spans = list(user_scores(model, cfg, split.train, torch.device("cpu"), batch_users=16))
     assert [a for a, _ in spans] == [0, 16, 20, 36, 40, 56, 60, 76, 80, 96, 100, 116]
     torch.testing.assert_close(torch.cat([s for _, s in spans]), whole, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["cdae", "autorec-i", "glocal-k"])
+def test_the_scores_of_some_users_are_those_users_rows_of_every_score(name):
+    """`user_scores(users=)`: a user-row model scores those users only, each batch naming
+    its users by their index (CDAE reads its per-user vector by it); an item-based model
+    and one that reads every row at once (GLocal-K) score all and hand over those rows."""
+    split = datasets.make_split(datasets.load("synthetic-120x80"), "random-75-25", seed=4)
+    torch.manual_seed(0)
+    cfg = models.config(name)
+    model, cfg = models.create(name, *cfg.view(split.train).shape)
+    users = np.array([3, 4, 17, 40, 41, 42, 99, 119])
+    cpu = torch.device("cpu")
+    every = torch.cat([s for _, s in user_scores(model, cfg, split.train, cpu, batch_users=16)])
+    scored = []
+    real = model.score
+    model.score = lambda batch: scored.append(batch.rows.tolist()) or real(batch)
+    parts = list(user_scores(model, cfg, split.train, cpu, batch_users=3, users=users))
+    if cfg.rows == "user" and not model.whole_matrix:
+        assert scored == [[3, 4, 17], [40, 41, 42], [99, 119]]
+    sizes = [len(s) for _, s in parts]
+    assert [a for a, _ in parts] == [sum(sizes[:i]) for i in range(len(parts))]
+    # the same rows; a user-row model's batches differ, so the float sums may by an ulp
+    torch.testing.assert_close(torch.cat([s for _, s in parts]), every[users])
+
+
+def test_only_users_with_a_relevant_item_are_scored_where_they_are_few(setup):
+    """Where at most half the users have a relevant held-out item (strong generalisation's
+    test users), only they are scored; the hits are brute force's."""
+    split, model, cfg = setup
+    test = split.test.tolil()
+    test[split.n_users // 3:] = 0  # two thirds of the users hold out nothing
+    split = dataclasses.replace(split, test=test.tocsr())
+    n_rel = np.bincount(split.test.nonzero()[0][split.test.data >= 4.0], minlength=split.n_users)
+    assert 0 < (n_rel > 0).sum() <= split.n_users // 2
+    scored = []
+    real = model.score
+    model.score = lambda batch: scored.extend(batch.rows.tolist()) or real(batch)
+    try:
+        users, hits, _ = ranking_hits(model, cfg, split.train, split.test, torch.device("cpu"),
+                                   10, 4.0, batch_users=17)
+    finally:
+        del model.score
+    assert scored == users.tolist() == np.flatnonzero(n_rel).tolist()
+    want = brute_force(model, split, 10, 4.0)
+    assert hits.tolist() == [h for _, h, _ in want]

@@ -140,6 +140,37 @@ def test_sampled_linear_matches_dense_at_observed_pairs(blocking, column_order):
         torch.testing.assert_close(g1, g2)
 
 
+def test_an_item_item_model_scores_from_held_column_blocks(monkeypatch):
+    """Evaluation gathers an item-item weight by column blocks copied once: the scores are
+    those of the whole-row gather, bit for bit; the copy is reused across batches, renewed
+    when the weight changes (in place or replaced), and not made while the model trains."""
+    import scipy.sparse as sp
+    from aebench.models.base import Batch
+
+    monkeypatch.setattr(sparse_ops, "BLOCK", 4)
+    monkeypatch.setattr(sparse_ops, "BLOCKED_BYTES", 0)
+    model, _ = models.create("ease", 5, 9)
+    dense, pattern, vals = _batch(n_rows=12, n_cols=9, seed=3)
+    model.fit(sp.csr_matrix((dense > 0).float().numpy()))
+    batch = Batch(torch.arange(12), pattern, vals)
+    model.eval()
+    got = model.score(batch)
+    assert model.__dict__["_held_blocks"][0] is model.weight  # scored from the blocks
+    torch.testing.assert_close(got, dense @ model.weight)
+    whole = torch.nn.functional.embedding_bag(pattern.cols, model.weight, pattern.crow[:-1],
+                                              mode="sum", per_sample_weights=vals)
+    assert torch.equal(got, whole)
+    held = sparse_ops.held_blocks(model, model.weight)
+    assert len(held) == 3 and held[-1].shape == (9, 1)  # 4 + 4 + 1 columns
+    assert held is sparse_ops.held_blocks(model, model.weight)  # one copy for every batch
+    model.weight.mul_(2)  # changed in place: a new copy
+    torch.testing.assert_close(model.score(batch), 2 * whole)
+    model.weight = torch.ones(9, 9)  # replaced: a new copy
+    torch.testing.assert_close(model.score(batch), dense @ torch.ones(9, 9))
+    model.train()
+    assert sparse_ops.held_blocks(model, model.weight) is None
+
+
 def test_sae_sparse_and_dense_paths_agree():
     model, _ = models.create("sae-200-100-200", 5, 9)
     model.eval()
