@@ -38,18 +38,18 @@ _FRONTIER = {(m, d) for m in FRONTIER for d in ("ml-100k", "ml-1m")}
 # the budget grid and strong generalisation are still to run.
 COLD_START = ("cfn-i", "cfn-i-side", "cfn-u", "cfn-u-side", "content-knn", "dropoutnet-i",
               "dropoutnet-u", "genre-pop", "group-bias", "group-pop", "mult-vae-side", "side-mf")
-# The low-rank EDLAE (#34), added after them: its default cells are published, its studies,
+# The low-rank EDLAE (#34), added after them: its default cells and studies are published, its
 # tuned and budget cells and strong generalisation are still to run.
 LATER = ("edlae-lowrank",)
-_COLD = {(m, d) for m in COLD_START + LATER for d in ("ml-100k", "ml-1m")}
+_COLD = {(m, d) for m in COLD_START for d in ("ml-100k", "ml-1m")}
+_LATER = {(m, d) for m in LATER for d in ("ml-100k", "ml-1m")}
 OUTSTANDING = {
     "published": set(),
     "tuned": (_NEW - {("deeprec", "ml-100k")} | _FRONTIER - {(m, "ml-100k") for m in FRONTIER}
-              | _COLD),
-    "budget": (_NEW - {("deeprec", "ml-100k")} | _FRONTIER - {(m, "ml-100k") for m in FRONTIER}
-               | _COLD),
+              | _COLD | _LATER),
+    # the studies (the tuning folder's)
+    "budget": _NEW - {("deeprec", "ml-100k")} | _COLD,
 }
-# Variants registered after the budget grid and the strong-generalisation grid last ran.
 BUDGET_OUTSTANDING = set(FRONTIER) | set(COLD_START) | set(LATER)
 HELDOUT_OUTSTANDING = set(FRONTIER) | set(COLD_START) | set(LATER)
 PARTIAL = {"published": {}, "tuned": {}}
