@@ -47,8 +47,7 @@ BLOCKED_REUSE = 16
 def _blockable(table: torch.Tensor) -> bool:
     """A table worth gathering from by column blocks: on CPU, wider than a block and larger
     than the cache budget."""
-    rows, width = table.shape
-    return (table.device.type == "cpu" and width > BLOCK
+    return (table.device.type == "cpu" and table.shape[1] > BLOCK
             and table.numel() * table.element_size() > BLOCKED_BYTES)
 
 

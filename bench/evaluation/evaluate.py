@@ -225,8 +225,7 @@ def ranking_hits(model: Recommender, cfg: ModelConfig, inputs: sp.csr_matrix,
     n_items = inputs.shape[1]
     shut = None if candidates is None else torch.as_tensor(~candidates, device=device)
     liked = heldout.data >= relevance
-    n_rel = np.bincount(np.repeat(np.arange(heldout.shape[0]), np.diff(heldout.indptr))[liked],
-                        minlength=heldout.shape[0])
+    n_rel = np.bincount(_row_index(heldout)[liked], minlength=heldout.shape[0])
     ranked = np.flatnonzero(n_rel)
     # where few users hold out a relevant item (strong generalisation's test users), only they
     # are scored; elsewhere every user is, in the same batches whoever holds out what
