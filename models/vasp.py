@@ -65,6 +65,29 @@ class Residual(nn.Module):
         return h
 
 
+class _ZeroDiagonalProduct(torch.autograd.Function):
+    """x @ B' for B' = B with a zero diagonal, and B's gradient x.T @ g with a zero diagonal:
+    the two dense products autograd makes of `x @ (B - diag(B))`, without the items x items
+    copy of B that the forward makes, nor the two its backward makes (a quarter of an ML-1M
+    step)."""
+
+    @staticmethod
+    def forward(ctx, x, b):
+        ctx.save_for_backward(x, b)
+        return torch.addcmul(x @ b, x, b.diagonal(), value=-1.0)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, b = ctx.saved_tensors
+        dx = db = None
+        if ctx.needs_input_grad[0]:
+            dx = torch.addcmul(g @ b.t(), g, b.diagonal(), value=-1.0)
+        if ctx.needs_input_grad[1]:
+            db = x.t() @ g
+            db.diagonal().zero_()
+        return dx, db
+
+
 class VASP(Recommender):
     def __init__(self, n_items: int, cfg: VASPConfig):
         super().__init__()
@@ -84,9 +107,9 @@ class VASP(Recommender):
         with torch.no_grad():
             self.shallow.fill_diagonal_(0.0)
 
-    def _shallow_weight(self) -> torch.Tensor:
-        """B with its diagonal held at zero (no gradient reaches it)."""
-        return self.shallow - torch.diag_embed(self.shallow.diagonal())
+    def _shallow(self, x: torch.Tensor) -> torch.Tensor:
+        """x @ B' for B' = B with its diagonal held at zero (no gradient reaches it)."""
+        return _ZeroDiagonalProduct.apply(x, self.shallow)
 
     def _logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                  torch.Tensor]:
@@ -98,7 +121,7 @@ class VASP(Recommender):
             z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
         kl = -0.5 * (1 + log_var - mu.square() - log_var.exp()).mean()
         e = self.decoder(z)
-        return self.decoder_resnet(e), self.decoder_latent(z), x @ self._shallow_weight(), kl
+        return self.decoder_resnet(e), self.decoder_latent(z), self._shallow(x), kl
 
     def _views(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets): the full rows to themselves, then with `halves` each row's

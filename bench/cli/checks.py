@@ -136,6 +136,21 @@ def check_precision(sub: argparse.ArgumentParser, option: str, precision: str,
         print(f"aebench: warning: {prec.warning(precision, device)}", file=sys.stderr)
 
 
+def default_executor(workers: int | None, devices=("cpu",), whole_grid: bool = False) -> str:
+    """The executor when `--executor` is not given: worker processes where they pay
+    (`--workers` given, or `run --all` of CPU cells on a machine of two or more cores: one
+    1-thread worker per core, longest cells first, since most families gain little from a
+    second thread), else this process. CUDA cells stay in this process: worker processes
+    would share its one device."""
+    from aebench.bench.runs.executors import cores
+
+    if workers is not None:
+        return "processes"
+    if whole_grid and cores() > 1 and set(devices) == {"cpu"}:
+        return "processes"
+    return "local"
+
+
 def check_executor(sub: argparse.ArgumentParser, name: str, workers: int | None = None
                    ) -> None:
     """The executor's extra is installed (before the dry run says all is well), and

@@ -80,13 +80,15 @@ RELEVANCE = float_in(1.0, 5.0, high_open=False)
 
 
 def executor_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--executor", default="local", choices=["local", "processes", "ray"],
+    parser.add_argument("--executor", choices=["local", "processes", "ray"],
                         help="run cells (or trials) in this process, in worker processes on "
                              "this machine (--workers, longest cells first, within the "
-                             "machine's memory), or as Ray tasks (pip install -e .[ray])")
+                             "machine's memory), or as Ray tasks (pip install -e .[ray]); "
+                             "default: processes with --workers, and for `run --all` of CPU "
+                             "cells on a machine of two or more cores; else local")
     parser.add_argument("--workers", type=POSITIVE,
-                        help="with --executor processes: worker processes (default: the "
-                             "cores divided by --threads)")
+                        help="worker processes of --executor processes (default: the cores "
+                             "divided by --threads)")
     parser.add_argument("--address", help="with --executor ray: join this Ray cluster "
                                            "(default: start a local one)")
     parser.add_argument("--threads", type=POSITIVE,

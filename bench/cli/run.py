@@ -156,6 +156,8 @@ def main(args, sub) -> int:
             sub.error("give -m/--models PATTERN (or --all)")
         patterns, names = args.models, args.datasets or ["ml-100k"]
         devices = args.devices or ["cpu"]
+    if args.executor is None:
+        args.executor = checks.default_executor(args.workers, devices, whole_grid=args.all)
     chosen = _check_options(args, sub, checks.resolve_models(sub, patterns))
     checks.check_devices(sub, "--devices", devices)
     names = checks.check_datasets(sub, names, args.split)
@@ -196,7 +198,7 @@ def main(args, sub) -> int:
     for why in the_plan.skipped:
         print(f"skipped: {why}")
     if args.dry_run:
-        return dry_run(the_plan, cache)
+        return dry_run(the_plan, cache, parallel(args))
     return execute(args, sub, the_plan)
 
 
@@ -280,11 +282,24 @@ def summary_table(finished: list) -> str:
                     tablefmt="github", disable_numparse=True)
 
 
-def dry_run(the_plan, cache) -> int:
-    """Print the cells a run would train, what they read and their estimated cost; train
-    nothing, write nothing."""
+def parallel(args) -> int | None:
+    """How many cells the chosen executor runs at once, without starting it (None: a Ray
+    cluster's, known once joined)."""
+    from aebench.bench.runs.executors import cores
+
+    if args.executor == "processes":
+        return args.workers or max(1, cores() // (args.threads or 1))
+    return 1 if args.executor == "local" else None
+
+
+def dry_run(the_plan, cache, at_once: int | None = 1) -> int:
+    """Print the cells a run would train, what they read and their estimated cost, and the
+    wall time on the chosen executor (`at_once` cells at a time); train nothing, write
+    nothing."""
     from aebench.bench.runs.runner import model_config
     from tabulate import tabulate
+
+    from .display import Eta, minutes
 
     rows, total, unknown = [], 0.0, 0
     for c, cost in zip(the_plan.cells, the_plan.costs):
@@ -306,4 +321,8 @@ def dry_run(the_plan, cache) -> int:
           f"run's cost" + (f" plus {unknown} cells it did not run" if unknown else "")
           + f", the largest peak about {peak:,.0f} MB; nothing trained, nothing written "
           f"(would write {the_plan.out})")
+    wall = Eta(the_plan.cells, the_plan.costs, at_once).total_s() if at_once else None
+    if wall is not None and at_once > 1:
+        print(f"{at_once} at a time, longest first: about {minutes(wall)} of wall time at the "
+              "published run's pace")
     return 0

@@ -100,6 +100,7 @@ def main(args, sub) -> int:
               "trained")
         return 0
     out.mkdir(parents=True, exist_ok=True)
+    args.executor = args.executor or checks.default_executor(args.workers)
     executor = checks.executor(sub, args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

@@ -267,7 +267,26 @@ def test_vasp_views_are_the_row_and_its_two_halves():
     model.train()
     model.loss(batch).backward()
     opt.step()
-    assert (model._shallow_weight().diagonal() == 0).all()
+    assert (model.shallow.diagonal() == 0).all()
+
+
+def test_vasp_shallow_product_equals_autograd_through_the_zeroed_diagonal():
+    """x @ (B - diag(B)) and its gradients as autograd takes them through the dense copy;
+    B's gradient has an exactly zero diagonal (Adam would move it by lr on any residue)."""
+    from aebench.models.vasp import _ZeroDiagonalProduct
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 7, dtype=torch.float64, generator=gen, requires_grad=True)
+    b = torch.randn(7, 7, dtype=torch.float64, generator=gen, requires_grad=True)
+    g = torch.randn(5, 7, dtype=torch.float64, generator=gen)
+    got = _ZeroDiagonalProduct.apply(x, b)
+    dx, db = torch.autograd.grad(got, (x, b), g)
+    want = x @ (b - torch.diag_embed(b.diagonal()))
+    wx, wb = torch.autograd.grad(want, (x, b), g)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(dx, wx)
+    torch.testing.assert_close(db, wb)
+    assert (db.diagonal() == 0).all()
 
 
 def test_vasp_focal_loss_matches_its_formula_on_fixed_logits():

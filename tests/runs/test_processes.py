@@ -154,11 +154,42 @@ def test_a_cell_larger_than_memory_still_runs_alone(tmp_path):
 
 def test_workers_option_goes_with_processes(capsys):
     try:
-        main(["run", "-m", "ease", "-d", "synthetic", "--workers", "2", "--dry-run"])
-        raise AssertionError("--workers without --executor processes was accepted")
+        main(["run", "-m", "ease", "-d", "synthetic", "--executor", "local", "--workers", "2",
+              "--dry-run"])
+        raise AssertionError("--workers with --executor local was accepted")
     except SystemExit as exc:
         assert exc.code == 2
-    assert "argument --workers: it sizes --executor processes" in capsys.readouterr().err
+    assert "argument --workers: it sizes --executor processes (this is local)" \
+        in capsys.readouterr().err
+
+
+def test_the_default_executor_is_processes_where_they_pay(monkeypatch):
+    """--workers alone asks for processes; `run --all` of CPU cells takes one worker per core
+    on a machine of two or more; a single core, CUDA cells or a chosen grid stay local."""
+    from aebench.bench.cli.checks import default_executor
+
+    monkeypatch.setattr(executors, "cores", lambda: 2)
+    assert default_executor(3) == "processes"
+    assert default_executor(None, ["cpu"], whole_grid=True) == "processes"
+    assert default_executor(None, ["cpu"]) == "local"
+    assert default_executor(None, ["cpu", "cuda"], whole_grid=True) == "local"
+    monkeypatch.setattr(executors, "cores", lambda: 1)
+    assert default_executor(None, ["cpu"], whole_grid=True) == "local"
+
+
+def test_the_dry_run_of_run_all_shares_the_cells_over_a_worker_per_core(monkeypatch, capsys,
+                                                                        real_data_dir):
+    monkeypatch.setattr(executors, "cores", lambda: 2)
+    data = ["-d", "ml-100k", "--data-dir", str(real_data_dir)]
+    assert main(["run", "--all", *data, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    serial = float(out.split("dry run: ")[1].split("about ")[1].split(" min")[0])
+    assert "2 at a time, longest first: about " in out
+    wall = out.split("2 at a time, longest first: about ")[1].split(" of wall time")[0]
+    minutes = float(wall.split()[0]) if wall.endswith("min") else float(wall.split()[0]) / 60
+    assert serial / 2 <= minutes + 0.05 < serial  # shared out, never under half the sum
+    assert main(["run", "--all", *data, "--threads", "2", "--dry-run"]) == 0
+    assert "at a time" not in capsys.readouterr().out  # one worker of two threads: serial
 
 
 def test_the_eta_shares_cells_over_workers_and_keeps_pace():
