@@ -81,6 +81,17 @@ PEERS = {p.family: p for p in (
         "reg_weight_2": 0.0}, "epoch", 2.0,
         "RecBole's loss reads every item of a user (dense BCE), aebench's the observed items "
         "and sampled negatives, as the CDAE paper does"),
+    Peer("diffrec", "DiffRec", lambda c, n: {
+        **_adam(c.batched), "noise_schedule": "linear-var", "noise_scale": c.noise_scale,
+        "noise_min": c.noise_min, "noise_max": c.noise_max, "steps": c.steps,
+        "sampling_steps": c.sampling_steps, "sampling_noise": False, "reweight": c.reweight,
+        "mean_type": "x0", "beta_fixed": True, "embedding_size": c.emb_size,
+        # the authors' --dims are the decoder's widths, the encoder's the same reversed:
+        # (200, 600) is items -> 600 -> 200 -> 600 -> items, RecBole's dims_dnn [600, 200, 600]
+        "dims_dnn": [*c.dims[::-1], *c.dims[1:]], "mlp_act_func": "tanh", "norm": False,
+        "time-aware": False}, "epoch", 1.0,
+        "RecBole's denoiser starts its biases at zero (the authors' and aebench's: N(0, 1e-3)); "
+        "its input dropout is fixed at 0.5 (aebench's default)"),
     Peer("ease", "EASE", lambda c, n: {"reg_weight": c.lam}, "fit", 2.0),
     Peer("itemknn", "ItemKNN", lambda c, n: {"k": c.topk, "shrink": c.shrink}, "fit", 2.0),
     Peer("slim", "SLIMElastic", lambda c, n: {"alpha": c.alpha, "l1_ratio": c.l1_ratio,

@@ -54,6 +54,31 @@ def test_recbole_on_the_same_split_sits_beside_its_figure():
     assert recall[-1] == "" and pop[10] == "not run yet"
 
 
+def test_every_check_sits_beside_aebench_on_the_seeds_both_ran():
+    """The checks' own table: a check on a protocol no published figure uses still shows,
+    and RecBole - aebench is the mean of the per-seed gaps where both ran (0.30 - 0.28 and
+    0.26 - 0.27: +0.0050); a check aebench has no record for reads "—"."""
+    split = {"dataset": "ml-1m", "name": "diffrec-temporal"}
+    checks = {"diffrec, recipe": {
+        "0": {"variant": "diffrec", "split": split, "recbole_test": {"ndcg@10": 0.30},
+              "recbole_fit_s": 40.0},
+        "1": {"variant": "diffrec", "split": split, "recbole_test": {"ndcg@10": 0.26},
+              "recbole_fit_s": 60.0},
+        "2": {"variant": "diffrec", "split": split, "recbole_test": {"ndcg@10": 0.31},
+              "recbole_fit_s": 50.0}},
+        "ease": {"0": {"variant": "ease", "split": split, "recbole_test": {"ndcg@10": 0.2},
+                       "recbole_fit_s": 1.0}}}
+    recs = [record("diffrec", 0, 0.28, split="diffrec-temporal", refit=False, metric="ndcg@10"),
+            record("diffrec", 1, 0.27, split="diffrec-temporal", refit=False, metric="ndcg@10"),
+            record("diffrec", 1, 0.99, split="diffrec-temporal", refit=False, metric="ndcg@10",
+                   recipe="tuned"),  # another recipe: not the check's
+            record("diffrec", 3, 0.5, split="random-90-10", refit=False, metric="ndcg@10")]
+    table = {r[0]: r for r in rows(literature.checks_table(recs, checks))}
+    assert table["diffrec, recipe"][3:] == ["diffrec-temporal", "0.2900 (n=3)", "0.2750 (n=2)",
+                                            "+0.0050", "50"]
+    assert table["ease"][5:7] == ["—", "—"]
+
+
 def test_every_figure_names_a_registered_variant_a_protocol_and_its_selection():
     from aebench import datasets, models
 

@@ -33,6 +33,13 @@ def test_peer_settings_follow_the_variant_config():
     assert dae["latent_dimension"] == 200
     ease = peers.PEERS["ease"].settings(models.config("ease", lam=77.0), 6040)
     assert ease == {"reg_weight": 77.0}
+    # DiffRec: the authors' decoder widths (200, 600) are RecBole's items -> 600 -> 200 -> 600
+    diff = peers.PEERS["diffrec"].settings(models.config("diffrec"), 6040)
+    assert diff["dims_dnn"] == [600, 200, 600] and diff["steps"] == 40
+    assert (diff["noise_schedule"], diff["mean_type"], diff["train_batch_size"]) == (
+        "linear-var", "x0", 400)
+    assert peers.PEERS["diffrec"].settings(models.config("diffrec", dims=(1000,)),
+                                           6040)["dims_dnn"] == [1000]
     for peer in peers.PEERS.values():
         assert peer.family in models.list() and peer.timed in ("epoch", "fit")
         json.dumps(peer.settings(models.config(peer.family), 6040))  # what the worker receives
