@@ -253,7 +253,11 @@ def test_vasp_views_are_the_row_and_its_two_halves():
     crow = torch.from_numpy(x.indptr.astype(np.int64))
     cols = torch.from_numpy(x.indices.astype(np.int64))
     batch = Batch(torch.arange(6), CSRBatch(crow, cols, 10), torch.ones(x.nnz))
-    inputs, targets = model._views(batch)
+    inputs, targets, (crow, cols) = model._views(batch)
+    # the entries the shallow path reads are the inputs' nonzero entries, row by row
+    dense = torch.zeros_like(inputs)
+    dense[torch.repeat_interleave(torch.arange(18), crow.diff()), cols] = 1.0
+    torch.testing.assert_close(dense, inputs)
     full = torch.from_numpy(x.toarray())
     a, b = inputs[6:12], inputs[12:]
     torch.testing.assert_close(inputs[:6], full)
@@ -287,6 +291,27 @@ def test_vasp_shallow_product_equals_autograd_through_the_zeroed_diagonal():
     torch.testing.assert_close(dx, wx)
     torch.testing.assert_close(db, wb)
     assert (db.diagonal() == 0).all()
+
+
+def test_vasp_shallow_product_from_entries_equals_the_dense_one():
+    """The sparse product of the training path against the dense one, forward and both
+    gradients of B, on binary rows with an empty row and a row holding a diagonal column."""
+    from aebench.models.vasp import _EntriesTimesZeroDiagonal, _ZeroDiagonalProduct, row_pointers
+
+    x = torch.from_numpy(random_binary(users=6, items=9, density=0.4, seed=4).toarray()).double()
+    x[2] = 0.0
+    x[3, 3] = 1.0
+    gen = torch.Generator().manual_seed(5)
+    b = torch.randn(9, 9, dtype=torch.float64, generator=gen, requires_grad=True)
+    g = torch.randn(6, 9, dtype=torch.float64, generator=gen)
+    rows, cols = x.nonzero(as_tuple=True)
+    got = _EntriesTimesZeroDiagonal.apply(b, row_pointers(rows, 6), cols)
+    (db,) = torch.autograd.grad(got, (b,), g)
+    want = _ZeroDiagonalProduct.apply(x, b)
+    (wb,) = torch.autograd.grad(want, (b,), g)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(db, wb)
+    assert (db.diagonal() == 0).all() and (got[2] == 0).all()
 
 
 def test_vasp_focal_loss_matches_its_formula_on_fixed_logits():
