@@ -216,19 +216,19 @@ def checks_table(recs: list[records.Record], checks: dict) -> str:
 def write(recs: list[records.Record], out_dir: Path, readme: Path | None = None) -> list[Path]:
     """The reproduction table of `recs`, as `out_dir/reproduction.md` and, with `readme`,
     as that README's generated block."""
-    body = table(recs, load_checks(out_dir))
-    out = out_dir / "reproduction.md"  # then the checks' own table
+    checks = load_checks(out_dir)
+    body = table(recs, checks)
+    own = ("\n## RecBole's own code on aebench's splits\n\n"
+           "`results/reproduction/recbole_checks.py`: RecBole 1.2.1 trains and scores each "
+           "model with its own loop, early stopping and evaluator on the split aebench's records "
+           "used (the same seeds), whether or not a published figure stands beside it.\n\n"
+           + checks_table(recs, checks) + "\n") if checks else ""
+    out = out_dir / "reproduction.md"
     out.write_text("# Reproduction of published figures\n\n"
                    "Tolerance: 0.005 RMSE, 0.01 NDCG@10 / Recall@10 (the issue's target). A "
                    "figure its publisher selected on the test set is optimistic by "
                    "construction; aebench's never read the test set before its one "
-                   "evaluation.\n\n" + body + "\n"
-                   + ("\n## RecBole's own code on aebench's splits\n\n"
-                      "`results/reproduction/recbole_checks.py`: RecBole 1.2.1 trains and scores "
-                      "each model with its own loop, early stopping and evaluator on the split "
-                      "aebench's records used (the same seeds), whether or not a published "
-                      "figure stands beside it.\n\n" + checks_table(recs, checks) + "\n"
-                      if (checks := load_checks(out_dir)) else ""), encoding="utf-8")
+                   "evaluation.\n\n" + body + "\n" + own, encoding="utf-8")
     if readme is None:
         return [out]
     from aebench.bench.reports.blocks import Pages
