@@ -103,23 +103,22 @@ class _EntriesTimesZeroDiagonal(torch.autograd.Function):
         out.index_put_((rows, cols), b.diagonal().index_select(0, cols).neg(),
                        accumulate=True)
         ctx.save_for_backward(rows, cols)
-        ctx.n = b.shape[0]
+        ctx.n, ctx.dtype = b.shape[0], b.dtype
         return out
 
     @staticmethod
     def backward(ctx, g):
         rows, cols = ctx.saved_tensors
-        order = torch.argsort(cols, stable=True)
-        ptr = torch.zeros(ctx.n + 1, dtype=torch.long, device=g.device)
-        ptr[1:] = torch.bincount(cols, minlength=ctx.n).cumsum(0)
-        db = F.embedding_bag(rows[order], g.contiguous(), ptr, mode="sum",
-                             include_last_offset=True)
+        order = torch.argsort(cols, stable=True)  # the entries column by column
+        db = F.embedding_bag(rows[order], g.contiguous(), row_pointers(cols, ctx.n),
+                             mode="sum", include_last_offset=True).to(ctx.dtype)
         db.diagonal().zero_()
         return db, None, None
 
 
 def row_pointers(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
-    """CSR row pointers of entries whose (sorted) row indices are `rows`."""
+    """CSR row pointers (n_rows + 1) of entries whose row indices are `rows`, once the
+    entries are in row order."""
     ptr = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
     ptr[1:] = torch.bincount(rows, minlength=n_rows).cumsum(0)
     return ptr
