@@ -218,15 +218,9 @@ class Batch:
         return self.pattern.n_rows
 
     def entry_rows(self) -> torch.Tensor:
-        """Row (within the batch) of every entry, in CSR order; computed once per batch, as a
-        loss may ask for it several times."""
-        held = self.__dict__.get("_entry_rows")
-        if held is None:
-            held = torch.repeat_interleave(torch.arange(self.size, device=self.values.device),
-                                           self.pattern.crow.diff(),
-                                           output_size=self.values.numel())
-            self.__dict__["_entry_rows"] = held  # a cache, not a field: frozen stays frozen
-        return held
+        """Row (within the batch) of every entry, in CSR order (the pattern's, computed once
+        per pattern)."""
+        return self.pattern.entry_rows()
 
     def row_sums(self, values: torch.Tensor | None = None) -> torch.Tensor:
         """Per-row sums of `values` (default: the batch's values), (B,)."""

@@ -23,6 +23,7 @@ introduced it (27c9e74), not here.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -132,6 +133,14 @@ def _sddmm(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
     return out
 
 
+def pointers(index: torch.Tensor, n: int) -> torch.Tensor:
+    """CSR pointers (n + 1) of entries whose row (or column) indices are `index`, for the
+    entries in that order."""
+    ptr = torch.zeros(n + 1, dtype=torch.long, device=index.device)
+    ptr[1:] = torch.bincount(index, minlength=n).cumsum(0)
+    return ptr
+
+
 @dataclass(frozen=True)
 class CSRBatch:
     """The pattern of a batch of sparse rows: row pointers `crow` and column indices `cols`.
@@ -147,9 +156,34 @@ class CSRBatch:
     t_rows: torch.Tensor | None = None
     t_ptr: torch.Tensor | None = None
 
+    @classmethod
+    def of_rows(cls, rows: torch.Tensor, cols: torch.Tensor, n_rows: int, n_cols: int
+                ) -> CSRBatch:
+        """The pattern of entries (`rows`, `cols`) given in row order."""
+        return cls(pointers(rows, n_rows), cols, n_cols)
+
     @property
     def n_rows(self) -> int:
         return self.crow.numel() - 1
+
+    def entry_rows(self) -> torch.Tensor:
+        """The row of every entry, in CSR order; computed once per pattern, as a batch's
+        loss may ask for it several times."""
+        held = self.__dict__.get("_entry_rows")
+        if held is None:
+            held = torch.repeat_interleave(torch.arange(self.n_rows, device=self.crow.device),
+                                           self.crow.diff(), output_size=self.cols.numel())
+            self.__dict__["_entry_rows"] = held  # a cache, not a field: frozen stays frozen
+        return held
+
+    def with_column_view(self) -> CSRBatch:
+        """This pattern with its column-ordered view (`t_perm`, `t_rows`, `t_ptr`), so that
+        `cols_times` gathers rows instead of multiplying by a transposed sparse matrix."""
+        if self.t_perm is not None:
+            return self
+        perm = torch.argsort(self.cols, stable=True)
+        return dataclasses.replace(self, t_perm=perm, t_rows=self.entry_rows()[perm],
+                                   t_ptr=pointers(self.cols, self.n_cols))
 
     def csr(self, values: torch.Tensor) -> torch.Tensor:
         return torch.sparse_csr_tensor(self.crow, self.cols, values, (self.n_rows, self.n_cols),

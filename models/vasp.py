@@ -29,6 +29,7 @@ from torch import nn
 
 from .base import Batch, Choice, IntRange, LogUniform, ModelConfig, Recipe, Recommender, Space
 from .registry import register
+from .sparse_ops import CSRBatch
 
 
 @dataclass(frozen=True)
@@ -66,62 +67,27 @@ class Residual(nn.Module):
 
 
 class _ZeroDiagonalProduct(torch.autograd.Function):
-    """x @ B' for B' = B with a zero diagonal, and B's gradient x.T @ g with a zero diagonal:
-    the two dense products autograd makes of `x @ (B - diag(B))`, without the items x items
-    copy of B that the forward makes, nor the two its backward makes (a quarter of an ML-1M
-    step)."""
+    """X @ B' for a binary X given by its pattern (a `CSRBatch`) and B' = B with a zero
+    diagonal, and B's gradient X.T @ g with a zero diagonal: the products autograd makes of
+    `x @ (B - diag(B))` at the cost of X's entries (an ML-1M row is 4% full, an ML-20M one
+    under 1%) and without the items x items copies of B that form makes. X.T @ g gathers
+    g's rows where the pattern carries its column view (`with_column_view`)."""
 
     @staticmethod
-    def forward(ctx, x, b):
-        ctx.save_for_backward(x, b)
-        return torch.addcmul(x @ b, x, b.diagonal(), value=-1.0)
-
-    @staticmethod
-    def backward(ctx, g):
-        x, b = ctx.saved_tensors
-        dx = db = None
-        if ctx.needs_input_grad[0]:
-            dx = torch.addcmul(g @ b.t(), g, b.diagonal(), value=-1.0)
-        if ctx.needs_input_grad[1]:
-            db = x.t() @ g
-            db.diagonal().zero_()
-        return dx, db
-
-
-class _EntriesTimesZeroDiagonal(torch.autograd.Function):
-    """`_ZeroDiagonalProduct` for a binary X given by its nonzero entries (row pointers
-    `crow`, columns `cols`): X @ B' gathers B's rows at the entries and B's gradient sums
-    g's rows per column, at the cost of X's entries rather than of its dense form (an ML-1M
-    row is 4% full, an ML-20M one under 1%)."""
-
-    @staticmethod
-    def forward(ctx, b, crow, cols):
-        rows = torch.repeat_interleave(torch.arange(crow.numel() - 1, device=b.device),
-                                       crow.diff(), output_size=cols.numel())
-        out = F.embedding_bag(cols, b, crow[:-1], mode="sum")
+    def forward(ctx, b, pattern: CSRBatch):
+        ones = torch.ones(pattern.cols.numel(), dtype=b.dtype, device=b.device)
+        out = pattern.rows_times(b, ones)
         # less B's diagonal where a row holds the column (the identity path it may not take)
-        out.index_put_((rows, cols), b.diagonal().index_select(0, cols).neg(),
-                       accumulate=True)
-        ctx.save_for_backward(rows, cols)
-        ctx.n, ctx.dtype = b.shape[0], b.dtype
+        out.index_put_((pattern.entry_rows(), pattern.cols),
+                       b.diagonal().index_select(0, pattern.cols).neg(), accumulate=True)
+        ctx.pattern, ctx.ones = pattern, ones
         return out
 
     @staticmethod
     def backward(ctx, g):
-        rows, cols = ctx.saved_tensors
-        order = torch.argsort(cols, stable=True)  # the entries column by column
-        db = F.embedding_bag(rows[order], g.contiguous(), row_pointers(cols, ctx.n),
-                             mode="sum", include_last_offset=True).to(ctx.dtype)
+        db = ctx.pattern.cols_times(g.to(ctx.ones.dtype).contiguous(), ctx.ones)
         db.diagonal().zero_()
-        return db, None, None
-
-
-def row_pointers(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
-    """CSR row pointers (n_rows + 1) of entries whose row indices are `rows`, once the
-    entries are in row order."""
-    ptr = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
-    ptr[1:] = torch.bincount(rows, minlength=n_rows).cumsum(0)
-    return ptr
+        return db, None
 
 
 class VASP(Recommender):
@@ -143,18 +109,10 @@ class VASP(Recommender):
         with torch.no_grad():
             self.shallow.fill_diagonal_(0.0)
 
-    def _shallow(self, x: torch.Tensor, entries: tuple[torch.Tensor, torch.Tensor] | None
-                 ) -> torch.Tensor:
-        """x @ B' for B' = B with its diagonal held at zero (no gradient reaches it): from
-        x's nonzero `entries` (row pointers, columns) where given, else from dense x."""
-        if entries is None:
-            return _ZeroDiagonalProduct.apply(x, self.shallow)
-        return _EntriesTimesZeroDiagonal.apply(self.shallow, *entries)
-
-    def _logits(self, x: torch.Tensor, entries: tuple[torch.Tensor, torch.Tensor] | None = None
+    def _logits(self, x: torch.Tensor, pattern: CSRBatch
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The three logits whose sigmoids multiply (resnet, latent, shallow) and the KL, for
-        binary rows x (`entries`: their nonzero entries, see `_shallow`)."""
+        binary rows x whose nonzero entries are `pattern`."""
         h = self.encoder(x)
         mu, log_var = self.mean(h), self.log_var(h)
         z = mu
@@ -162,47 +120,49 @@ class VASP(Recommender):
             z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
         kl = -0.5 * (1 + log_var - mu.square() - log_var.exp()).mean()
         e = self.decoder(z)
-        return (self.decoder_resnet(e), self.decoder_latent(z), self._shallow(x, entries), kl)
+        return (self.decoder_resnet(e), self.decoder_latent(z),
+                _ZeroDiagonalProduct.apply(self.shallow, pattern), kl)
 
     @staticmethod
-    def _binary(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The batch's rows as binary (x), and the rows and columns of their nonzero entries
-        in CSR order."""
-        rows, cols = batch.entry_rows(), batch.pattern.cols
+    def _binary(batch: Batch) -> tuple[torch.Tensor, CSRBatch]:
+        """The batch's rows as binary (x), and the pattern of their nonzero entries (the
+        batch's own where every stored value is nonzero)."""
+        pattern = batch.pattern
         keep = batch.values != 0
         if not bool(keep.all()):
-            rows, cols = rows[keep], cols[keep]
-        x = torch.zeros(batch.size, batch.pattern.n_cols, dtype=batch.values.dtype,
+            pattern = CSRBatch.of_rows(batch.entry_rows()[keep], pattern.cols[keep],
+                                       batch.size, pattern.n_cols)
+        x = torch.zeros(batch.size, pattern.n_cols, dtype=batch.values.dtype,
                         device=batch.values.device)
-        x[rows, cols] = 1.0
-        return x, rows, cols
+        x[pattern.entry_rows(), pattern.cols] = 1.0
+        return x, pattern
 
-    def _views(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor,
-                                             tuple[torch.Tensor, torch.Tensor]]:
-        """(inputs, targets, the inputs' entries): the full rows to themselves, then with
-        `halves` each row's items in a random order cut at int(n/2), each half to the
-        other."""
-        x, rows, cols = self._binary(batch)
-        n = batch.size
+    def _views(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, CSRBatch]:
+        """(inputs, targets, the inputs' pattern with its column view): the full rows to
+        themselves, then with `halves` each row's items in a random order cut at int(n/2),
+        each half to the other."""
+        x, pattern = self._binary(batch)
         if not self.cfg.halves:
-            return x, x, (row_pointers(rows, n), cols)
+            return x, x, pattern.with_column_view()
+        n, rows, cols = batch.size, pattern.entry_rows(), pattern.cols
         keys = torch.rand(rows.numel(), dtype=torch.float64, device=x.device)
         order = torch.argsort(rows.double() + keys)  # by row, random within a row
-        counts = torch.bincount(rows, minlength=n)
-        starts = counts.cumsum(0) - counts
+        counts = pattern.crow.diff()
+        starts = pattern.crow[:-1]
         position = torch.empty_like(rows)
         position[order] = torch.arange(rows.numel(), device=x.device) - starts[rows[order]]
         first = position < (counts // 2)[rows]  # split2_50: the first int(0.5 n) items
         a = torch.zeros_like(x)
         a[rows[first], cols[first]] = 1.0
         b = x - a
-        stacked = torch.cat([rows, rows[first] + n, rows[~first] + 2 * n])
-        entries = (row_pointers(stacked, 3 * n), torch.cat([cols, cols[first], cols[~first]]))
-        return torch.cat([x, a, b]), torch.cat([x, b, a]), entries
+        stacked = CSRBatch.of_rows(torch.cat([rows, rows[first] + n, rows[~first] + 2 * n]),
+                                   torch.cat([cols, cols[first], cols[~first]]), 3 * n,
+                                   pattern.n_cols)
+        return torch.cat([x, a, b]), torch.cat([x, b, a]), stacked.with_column_view()
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        inputs, targets, entries = self._views(batch)
-        r, lat, s, kl = self._logits(inputs, entries)
+        inputs, targets, pattern = self._views(batch)
+        r, lat, s, kl = self._logits(inputs, pattern)
         r, lat, s = r.float(), lat.float(), s.float()
         # log y and log(1 - y) of y = sigmoid(r) sigmoid(lat) sigmoid(s), clipped as Keras
         # clips probabilities to [1e-7, 1 - 1e-7]
@@ -217,9 +177,8 @@ class VASP(Recommender):
         return focal + kl
 
     def score(self, batch: Batch) -> torch.Tensor:
-        x, rows, cols = self._binary(batch)
-        r, lat, s, _ = self._logits(x.to(self.shallow.dtype), (row_pointers(rows, batch.size),
-                                                                cols))
+        x, pattern = self._binary(batch)
+        r, lat, s, _ = self._logits(x.to(self.shallow.dtype), pattern)
         return torch.sigmoid(r) * torch.sigmoid(lat) * torch.sigmoid(s)
 
 

@@ -285,10 +285,10 @@ def summary_table(finished: list) -> str:
 def parallel(args) -> int | None:
     """How many cells the chosen executor runs at once, without starting it (None: a Ray
     cluster's, known once joined)."""
-    from aebench.bench.runs.executors import cores
+    from aebench.bench.runs.executors import process_workers
 
     if args.executor == "processes":
-        return args.workers or max(1, cores() // (args.threads or 1))
+        return process_workers(args.workers, args.threads)
     return 1 if args.executor == "local" else None
 
 

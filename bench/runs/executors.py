@@ -143,6 +143,12 @@ class _Task:
         self.worker: _Worker | None = None
 
 
+def process_workers(workers: int | None, threads: int | None) -> int:
+    """How many worker processes `ProcessExecutor` starts: `workers`, else the cores divided
+    by the threads each runs (so the cores are used and never oversubscribed)."""
+    return workers or max(1, cores() // (threads or 1))
+
+
 class ProcessExecutor:
     """Tasks in `workers` processes on this machine (default: one per core, at `threads`
     threads each, so the cores are used and never oversubscribed). Each worker loads a
@@ -154,7 +160,7 @@ class ProcessExecutor:
 
     def __init__(self, workers: int | None = None, threads: int | None = None):
         self.threads = threads or 1
-        self.parallel = workers or max(1, cores() // self.threads)
+        self.parallel = process_workers(workers, threads)
         self.workers = [_Worker(self.threads) for _ in range(self.parallel)]
         self.idle = list(self.workers)
         self.queued: list[_Task] = []

@@ -253,11 +253,12 @@ def test_vasp_views_are_the_row_and_its_two_halves():
     crow = torch.from_numpy(x.indptr.astype(np.int64))
     cols = torch.from_numpy(x.indices.astype(np.int64))
     batch = Batch(torch.arange(6), CSRBatch(crow, cols, 10), torch.ones(x.nnz))
-    inputs, targets, (crow, cols) = model._views(batch)
+    inputs, targets, pattern = model._views(batch)
     # the entries the shallow path reads are the inputs' nonzero entries, row by row
     dense = torch.zeros_like(inputs)
-    dense[torch.repeat_interleave(torch.arange(18), crow.diff()), cols] = 1.0
+    dense[torch.repeat_interleave(torch.arange(18), pattern.crow.diff()), pattern.cols] = 1.0
     torch.testing.assert_close(dense, inputs)
+    assert pattern.t_perm is not None  # B's gradient gathers, column by column
     full = torch.from_numpy(x.toarray())
     a, b = inputs[6:12], inputs[12:]
     torch.testing.assert_close(inputs[:6], full)
@@ -275,28 +276,12 @@ def test_vasp_views_are_the_row_and_its_two_halves():
 
 
 def test_vasp_shallow_product_equals_autograd_through_the_zeroed_diagonal():
-    """x @ (B - diag(B)) and its gradients as autograd takes them through the dense copy;
-    B's gradient has an exactly zero diagonal (Adam would move it by lr on any residue)."""
+    """X @ (B - diag(B)) and B's gradient as autograd takes them through the dense copy, from
+    X's pattern with and without its column view, on binary rows with an empty row and a
+    row holding a diagonal column; B's gradient has an exactly zero diagonal (Adam would
+    move it by lr on any residue)."""
+    from aebench.models.sparse_ops import CSRBatch
     from aebench.models.vasp import _ZeroDiagonalProduct
-
-    gen = torch.Generator().manual_seed(3)
-    x = torch.randn(5, 7, dtype=torch.float64, generator=gen, requires_grad=True)
-    b = torch.randn(7, 7, dtype=torch.float64, generator=gen, requires_grad=True)
-    g = torch.randn(5, 7, dtype=torch.float64, generator=gen)
-    got = _ZeroDiagonalProduct.apply(x, b)
-    dx, db = torch.autograd.grad(got, (x, b), g)
-    want = x @ (b - torch.diag_embed(b.diagonal()))
-    wx, wb = torch.autograd.grad(want, (x, b), g)
-    torch.testing.assert_close(got, want)
-    torch.testing.assert_close(dx, wx)
-    torch.testing.assert_close(db, wb)
-    assert (db.diagonal() == 0).all()
-
-
-def test_vasp_shallow_product_from_entries_equals_the_dense_one():
-    """The sparse product of the training path against the dense one, forward and both
-    gradients of B, on binary rows with an empty row and a row holding a diagonal column."""
-    from aebench.models.vasp import _EntriesTimesZeroDiagonal, _ZeroDiagonalProduct, row_pointers
 
     x = torch.from_numpy(random_binary(users=6, items=9, density=0.4, seed=4).toarray()).double()
     x[2] = 0.0
@@ -304,14 +289,15 @@ def test_vasp_shallow_product_from_entries_equals_the_dense_one():
     gen = torch.Generator().manual_seed(5)
     b = torch.randn(9, 9, dtype=torch.float64, generator=gen, requires_grad=True)
     g = torch.randn(6, 9, dtype=torch.float64, generator=gen)
-    rows, cols = x.nonzero(as_tuple=True)
-    got = _EntriesTimesZeroDiagonal.apply(b, row_pointers(rows, 6), cols)
-    (db,) = torch.autograd.grad(got, (b,), g)
-    want = _ZeroDiagonalProduct.apply(x, b)
+    want = x @ (b - torch.diag_embed(b.diagonal()))
     (wb,) = torch.autograd.grad(want, (b,), g)
-    torch.testing.assert_close(got, want)
-    torch.testing.assert_close(db, wb)
-    assert (db.diagonal() == 0).all() and (got[2] == 0).all()
+    pattern = CSRBatch.of_rows(*x.nonzero(as_tuple=True), 6, 9)
+    for p in (pattern, pattern.with_column_view()):
+        got = _ZeroDiagonalProduct.apply(b, p)
+        (db,) = torch.autograd.grad(got, (b,), g)
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(db, wb)
+        assert (db.diagonal() == 0).all() and (got[2] == 0).all()
 
 
 def test_vasp_focal_loss_matches_its_formula_on_fixed_logits():
@@ -326,7 +312,7 @@ def test_vasp_focal_loss_matches_its_formula_on_fixed_logits():
                                             torch.from_numpy(x.indices.astype(np.int64)), 6),
                   torch.ones(x.nnz))
     t = torch.from_numpy(x.toarray()).double()
-    r, lat, s, kl = model._logits(t.float())
+    r, lat, s, kl = model._logits(t.float(), batch.pattern)
     y = (torch.sigmoid(r) * torch.sigmoid(lat) * torch.sigmoid(s)).double().clamp(1e-7, 1 - 1e-7)
     ce = -(t * y.log() + (1 - t) * (1 - y).log())
     p_t = t * y + (1 - t) * (1 - y)
