@@ -91,13 +91,18 @@ def higher_weights(x: sp.csr_matrix, cfg: HigherEASEConfig
         d = c * mask
         u += c - d
     # the authors return the last round's B (formed at its start) and its D (at its end)
-    b = -cfg.lam_b * p - m.T @ used - p * gamma
+    # the formula's float64 operations in its order, two items x items temporaries fewer
+    b = p.mul(-cfg.lam_b).sub_(m.T @ used).sub_(p.mul_(gamma))
+    del p
     b.diagonal().add_(1.0)
     return b, d, pairs
 
 
 class HigherEASE(Recommender):
     trainer = "closed-form"
+    # the weight buffer beside three float64 items x items matrices at the fit's peak (P, B
+    # and the product M^T C)
+    working_copies = 7.0
 
     def __init__(self, n_users: int, n_items: int, cfg: HigherEASEConfig):
         super().__init__()
@@ -109,8 +114,8 @@ class HigherEASE(Recommender):
 
     def fit(self, x: sp.csr_matrix) -> None:
         b, c, pairs = higher_weights(x, self.cfg)
-        self.weight.copy_(b.float())
-        self.pair_weight.copy_(c.float())
+        self.weight.copy_(b)  # rounded to float32 as it is copied: no float32 copy of B
+        self.pair_weight.copy_(c)
         self.pair_items.copy_(pairs)
 
     def score(self, batch: Batch) -> torch.Tensor:

@@ -13,7 +13,8 @@ against the empirical NTK of a wide finite network in the tests. A row the model
 scores through its kernel with the support, so the model folds new users in.
 
 Memory: the support and the dual coefficients are users x items (bool and float32), the
-kernel users x users during the fit."""
+kernel users x users during the fit (five float32 buffers while it is formed, then one float64
+for its inverse); no dense float copy of the support is made."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from .base import Batch, LogUniform, ModelConfig, Recommender, Space
+from .item_item import gram
 from .registry import register
 
 W_VAR, B_VAR = 2.0, 0.01  # the authors' W_std = sqrt(2), b_std = 0.1, squared
@@ -54,25 +57,42 @@ def ntk(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def ntk_of_dots(dots: torch.Tensor, a_sq: torch.Tensor, b_sq: torch.Tensor,
                 d: int) -> torch.Tensor:
     """`ntk` from the inner products it needs: x.x' (rows of a by rows of b), x.x and x'.x'
-    (scoring reads them from sparse rows without a dense copy of either side)."""
-    s12 = W_VAR * dots / d + B_VAR
+    (scoring reads them from sparse rows without a dense copy of either side). Computed in
+    `dots`' memory (which it overwrites) and four more buffers of its shape, each step the
+    same float32 operation, in the same order, as the formula's."""
+    s12 = dots.mul_(W_VAR).div_(d).add_(B_VAR)
     s11 = W_VAR * a_sq / d + B_VAR
     s22 = W_VAR * b_sq / d + B_VAR
     norm = torch.sqrt(s11[:, None] * s22[None, :])
-    cos = (s12 / norm).clamp(-1.0, 1.0)
-    theta = torch.arccos(cos)
-    e_relu = norm * (torch.sqrt(1.0 - cos * cos) + (math.pi - theta) * cos) / (2 * math.pi)
-    e_drelu = (math.pi - theta) / (2 * math.pi)
-    return W_VAR * e_relu + B_VAR + W_VAR * e_drelu * s12
+    cos = torch.div(s12, norm).clamp_(-1.0, 1.0)
+    root = torch.mul(cos, cos).neg_().add_(1.0).sqrt_()       # sqrt(1 - cos^2) = sin theta
+    theta = torch.arccos(cos).neg_().add_(math.pi)            # pi - theta
+    e_relu = norm.mul_(root.add_(cos.mul_(theta))).div_(2 * math.pi)
+    del root, cos
+    e_drelu = theta.div_(2 * math.pi)
+    return e_relu.mul_(W_VAR).add_(B_VAR).add_(e_drelu.mul_(W_VAR).mul_(s12))
 
 
-def dual(k: torch.Tensor, x: torch.Tensor, lam: float) -> torch.Tensor:
+def dual(k: torch.Tensor, x: sp.csr_matrix, lam: float, block: int = 2048) -> torch.Tensor:
     """(K + lam tr(K)/n I)^-1 X, the authors' regularisation (`jnp.abs(reg) * trace / n`),
-    by a Cholesky solve in float64 (K is symmetric positive semi-definite)."""
+    for a float64 kernel `k` (overwritten: its Cholesky factor, then the inverse, take its
+    memory) and the binary support `x` (n x items, sparse); float32. The product with X
+    reads X's nonzero entries (an `embedding_bag` over each item's users: n nnz(X) flop,
+    where a dense Cholesky solve takes 2 n^2 items), `block` columns of the symmetric
+    inverse at a time."""
     n = k.shape[0]
-    reg = k.double()
-    reg.diagonal().add_(abs(lam) * reg.diagonal().sum() / n)
-    return torch.cholesky_solve(x.double(), torch.linalg.cholesky(reg)).float()
+    k.diagonal().add_(abs(lam) * k.diagonal().sum() / n)
+    inv = torch.cholesky_inverse(torch.linalg.cholesky(k, out=k), out=k)
+    xt = x.T.tocsr()
+    bags = torch.from_numpy(xt.indices.astype(np.int64))
+    offsets = torch.from_numpy(xt.indptr[:-1].astype(np.int64))
+    weights = torch.from_numpy(xt.data.astype(np.float64))
+    out = torch.empty(n, x.shape[1])
+    for a in range(0, n, block):
+        cols = inv[a:a + block].T.contiguous()  # columns a.. of the inverse, by symmetry
+        out[a:a + block] = F.embedding_bag(bags, cols, offsets, mode="sum",
+                                           per_sample_weights=weights).T
+    return out
 
 
 class InfAE(Recommender):
@@ -84,6 +104,11 @@ class InfAE(Recommender):
         n = n_users if cfg.user_support <= 0 else min(cfg.user_support, n_users)
         self.register_buffer("support", torch.zeros(n, n_items, dtype=torch.bool))
         self.register_buffer("alpha", torch.zeros(n, n_items))
+        # the fit's peak (the dry run's estimate, in float32 copies of the 2 n x items saved
+        # values): the support and alpha (5 bytes per entry) beside the kernel's five float32
+        # n x n buffers, or scoring's float items x n copy of the support
+        self.working_copies = (5.0 * n * n_items + max(20.0 * n * n, 4.0 * n * n_items)) / (
+            8.0 * n * n_items)
 
     def fit(self, x: sp.csr_matrix) -> None:
         n = self.support.shape[0]
@@ -91,10 +116,18 @@ class InfAE(Recommender):
         if n < x.shape[0]:  # the authors' `sample_users`: a random user support
             gen = torch.Generator().manual_seed(int(torch.initial_seed() % 2**63))
             rows = np.sort(torch.randperm(x.shape[0], generator=gen)[:n].numpy())
-        support = torch.from_numpy((x[rows] != 0).toarray())
-        dense = support.float()
-        self.support.copy_(support)
-        self.alpha.copy_(dual(ntk(dense, dense), dense, self.cfg.lam))
+        xs = sp.csr_matrix(x[rows] != 0, dtype=np.float32)  # the binary support, sparse
+        coo = xs.tocoo()
+        self.support.zero_()
+        self.support[torch.from_numpy(coo.row.astype(np.int64)),
+                     torch.from_numpy(coo.col.astype(np.int64))] = True
+        # X X^T from the stored entries (integer counts: exact in float32, as the dense
+        # product of the 0/1 rows is), the kernel in its memory, then the float64 inverse
+        counts = torch.from_numpy(np.diff(xs.indptr).astype(np.float32))
+        k = ntk_of_dots(gram(xs.T.tocsr()), counts, counts, xs.shape[1])
+        reg = k.double()
+        del k
+        self.alpha.copy_(dual(reg, xs, self.cfg.lam))
 
     def _support_t(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The support as a float items x users matrix and its rows' counts, made once per

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 import torch
 
 from .base import Choice, IntRange, ModelConfig, Space, Uniform
-from .item_item import ItemItem, gram, keep_top_k
+from .item_item import TOP_K_BLOCK, ItemItem, cross, gram, keep_top_k
 from .registry import register
 
 
@@ -38,16 +38,16 @@ class ItemKNNConfig(ModelConfig):
 
 
 def cosine_weights(x: sp.csr_matrix, topk: int, shrink: float) -> torch.Tensor:
-    g = gram(x)
-    norm = g.diagonal().clamp_min(0).sqrt()
-    w = g / (norm[:, None] * norm[None, :] + shrink + 1e-6)
+    w = gram(x)
+    norm = w.diagonal().clamp_min(0).sqrt()  # a copy: read before w changes
+    for a in range(0, w.shape[1], TOP_K_BLOCK):  # in the Gram's memory, a block at a time
+        b = slice(a, a + TOP_K_BLOCK)
+        w[:, b].div_(norm[:, None] * norm[None, b] + shrink + 1e-6)
     w.diagonal().zero_()
-    return keep_top_k(w, topk, dim=0)
+    return keep_top_k(w, topk, dim=0, in_place=True)
 
 
 class ItemKNN(ItemItem):
-    working_copies = 3.5  # the Gram, the similarities and their top-k
-
     def weights(self, x: sp.csr_matrix) -> torch.Tensor:
         return cosine_weights(x, self.cfg.topk, self.cfg.shrink)
 
@@ -67,24 +67,22 @@ def rp3beta_weights(x: sp.csr_matrix, alpha: float, beta: float, topk: int,
     x = x.tocsr().astype(np.float64)
     user_deg = np.asarray(x.sum(axis=1)).ravel()
     item_deg = np.asarray(x.sum(axis=0)).ravel()
-    p_ui = sp.diags(1.0 / np.maximum(user_deg, 1.0)) @ x        # user -> item
-    p_iu = (x @ sp.diags(1.0 / np.maximum(item_deg, 1.0))).T    # item -> user
+    p_ui = (sp.diags(1.0 / np.maximum(user_deg, 1.0)) @ x).tocsr()  # user -> item
+    p_iu_t = (x @ sp.diags(1.0 / np.maximum(item_deg, 1.0))).tocsr()  # item -> user, transposed
     if alpha != 1.0:
-        p_ui, p_iu = p_ui.power(alpha), p_iu.power(alpha)
-    w = torch.from_numpy(np.asarray((p_iu.tocsr() @ p_ui.tocsc()).todense(), np.float32))
+        p_ui, p_iu_t = p_ui.power(alpha), p_iu_t.power(alpha)
+    w = cross(p_iu_t, p_ui)  # P_iu P_ui, never a dense float64 or sparse items x items
     penalty = np.zeros_like(item_deg)
     penalty[item_deg > 0] = item_deg[item_deg > 0] ** -beta
     w *= torch.from_numpy(penalty.astype(np.float32))[None, :]
     w.diagonal().zero_()
-    w = keep_top_k(w, topk, dim=1)
+    w = keep_top_k(w, topk, dim=1, in_place=True)
     if normalize:
         w /= w.sum(1, keepdim=True).clamp_min(1e-12)
     return w
 
 
 class RP3beta(ItemItem):
-    working_copies = 3.5  # the transition products and their top-k, as ItemKNN's
-
     def weights(self, x: sp.csr_matrix) -> torch.Tensor:
         c = self.cfg
         return rp3beta_weights(x, c.alpha, c.beta, c.topk, c.normalize)

@@ -151,7 +151,7 @@ def slim_weights(x: sp.csr_matrix, alpha: float, l1_ratio: float, topk: int,
                        x.shape[0], alpha * l1_ratio, alpha * (1.0 - l1_ratio), tol, max_iter,
                        switch)
     w = torch.from_numpy(np.ascontiguousarray(wt.T, dtype=np.float32))
-    return keep_top_k(w, topk, dim=0)
+    return keep_top_k(w, topk, dim=0, in_place=True)
 
 
 class SLIM(ItemItem):
