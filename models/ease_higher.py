@@ -40,12 +40,25 @@ class HigherEASEConfig(ModelConfig):
     rounds: int = 40            # ADMM rounds (the authors' epochs)
 
 
-def top_pairs(g: torch.Tensor, n: int) -> torch.Tensor:
+def top_pairs(g: torch.Tensor, n: int, block: int = 1024) -> torch.Tensor:
     """The `n` item pairs (i < j) with the largest co-occurrence counts in the Gram matrix
-    `g` (ties to the lower flat index), as an (n, 2) tensor."""
+    `g` (ties to the lower flat index i * items + j), as an (n, 2) tensor. Each row's n
+    first pairs in that order are candidates (a pair among the n first overall is among its
+    row's n first), taken `block` rows at a time: never a sort, or a masked copy, of all
+    items x items entries."""
     m = g.shape[0]
-    upper = (torch.triu(g, diagonal=1) - torch.tril(torch.ones_like(g))).flatten()  # i < j
-    order = torch.sort(upper, descending=True, stable=True).indices[:n]
+    cols = torch.arange(m)
+    values, flat = [], []
+    for a in range(0, m, block):
+        rows = torch.arange(a, min(a + block, m))
+        part = g[a:a + block].masked_fill(cols[None, :] <= rows[:, None], -1.0)  # i < j only
+        top = torch.sort(part, dim=1, descending=True, stable=True)
+        values.append(top.values[:, :n].flatten())
+        flat.append((rows[:, None] * m + top.indices[:, :n]).flatten())
+    flat = torch.cat(flat)
+    by_index = torch.argsort(flat)  # the candidates in flat order, so that the stable sort
+    values, flat = torch.cat(values)[by_index], flat[by_index]  # below breaks ties by it
+    order = flat[torch.sort(values, descending=True, stable=True).indices[:n]]
     return torch.stack([order // m, order % m], dim=1)
 
 

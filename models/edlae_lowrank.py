@@ -47,20 +47,23 @@ def lowrank_factors(x: sp.csr_matrix, cfg: LowRankConfig, seed: int = 0,
     near singular where B is (a large lambda on tiny data)."""
     if not 0.0 <= cfg.p < 1.0:
         raise ValueError(f"p must lie in [0, 1) (a dropout probability), got {cfg.p}")
+    n_items = x.shape[1]
+    if cfg.rank >= n_items and not iterate_at_full_rank:
+        b = (edlae_weights if cfg.zero_diag else dlae_weights)(x, cfg.lam, cfg.p).double()
+        return b, torch.eye(n_items, dtype=torch.float64)
     full = gram(x, torch.float64)
     # the items some training user has (the authors' data holds no other): an item with no
     # interaction has a zero row of U and column of V^T, and would make the updates singular
     active = torch.nonzero(full.diagonal() > 0).flatten()
-    g = full[active][:, active]
+    g = full if len(active) == n_items else full[active][:, active]
+    del full  # the float64 items x items matrices held below: g, A, C and two in a round
     n = g.shape[0]
     k = min(cfg.rank, n)
-    if cfg.rank >= full.shape[0] and not iterate_at_full_rank:
-        b = (edlae_weights if cfg.zero_diag else dlae_weights)(x, cfg.lam, cfg.p).double()
-        return b, torch.eye(full.shape[0], dtype=torch.float64)
     penalty = cfg.lam + cfg.p / (1.0 - cfg.p) * g.diagonal()
     a = g.clone()
     a.diagonal().add_(penalty)                       # X^T X + Lambda
-    c = torch.cholesky_inverse(torch.linalg.cholesky(a))
+    c = a.clone()                                    # its factor, then its inverse, in place
+    c = torch.cholesky_inverse(torch.linalg.cholesky(c, out=c), out=c)
     gen = torch.Generator().manual_seed(seed)
     vt = torch.randn(k, n, generator=gen, dtype=torch.float64) * 1e-4
     u = torch.zeros(n, k, dtype=torch.float64)
@@ -69,7 +72,9 @@ def lowrank_factors(x: sp.csr_matrix, cfg: LowRankConfig, seed: int = 0,
         gamma = penalty
         if cfg.zero_diag:
             kk = vt.T @ gg @ vt
-            gamma = torch.linalg.solve(c * kk, kk.diagonal())
+            ck, kk = c * kk, kk.diagonal().clone()
+            gamma = torch.linalg.solve(ck, kk)
+            del ck
         h = c * (-gamma)                             # column j of C times -gamma_j
         h.diagonal().add_(1.0)
         u = h @ (vt.T @ gg)
@@ -78,7 +83,7 @@ def lowrank_factors(x: sp.csr_matrix, cfg: LowRankConfig, seed: int = 0,
         if cfg.zero_diag:
             eta = (u * vt.T).sum(1) / (u * h2.T).sum(1)  # diag(U V^T) / diag(U H)
             vt = vt - h2 * eta
-    out_u = torch.zeros(full.shape[0], min(cfg.rank, full.shape[0]), dtype=torch.float64)
+    out_u = torch.zeros(n_items, min(cfg.rank, n_items), dtype=torch.float64)
     out_v = torch.zeros_like(out_u)
     out_u[active, :k], out_v[active, :k] = u, vt.T
     return out_u, out_v
@@ -93,7 +98,8 @@ class LowRankEDLAE(Recommender):
         k = min(cfg.rank, n_items)
         self.register_buffer("u", torch.zeros(n_items, k))
         self.register_buffer("v", torch.zeros(n_items, k))
-        # the fit's peak: about six float64 items x items matrices against 2 x items x k kept
+        # the fit's peak: about six float64 items x items matrices (G, A, C, and K, C * K and
+        # its LU factor in a zero-diagonal round) against the 2 x items x k numbers kept
         self.working_copies = 2.0 + 12.0 * n_items / (2.0 * k)
 
     def fit(self, x: sp.csr_matrix) -> None:

@@ -179,6 +179,18 @@ def test_inf_ae_with_a_user_support_keeps_that_many_training_rows():
 
 # ---- higher-order EASE
 
+@pytest.mark.parametrize("block", [1, 2, 1024])
+def test_top_pairs_by_hand_ties_to_the_lower_flat_index(block):
+    from aebench.models.ease_higher import top_pairs
+
+    # upper pairs: (0, 1) 2, (0, 2) 2, (1, 2) 3, (0, 3) 1, (1, 3) 0, (2, 3) 2
+    g = torch.tensor([[5.0, 2.0, 2.0, 1.0], [2.0, 5.0, 3.0, 0.0], [2.0, 3.0, 5.0, 2.0],
+                      [1.0, 0.0, 2.0, 4.0]], dtype=torch.float64)
+    assert top_pairs(g, 4, block).tolist() == [[1, 2], [0, 1], [0, 2], [2, 3]]
+    assert top_pairs(g, 6, block).tolist()[-2:] == [[0, 3], [1, 3]]
+
+
+
 def authors_higher(x, pairs, lam_b, lam_c, rho, epochs):
     """`train_higher` of hasteck/Higher_Recsys_2021 as the notebook writes it (numpy, float64)."""
     x = x.toarray().astype(np.float64)
