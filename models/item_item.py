@@ -37,38 +37,15 @@ def gram(x: sp.csr_matrix, dtype: torch.dtype = torch.float32,
     return out.to(dtype)
 
 
-def cross(x: sp.csr_matrix, y: sp.csr_matrix, block_bytes: int = GRAM_BLOCK_BYTES
-          ) -> torch.Tensor:
-    """X^T Y (items x items, float32) of two users x items matrices of real values (RP3beta's
-    transition products), as `gram` forms X^T X but summed in float64 a slice of columns at a
-    time (non-integer sums are not exact in float32; rounded once at the end, as a float64
-    sparse product densified would be), so that neither a dense users x items matrix nor a
-    float64 items x items one is ever whole."""
-    n_users, n_items = x.shape
-    rows = max(1, block_bytes // (8 * GRAM_COLUMNS))
-    out = torch.empty(n_items, y.shape[1])
-    parts = [(x[a:a + rows].T.tocsr(), y[a:a + rows]) for a in range(0, n_users, rows)]
-    for c in range(0, y.shape[1], GRAM_COLUMNS):
-        acc = None
-        for xt, part in parts:
-            block = _gram_block(part, xt, c, c + GRAM_COLUMNS, torch.float64)
-            acc = block if acc is None else acc.add_(block)
-        out[:, c:c + GRAM_COLUMNS] = acc
-    return out
-
-
 GRAM_COLUMNS = 4096  # columns of X^T X a block's product fills at once
 
 
-def _gram_block(x: sp.csr_matrix, xt: sp.csr_matrix, c0: int, c1: int,
-                dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Columns c0:c1 of Xt X for the rows of `x` (`xt` the transpose of `x`, or of another
-    matrix of its rows): items x (c1 - c0), in `dtype`."""
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    dense = torch.from_numpy(x[:, c0:c1].toarray().astype(np_dtype))
+def _gram_block(x: sp.csr_matrix, xt: sp.csr_matrix, c0: int, c1: int) -> torch.Tensor:
+    """Columns c0:c1 of X^T X for the rows of `x` (`xt` its transpose): items x (c1 - c0)."""
+    dense = torch.from_numpy(x[:, c0:c1].toarray().astype(np.float32))
     return F.embedding_bag(torch.from_numpy(xt.indices.astype(np.int64)), dense,
                            torch.from_numpy(xt.indptr[:-1].astype(np.int64)), mode="sum",
-                           per_sample_weights=torch.from_numpy(xt.data.astype(np_dtype)))
+                           per_sample_weights=torch.from_numpy(xt.data.astype(np.float32)))
 
 
 TOP_K_BLOCK = 1024  # columns (or rows) of W whose ranking `keep_top_k` sorts at once

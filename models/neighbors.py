@@ -25,7 +25,7 @@ import scipy.sparse as sp
 import torch
 
 from .base import Choice, IntRange, ModelConfig, Space, Uniform
-from .item_item import TOP_K_BLOCK, ItemItem, cross, gram, keep_top_k
+from .item_item import GRAM_COLUMNS, TOP_K_BLOCK, ItemItem, gram, keep_top_k
 from .registry import register
 
 
@@ -67,11 +67,17 @@ def rp3beta_weights(x: sp.csr_matrix, alpha: float, beta: float, topk: int,
     x = x.tocsr().astype(np.float64)
     user_deg = np.asarray(x.sum(axis=1)).ravel()
     item_deg = np.asarray(x.sum(axis=0)).ravel()
-    p_ui = (sp.diags(1.0 / np.maximum(user_deg, 1.0)) @ x).tocsr()  # user -> item
-    p_iu_t = (x @ sp.diags(1.0 / np.maximum(item_deg, 1.0))).tocsr()  # item -> user, transposed
+    p_ui = sp.diags(1.0 / np.maximum(user_deg, 1.0)) @ x        # user -> item
+    p_iu = (x @ sp.diags(1.0 / np.maximum(item_deg, 1.0))).T    # item -> user
     if alpha != 1.0:
-        p_ui, p_iu_t = p_ui.power(alpha), p_iu_t.power(alpha)
-    w = cross(p_iu_t, p_ui)  # P_iu P_ui, never a dense float64 or sparse items x items
+        p_ui, p_iu = p_ui.power(alpha), p_iu.power(alpha)
+    p_iu, p_ui = p_iu.tocsr(), p_ui.tocsc()
+    # P_iu P_ui a slice of columns at a time, each sparse product densified into W: never a
+    # sparse or float64 items x items matrix whole (each entry sums the same terms in the
+    # same order as the whole product does)
+    w = torch.empty(x.shape[1], x.shape[1])
+    for c in range(0, x.shape[1], GRAM_COLUMNS):
+        w[:, c:c + GRAM_COLUMNS] = torch.from_numpy((p_iu @ p_ui[:, c:c + GRAM_COLUMNS]).toarray())
     penalty = np.zeros_like(item_deg)
     penalty[item_deg > 0] = item_deg[item_deg > 0] ** -beta
     w *= torch.from_numpy(penalty.astype(np.float32))[None, :]
