@@ -99,6 +99,7 @@ def _serve(conn, threads: int) -> None:  # a worker process's loop
         except Exception as exc:  # noqa: BLE001 - a result or error that does not pickle
             conn.send((False, RuntimeError(f"the task's {'result' if reply[0] else 'error'} "
                                            f"could not be sent back: {exc}")))
+        del task, fn, args, reply  # sent: not held while the worker waits for, or runs, the next
 
 
 class _Worker:

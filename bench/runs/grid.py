@@ -84,6 +84,9 @@ def run_plan(p: Plan, executor, display=None, memory_mb: float | None = None
             if executor.parallel > 1:
                 record = dataclasses.replace(record, env={**record.env, **shared})
             finished.append(save(record, artifacts, p.out))
+            # the cell's weights and per-user values go before the next cell starts (the
+            # local executor runs it in `wait_one`, while these names would still hold them)
+            del result, record, artifacts
             display.finished(cell, finished[-1])
             start()
     except KeyboardInterrupt:

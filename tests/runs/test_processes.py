@@ -152,6 +152,31 @@ def test_a_cell_larger_than_memory_still_runs_alone(tmp_path):
     assert ex.started == [("huge", ()), ("small", ())]
 
 
+def test_a_cells_weights_are_freed_before_the_next_cell_runs(tmp_path):
+    """The local executor runs a cell inside `wait_one`: the grid must not hold the cell
+    before's weights meanwhile (at 26,744 items they are 2.9 GB, which the next cell's
+    measured peak would count)."""
+    import weakref
+
+    import torch
+
+    class Weighing(_Recording):
+        def __init__(self):
+            super().__init__(parallel=1)
+            self.before, self.alive = None, []
+
+        def wait_one(self, pending):
+            self.alive.append(self.before is not None and self.before() is not None)
+            (cell, (record, _)), rest = super().wait_one(pending)
+            weight = torch.zeros(1000)
+            self.before = weakref.ref(weight)
+            return (cell, (record, {"state_dict": {"weight": weight}})), rest
+
+    ex = Weighing()
+    grid.run_plan(_plan(tmp_path, {"a": (1.0, 10.0), "b": (1.0, 10.0), "c": (1.0, 10.0)}), ex)
+    assert ex.alive == [False, False, False]
+
+
 def test_workers_option_goes_with_processes(capsys):
     try:
         main(["run", "-m", "ease", "-d", "synthetic", "--executor", "local", "--workers", "2",
