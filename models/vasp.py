@@ -91,6 +91,10 @@ class _ZeroDiagonalProduct(torch.autograd.Function):
 
 
 class VASP(Recommender):
+    # weights, gradients and Adam's moments, and in the shallow part's backward its column
+    # view's blocks and the zero-diagonal product's copy (its items x items part dominates)
+    working_copies = 6.5
+
     def __init__(self, n_items: int, cfg: VASPConfig):
         super().__init__()
         self.cfg = cfg

@@ -128,6 +128,7 @@ SCORE_COPIES = 2
 # two): the engines' own working memory (autograd, dense batches, compiled kernels) by kind
 # of trainer, and a share of the data again (evaluation's and validation's index arrays)
 ENGINE_MB = {"epochs": 300.0, "closed-form": 50.0}
+FULL_BATCH_COPIES = 3  # rows x columns float32 arrays a full-batch L-BFGS step holds
 DATA_AGAIN = 0.25
 
 
@@ -148,9 +149,19 @@ def _footprint(cell: RunConfig, cache, base_mb: float) -> tuple[int, float]:
     more, the most that loading the data held at once (measured too)."""
     from aebench.bench.evaluation.evaluate import rows_per_batch
 
+    from aebench.bench.engines.batched import LBFGS_MEMORY
+    from aebench.bench.engines.train import recipe_for
+
     module, mcfg, (rows, cols) = _on_meta(cell, cache)
     values = sum(t.numel() for t in module.state_dict().values())
-    state = 4 * values * module.working_copies
+    copies, batch = module.working_copies, 0
+    recipe = recipe_for(mcfg, cell.mode) if module.trainer == "epochs" else None
+    if recipe is not None and recipe.optimizer == "lbfgs":
+        # its history of steps and gradient changes (2 x 10 copies), and the kernel
+        # autoencoders' full batch: every row's dense input, outputs and their gradients
+        copies = max(copies, 2 * LBFGS_MEMORY + 4)
+        batch = 4 * FULL_BATCH_COPIES * rows * cols
+    state = 4 * values * copies + batch
     held = rows if mcfg.rows == "item" else min(rows, rows_per_batch(module, (rows, cols)))
     scores = 4 * SCORE_COPIES * held * cols
     data = cache.resident_mb.get(cell.dataset, 0.0)

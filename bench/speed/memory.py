@@ -5,7 +5,8 @@
 cells keeps their pages: its figures would be the grid's, not the cell's) with one thread and
 an empty numba cache (a first run's compilation is part of its peak), and writes
 `DIR/estimates.jsonl` (one line per cell, kept across runs: a cell is measured once unless
-`--again`) and `DIR/README.md`, the table of estimate against measured peak. The refusal of a
+`--again`) and `DIR/README.md`, the table of estimate against measured peak (`--table`:
+that table alone, from the lines already there). The refusal of a
 plan that cannot fit rests on these estimates (`bench.runs.plan.peak_mb`);
 `tests/runs/test_memory_estimate.py` checks some families in CI with the same child.
 """
@@ -110,13 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-d", "--datasets", nargs="+", default=list(SHAPES))
     ap.add_argument("--out", default="results/memory")
     ap.add_argument("--again", action="store_true", help="measure cells already measured")
+    ap.add_argument("--table", action="store_true",
+                    help="measure nothing: write DIR/README.md from DIR/estimates.jsonl")
     args = ap.parse_args(argv)
     names = args.models or [n for n in models.list() if not models.config(n).features]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "estimates.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    for dataset in args.datasets:
+    for dataset in [] if args.table else args.datasets:
         for model in names:
             if not args.again and any(r["model"] == model and r["dataset"] == dataset
                                       for r in rows):
