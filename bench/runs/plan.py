@@ -147,10 +147,9 @@ def _footprint(cell: RunConfig, cache, base_mb: float) -> tuple[int, float]:
     the whole matrix, and for one whose rows are items, whose scores are turned into users'
     rows whole), and the engines' measured overheads (`ENGINE_MB`, `DATA_AGAIN`); or, where
     more, the most that loading the data held at once (measured too)."""
-    from aebench.bench.evaluation.evaluate import rows_per_batch
-
     from aebench.bench.engines.batched import LBFGS_MEMORY
     from aebench.bench.engines.train import recipe_for
+    from aebench.bench.evaluation.evaluate import rows_per_batch
 
     module, mcfg, (rows, cols) = _on_meta(cell, cache)
     values = sum(t.numel() for t in module.state_dict().values())

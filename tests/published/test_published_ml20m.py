@@ -15,8 +15,11 @@ def test_the_ml20m_experiment_plans_every_variant_on_data_of_its_shape(capsys, t
     listed = tomllib.loads(EXPERIMENT.read_text())["models"]
     from aebench.bench.cli import main
 
+    # whether every cell fits is the machine's question (higher-order EASE's three float64
+    # items x items matrices and VASP's Adam state estimate 20-21 GB: the edge of a 24 GB
+    # machine, refused or not by what else it holds); the plan is this test's
     assert main(["run", "--config", str(EXPERIMENT), "-d", "synthetic-ml20m", "--dry-run",
-                 "--data-dir", str(tmp_path)]) == 0
+                 "--data-dir", str(tmp_path), "--ignore-memory"]) == 0
     out = capsys.readouterr().out
     rows = [line.split("|")[1:-1] for line in out.splitlines()
             if line.startswith("| ") and not line.startswith("| model")]
