@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 
 from .base import Batch, LogUniform, ModelConfig, Recommender, Space
 from .item_item import gram
 from .registry import register
+from .sparse_ops import CSRBatch
 
 W_VAR, B_VAR = 2.0, 0.01  # the authors' W_std = sqrt(2), b_std = 0.1, squared
 
@@ -77,21 +77,20 @@ def dual(k: torch.Tensor, x: sp.csr_matrix, lam: float, block: int = 2048) -> to
     """(K + lam tr(K)/n I)^-1 X, the authors' regularisation (`jnp.abs(reg) * trace / n`),
     for a float64 kernel `k` (overwritten: its Cholesky factor, then the inverse, take its
     memory) and the binary support `x` (n x items, sparse); float32. The product with X
-    reads X's nonzero entries (an `embedding_bag` over each item's users: n nnz(X) flop,
-    where a dense Cholesky solve takes 2 n^2 items), `block` columns of the symmetric
-    inverse at a time."""
+    reads X's nonzero entries (X^T's sparse rows times the inverse, `CSRBatch.rows_times`:
+    n nnz(X) flop, where a dense Cholesky solve takes 2 n^2 items), `block` columns of the
+    symmetric inverse at a time."""
     n = k.shape[0]
     k.diagonal().add_(abs(lam) * k.diagonal().sum() / n)
     inv = torch.cholesky_inverse(torch.linalg.cholesky(k, out=k), out=k)
-    xt = x.T.tocsr()
-    bags = torch.from_numpy(xt.indices.astype(np.int64))
-    offsets = torch.from_numpy(xt.indptr[:-1].astype(np.int64))
+    xt = x.T.tocsr()  # X^T's rows: each item's users
+    pattern = CSRBatch(torch.from_numpy(xt.indptr.astype(np.int64)),
+                       torch.from_numpy(xt.indices.astype(np.int64)), n)
     weights = torch.from_numpy(xt.data.astype(np.float64))
     out = torch.empty(n, x.shape[1])
     for a in range(0, n, block):
         cols = inv[a:a + block].T.contiguous()  # columns a.. of the inverse, by symmetry
-        out[a:a + block] = F.embedding_bag(bags, cols, offsets, mode="sum",
-                                           per_sample_weights=weights).T
+        out[a:a + block] = pattern.rows_times(cols, weights).T  # (X^T inv[:, a..])^T
     return out
 
 

@@ -65,7 +65,7 @@ def keep_top_k(w: torch.Tensor, k: int, dim: int = 0, in_place: bool = False) ->
     for a in range(0, w.shape[1 - dim], TOP_K_BLOCK):
         part = out.narrow(1 - dim, a, min(TOP_K_BLOCK, w.shape[1 - dim] - a))
         idx = torch.sort(part, dim=dim, descending=True, stable=True).indices.narrow(dim, 0, k)
-        drop = torch.ones(part.shape, dtype=torch.bool).scatter_(dim, idx, False)
+        drop = torch.ones_like(part, dtype=torch.bool).scatter_(dim, idx, False)
         part.masked_fill_(drop, 0.0)
     return out
 

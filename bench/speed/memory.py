@@ -65,8 +65,7 @@ def table(rows: list[dict]) -> str:
     """The markdown table of `rows`: one line per family, estimate / measured per shape."""
     from tabulate import tabulate
 
-    shapes = sorted({r["dataset"] for r in rows}, key=lambda d: [r["dataset"] for r in
-                                                                 rows].index(d))
+    shapes = list(dict.fromkeys(r["dataset"] for r in rows))  # in the order first measured
     by = {(r["model"], r["dataset"]): r for r in rows}
     lines = []
     for model in sorted({r["model"] for r in rows}):
