@@ -56,6 +56,33 @@ def test_keep_top_k_keeps_the_k_largest_of_each_column_or_row():
     assert torch.equal(keep_top_k(w, 0, 0), w) and torch.equal(keep_top_k(w, 3, 0), w)
 
 
+def test_keep_top_k_gives_ties_at_the_cut_to_the_lower_index():
+    # a column of 3, 2, 2, 2, 1: the k-th value 2 is held by items 1, 2 and 3
+    w = torch.tensor([[3.0], [2.0], [2.0], [2.0], [1.0]])
+    assert keep_top_k(w, 2, 0).ravel().tolist() == [3.0, 2.0, 0.0, 0.0, 0.0]
+    assert keep_top_k(w, 3, 0).ravel().tolist() == [3.0, 2.0, 2.0, 0.0, 0.0]
+    assert keep_top_k(w.T, 2, 1).ravel().tolist() == [3.0, 2.0, 0.0, 0.0, 0.0]
+    # all tied: the first k
+    assert keep_top_k(torch.full((1, 4), -1.0), 2, 1).ravel().tolist() == [-1.0, -1.0, 0.0, 0.0]
+
+
+def test_keep_top_k_is_a_stable_descending_sort_cut_at_k(monkeypatch):
+    """The selection keeps what the first k of a stable descending sort keep, on integer
+    matrices full of ties, a few columns (or rows) per block."""
+    import aebench.models.item_item as item_item
+    g = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        n, m = torch.randint(2, 30, (2,), generator=g).tolist()
+        w = torch.randint(-3, 4, (n, m), generator=g).float()
+        monkeypatch.setattr(item_item, "TOP_K_BLOCK", trial % 5 + 1)
+        for dim in (0, 1):
+            k = int(torch.randint(1, w.shape[dim], (1,), generator=g)) if w.shape[dim] > 1 else 1
+            first = torch.sort(w, dim=dim, descending=True, stable=True).indices.narrow(dim, 0, k)
+            kept = torch.zeros_like(w, dtype=torch.bool).scatter_(dim, first, True)
+            want = torch.where(kept, w, torch.zeros_like(w))
+            assert torch.equal(keep_top_k(w, k, dim), want), (trial, dim, k)
+
+
 def test_itemknn_is_shrunk_cosine_with_top_k_neighbours(split):
     model, x, dense = fitted("itemknn", split, topk=5, shrink=3.0)
     norms = np.sqrt((dense ** 2).sum(0))
