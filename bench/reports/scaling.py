@@ -40,6 +40,19 @@ def measures(r: Record) -> dict[str, float | None]:
     return {"train_s": train, "eval_s": t.eval_s, "peak_mem_mb": t.peak_mem_mb}
 
 
+def machine(r: Record) -> str:
+    """The CPU a record ran on (its device's name on a GPU)."""
+    return r.env.get("device_name") or r.env.get("cpu") or "unknown"
+
+
+def main_machine(recs: list[Record]) -> str | None:
+    """The machine most of `recs` ran on (the first seen among equals)."""
+    counts: dict[str, int] = {}
+    for r in recs:
+        counts[machine(r)] = counts.get(machine(r), 0) + 1
+    return max(counts, key=counts.get) if counts else None
+
+
 def slope(points: list[tuple[float, float]]) -> float | None:
     """The log-log least-squares slope of (users, cost) points; None under two points."""
     points = [(u, c) for u, c in points if u and c and c > 0]
@@ -77,8 +90,19 @@ def write(root: Path = Path("results/scaling"), order: tuple[str, ...] = SHAPES,
              "file), or was refused by the dry run's memory estimate.", ""]
     users = {s: next((r.split.n_users for r in recs if r.dataset == s), None) for s in shapes}
     items = {s: next((r.split.n_items for r in recs if r.dataset == s), None) for s in shapes}
-    lines += ["| shape | users | items |", "|---|---|---|"]
-    lines += [f"| {s} | {users[s]:,} | {items[s]:,} |" for s in shapes]
+    main = main_machine(list(by.values()))
+    others = sorted({machine(r) for r in by.values()} - {main})
+    mark = {m: "†" * (i + 1) for i, m in enumerate(others)}
+    lines += ["| shape | users | items | machine |", "|---|---|---|---|"]
+    lines += [f"| {s} | {users[s]:,} | {items[s]:,} | "
+              f"{', '.join(sorted({machine(r) for r in by.values() if r.dataset == s}))} |"
+              for s in shapes]
+    if others:
+        lines += ["", f"Most cells ran on {main}; a figure marked "
+                  + "; ".join(f"{mark[m]} ran on {m}" for m in others)
+                  + ". Machines differ in speed (memory peaks much less): compare a marked "
+                  "figure with the others of its machine only; each slope is fitted to the "
+                  "points of one machine (the row's most common)."]
     slices = [s for s in shapes if (s.startswith("synthetic-ml20m") if slices is None
                                     else s in slices)]
     for key, title in MEASURES:
@@ -88,8 +112,12 @@ def write(root: Path = Path("results/scaling"), order: tuple[str, ...] = SHAPES,
             for s in shapes:
                 r = by.get((m, s))
                 v = measures(r)[key] if r else None
-                row.append("—" if v is None else f"{v:.3g}" if v < 100 else f"{v:,.0f}")
-            k = slope([(users[s], measures(by[m, s])[key]) for s in slices if (m, s) in by])
+                row.append("—" if v is None else (f"{v:.3g}" if v < 100 else f"{v:,.0f}")
+                           + mark.get(machine(r), ""))
+            points = [by[m, s] for s in slices if (m, s) in by]
+            same = main_machine(points)
+            k = slope([(users[r.dataset], measures(r)[key]) for r in points
+                       if machine(r) == same])
             row.append("—" if k is None else f"{k:.2f}")
             rows.append(row)
         lines += ["", f"## {title}", "",
@@ -100,22 +128,26 @@ def write(root: Path = Path("results/scaling"), order: tuple[str, ...] = SHAPES,
         flops = floor_flops(r)
         train = measures(r)["train_s"]
         if flops and train:
-            floors.append([m, s, f"{flops:.2e}", f"{train:,.1f}", f"{flops / train / 1e9:,.0f}"])
+            floors.append([m, s, f"{flops:.2e}", f"{train:,.1f}", f"{flops / train / 1e9:,.0f}",
+                           machine(r)])
     if floors:
         lines += ["", "## Against the floor", "",
                   "EASE's fit is bounded by about n^3 flop (n items: the Cholesky "
                   "factorisation and its inverse), a Mult-VAE epoch by about 6 x users x "
                   f"items x {WIDTH} (its dense first and last layers, forward and backward):", "",
                   tabulate(floors, headers=["model", "shape", "floor flop", "measured s",
-                                            "achieved GFLOP/s"],
+                                            "achieved GFLOP/s", "machine"],
                            tablefmt="github", disable_numparse=True)]
-    plot = _plot(root, recs, users, shapes)
+    plot = _plot(root, list(by.values()), users, shapes, main)
     out = root / "README.md"
     out.write_text("\n".join(lines) + "\n\n![costs against users](scaling.png)\n")
     return [out, plot]
 
 
-def _plot(root: Path, recs: list[Record], users: dict, shapes: list[str]) -> Path:
+def _plot(root: Path, recs: list[Record], users: dict, shapes: list[str],
+          main: str | None) -> Path:
+    """One panel per measure, a line per family through the points of the study's main
+    machine; a point from another machine is drawn apart (an unjoined open marker)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,13 +156,21 @@ def _plot(root: Path, recs: list[Record], users: dict, shapes: list[str]) -> Pat
     fig, axes = plt.subplots(1, len(MEASURES), figsize=(5 * len(MEASURES), 4.2))
     for ax, (key, title) in zip(np.atleast_1d(axes), MEASURES):
         for m in sorted({r.model for r in recs}):
-            pts = sorted((users[r.dataset], measures(r)[key]) for r in recs
-                         if r.model == m and r.dataset in shapes and measures(r)[key])
-            if pts:
-                ax.plot(*zip(*pts), marker="o", label=m)
+            mine = [r for r in recs if r.model == m and r.dataset in shapes
+                    and measures(r)[key]]
+            pts = sorted((users[r.dataset], measures(r)[key]) for r in mine
+                         if machine(r) == main)
+            apart = sorted((users[r.dataset], measures(r)[key]) for r in mine
+                           if machine(r) != main)
+            line = ax.plot(*zip(*pts), marker="o", label=m)[0] if pts else None
+            if apart:
+                ax.plot(*zip(*apart), linestyle="none", marker="o", fillstyle="none",
+                        color=line.get_color() if line else None,
+                        label=None if line else m)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("users")
+        ax.set_xlabel("users" + (f" (open markers: not on {main})"
+                                 if any(machine(r) != main for r in recs) else ""))
         ax.set_title(title, fontsize=9)
     np.atleast_1d(axes)[-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
