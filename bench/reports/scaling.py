@@ -18,6 +18,7 @@ family costs as the data grows from ML-1M's shape to ML-20M's, from the records 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +48,8 @@ def machine(r: Record) -> str:
 
 def main_machine(recs: list[Record]) -> str | None:
     """The machine most of `recs` ran on (the first seen among equals)."""
-    counts: dict[str, int] = {}
-    for r in recs:
-        counts[machine(r)] = counts.get(machine(r), 0) + 1
-    return max(counts, key=counts.get) if counts else None
+    counts = Counter(map(machine, recs)).most_common(1)
+    return counts[0][0] if counts else None
 
 
 def slope(points: list[tuple[float, float]]) -> float | None:

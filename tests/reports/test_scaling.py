@@ -2,7 +2,8 @@
 
 import pytest
 from aebench.bench.cli import main
-from aebench.bench.reports import scaling
+from aebench.bench.reports import report, scaling
+from aebench.bench.runs import records
 
 
 def test_slopes_by_hand():
@@ -56,7 +57,7 @@ def test_a_figure_from_another_machine_is_marked_and_left_out_of_the_slope(tmp_p
     row = next(line for line in evaluation.splitlines() if line.startswith("| popularity"))
     assert "†" in row.split("|")[4]  # the 800-user figure
     # the slope of the two Main CPU points, not of all three
-    recs = {r.dataset: r for r in scaling.report.ok(scaling.records.read(path))}
+    recs = {r.dataset: r for r in report.ok(records.read(path))}
     want = scaling.slope([(recs[s].split.n_users, scaling.measures(recs[s])["eval_s"])
                           for s in shapes[:2]])
     assert row.rstrip(" |").endswith(f"{want:.2f}")
