@@ -324,3 +324,52 @@ def test_the_gram_matrix_over_blocks_of_users_is_the_whole_product(monkeypatch):
     ratings = gram(x, torch.float64, block_bytes=3 * 4 * 12).numpy()
     assert np.allclose(ratings, (x.T @ x).toarray(), rtol=1e-6)
     assert gram(sp.csr_matrix((0, 4), dtype=np.float32)).abs().sum() == 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_gram_matrix_by_pairs_of_entries_is_the_dense_paths_product(monkeypatch, threads):
+    """Both ways `gram` has give X^T X: by pairs of each user's entries (a band of rows a
+    task, bands a few rows wide so that many tasks split the rows, indices unsorted, empty
+    users and items) exactly on binary data and to float64 rounding on ratings, and the dense
+    path the same; the work count picks pairs on sparse data and the dense path on rows that
+    hold most columns."""
+    from aebench.models import item_item
+    from aebench.models.item_item import gram
+
+    monkeypatch.setattr(item_item, "PAIR_ROWS", 3)
+    monkeypatch.setattr(item_item, "PAIR_TASKS", 7)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x = sp.random(80, 30, density=0.15, format="csr", random_state=1, dtype=np.float32)
+        x.data = np.round(x.data * 9 + 1) / 2            # half stars
+        keep = np.ones(x.shape, bool)
+        keep[5] = keep[:, 7] = False                      # an empty user, an empty item
+        x = x.multiply(sp.csr_matrix(keep.astype(np.float32))).tocsr()
+        x.eliminate_zeros()
+        x.sort_indices()
+        assert x.getnnz(axis=1)[5] == 0 and x.getnnz(axis=0)[7] == 0
+        for r in range(x.shape[0]):                       # each row's entries reversed
+            s, e = x.indptr[r], x.indptr[r + 1]
+            x.indices[s:e] = x.indices[s:e][::-1].copy()
+            x.data[s:e] = x.data[s:e][::-1].copy()
+        x.has_sorted_indices = False
+        binary = x.copy()
+        binary.data[:] = 1
+        for cost in (0, 10 ** 9):                         # 0: pairs always; 10^9: dense
+            monkeypatch.setattr(item_item, "PAIR_COST", cost)
+            assert torch.equal(gram(binary), torch.from_numpy((binary.T @ binary).toarray()))
+            want = (x.astype(np.float64).T @ x.astype(np.float64)).toarray()
+            got = gram(x, torch.float64)
+            assert got.dtype == torch.float64
+            assert np.allclose(got.numpy(), want, rtol=1e-6, atol=0)
+    finally:
+        torch.set_num_threads(old)
+    monkeypatch.setattr(item_item, "PAIR_COST", 8)
+    taken = []
+    monkeypatch.setattr(item_item, "_gram_pairs", lambda x, dtype: taken.append("pairs"))
+    monkeypatch.setattr(item_item, "_gram_block",
+                        lambda *a: taken.append("dense") or torch.zeros(a[0].shape[1], 0))
+    gram(sp.random(2000, 500, density=0.01, format="csr", random_state=0, dtype=np.float32))
+    gram(sp.random(20, 500, density=0.9, format="csr", random_state=0, dtype=np.float32))
+    assert taken == ["pairs", "dense"]
