@@ -15,11 +15,10 @@ from .base import Batch, Recommender
 from .sparse_ops import held_blocks
 
 GRAM_BLOCK_BYTES = 1 << 30  # the dense users x items block the dense path holds at once
-# the pair path is taken where its multiply-adds, the sum of each row's entry count squared,
-# are fewer than the dense path's (one per stored entry and item) over PAIR_COST: a pair's
-# update is a scattered read-modify-write, the dense path's a streamed, vectorised one (at
-# ML-1M's density the pair path was 1.8-2.7x faster with 9.5-17x fewer updates; at ML-20M's
-# shape 10x faster with 180x fewer)
+# the pair path is taken where its updates, the sum of each row's entry count squared, are
+# fewer than the dense path's (one per stored entry and item) over PAIR_COST: a pair's update
+# is a scattered read-modify-write, the dense path's a streamed, vectorised one (the ratio
+# measured at ML-1M's density and ML-20M's shape is in docs/speed.md)
 PAIR_COST = 8
 PAIR_ROWS = 256  # rows of X^T X a pair task fills (27 MB at 26,744 items: the cache's scale)
 PAIR_TASKS = 256  # a task holds at most about this fraction of the pairs, for balance
@@ -32,11 +31,11 @@ def gram(x: sp.csr_matrix, dtype: torch.dtype = torch.float32,
 
     - pairs (sparse data, every MovieLens shape): for each user, every pair of their entries
       adds x_ui x_uj to (i, j), Sum_u nnz_u^2 updates, in a compiled kernel whose tasks each
-      own a band of rows (`_gram_pairs`). At ML-20M's shape this replaced the dense path's
-      41 s by 3.5 s (2 threads).
-    - dense (rows with a large share of the columns, e.g. the infinite-width autoencoder's
-      items x users support): over blocks of users of at most `block_bytes` of float32, an
-      `embedding_bag` sums for each item the dense rows of the block's users who have it.
+      own a band of rows (`_gram_pairs`): it reads only pairs that exist, where the dense
+      path reads a dense row of the block for every stored entry.
+    - dense (rows that hold a large share of the columns): over blocks of users of at most
+      `block_bytes` of float32, an `embedding_bag` sums for each item the dense rows of the
+      block's users who have it.
 
     Binary data gives integer counts, exact in float32 up to 2^24."""
     n_users, n_items = x.shape
