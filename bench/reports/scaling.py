@@ -152,26 +152,32 @@ def _plot(root: Path, recs: list[Record], users: dict, shapes: list[str],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(MEASURES), figsize=(5 * len(MEASURES), 4.2))
+    # a colour and a marker of its own for each family (more families than one palette's
+    # ten colours), the same in every panel
+    families = sorted({r.model for r in recs})
+    colors = plt.get_cmap("tab20").colors
+    style = {m: {"color": colors[i % len(colors)], "marker": "os^Dv<>ph*"[i % 10]}
+             for i, m in enumerate(families)}
+    fig, axes = plt.subplots(1, len(MEASURES), figsize=(5 * len(MEASURES) + 1.5, 4.2))
     for ax, (key, title) in zip(np.atleast_1d(axes), MEASURES):
-        for m in sorted({r.model for r in recs}):
+        for m in families:
             mine = [r for r in recs if r.model == m and r.dataset in shapes
                     and measures(r)[key]]
             pts = sorted((users[r.dataset], measures(r)[key]) for r in mine
                          if machine(r) == main)
             apart = sorted((users[r.dataset], measures(r)[key]) for r in mine
                            if machine(r) != main)
-            line = ax.plot(*zip(*pts), marker="o", label=m)[0] if pts else None
+            if pts:
+                ax.plot(*zip(*pts), label=m, **style[m])
             if apart:
-                ax.plot(*zip(*apart), linestyle="none", marker="o", fillstyle="none",
-                        color=line.get_color() if line else None,
-                        label=None if line else m)
+                ax.plot(*zip(*apart), linestyle="none", fillstyle="none",
+                        label=None if pts else m, **style[m])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("users" + (f" (open markers: not on {main})"
                                  if any(machine(r) != main for r in recs) else ""))
         ax.set_title(title, fontsize=9)
-    np.atleast_1d(axes)[-1].legend(fontsize=7, loc="best")
+    np.atleast_1d(axes)[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     path = root / "scaling.png"
     fig.savefig(path, dpi=110)
