@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Batch, Recommender
-from .sparse_ops import held_blocks
+from .sparse_ops import held_blocks, numba_threads
 
 GRAM_BLOCK_BYTES = 1 << 30  # the dense users x items block the dense path holds at once
 # the pair path is taken where its updates, the sum of each row's entry count squared, are
@@ -84,10 +84,8 @@ def _gram_pairs(x: sp.csr_matrix, dtype: torch.dtype) -> torch.Tensor:
                               else np.empty(0), side="right")
     bounds = np.unique(np.concatenate([[0, n], np.arange(0, n, PAIR_ROWS), by_work]))
     out = np.zeros((n, n), dtype=np_dtype)
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(threads)
     _pairs_add(indptr, indices, x.data.astype(np_dtype), bounds.astype(np.int64), out,
-               threads)
+               numba_threads())
     return torch.from_numpy(out)
 
 

@@ -36,7 +36,7 @@ from torch import nn
 
 from .base import Batch, Flops, IntRange, LogUniform, ModelConfig, Recipe, Recommender, Space
 from .registry import register
-from .sparse_ops import sampled_linear, sparse_linear
+from .sparse_ops import numba_threads, sampled_linear, sparse_linear
 
 
 def sparsifying_kernel(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -59,10 +59,6 @@ def _kernel_grads(g, w, k, gs, g2, dw, dd2):  # pragma: no cover - compiled
 def _compiled(weight: torch.Tensor) -> bool:
     """Whether `_KernelWeight` takes its compiled passes (float32 on CPU)."""
     return weight.device.type == "cpu" and weight.dtype == torch.float32
-
-
-def _threads() -> None:
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
@@ -102,7 +98,7 @@ class _KernelWeight(torch.autograd.Function):
         if _compiled(weight):
             k, eff = torch.empty_like(weight), torch.empty_like(weight)
             sums = torch.empty(weight.shape[0], 2)
-            _threads()
+            numba_threads()
             _kernel_forward(weight.detach().contiguous().numpy(), u.detach().numpy(),
                             v.detach().t().contiguous().numpy(), k.numpy(), eff.numpy(),
                             sums.numpy())
@@ -127,7 +123,7 @@ class _KernelWeight(torch.autograd.Function):
         g_eff = g_eff.contiguous()
         if _compiled(weight):
             dw, dd2 = torch.empty_like(weight), torch.empty_like(weight)
-            _threads()
+            numba_threads()
             _kernel_grads(g_eff.numpy(), weight.detach().numpy(), k.numpy(), gs, g2,
                           dw.numpy(), dd2.numpy())
         else:

@@ -34,6 +34,7 @@ import torch
 from .base import IntRange, LogUniform, ModelConfig, Space
 from .item_item import ItemItem, gram, keep_top_k
 from .registry import register
+from .sparse_ops import numba_threads
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def slim_weights(x: sp.csr_matrix, alpha: float, l1_ratio: float, topk: int,
     g = gram(x, torch.float64).numpy()
     xc = sp.csc_matrix(x)
     xc.sort_indices()
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    numba_threads()
     if switch is None:
         switch = max(1, xc.nnz // max(1, x.shape[1]))
     wt = _enet_columns(g, xc.indptr.astype(np.int64), xc.indices.astype(np.int64),

@@ -103,6 +103,14 @@ def bag_sum(indices: torch.Tensor, table: torch.Tensor, offsets: torch.Tensor,
                       for block in blocks], dim=1)
 
 
+def numba_threads() -> int:
+    """Set numba's threads to torch's (what the executor gave this worker), within numba's
+    pool, before a compiled parallel kernel; the count set."""
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads)
+    return threads
+
+
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
 def _sddmm_add(crow, cols, h, w, out):  # pragma: no cover - compiled
     """out[e] += h[r] . w[cols[e]] for each entry e of row r (one column block)."""
@@ -127,7 +135,7 @@ def _sddmm(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
     out = bias.detach().index_select(0, batch.cols)
     crow, cols, o = batch.crow.numpy(), batch.cols.numpy(), out.numpy()
     h = h.detach()
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    numba_threads()
     for lo, block in zip(range(0, weight.shape[1], BLOCK), blocks):
         _sddmm_add(crow, cols, h[:, lo:lo + BLOCK].contiguous().numpy(), block.numpy(), o)
     return out
